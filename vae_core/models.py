@@ -1,0 +1,239 @@
+"""Model builders: every model is an encoder, a decoder with its OWN Input, and the composite.
+
+The composite is wired exactly as in the Keras examples, `decoder(encoder(x)[2])` for a VAE and
+`decoder(encoder(x))` for the denoising autoencoder, so the three models share their weights and the
+app can show each one. Training goes through `Trainer`, a thin keras.Model with a custom train_step
+that tracks reconstruction and KL separately; what is saved is the composite (a functional model,
+loadable in safe mode).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+from vae_core.layers import Sampling
+from vae_core.specs import ModelSpec
+
+# Names a reader meets in summaries, diagrams and the app.
+ENCODER_INPUT, DECODER_INPUT, LABEL_INPUT = "encoder_input", "decoder_input", "label_input"
+LOGITS = "decoder_logits"  # the last layer before the sigmoid: the trainer takes its loss from here
+
+
+@dataclass
+class ModelBundle:
+    """The three models of one autoencoder, sharing weights, plus what it is."""
+
+    spec: ModelSpec
+    encoder: keras.Model
+    decoder: keras.Model
+    composite: keras.Model
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- the encoder
+def _latent_head(h, spec: ModelSpec):
+    """Dense features -> (z_mean, z_log_var, z) for a VAE, or the latent vector for the DAE."""
+    if not spec.is_vae:
+        return layers.Dense(spec.latent_dim, name="latent_vector")(h)
+    z_mean = layers.Dense(spec.latent_dim, name="z_mean")(h)
+    z_log_var = layers.Dense(spec.latent_dim, name="z_log_var")(h)
+    z = Sampling(always_sample=spec.always_sample, name="z")([z_mean, z_log_var])
+    return [z_mean, z_log_var, z]
+
+
+def build_encoder(spec: ModelSpec) -> keras.Model:
+    """Image (and, for the conditional VAE, its label) -> z_mean, z_log_var, z (DAE: one vector)."""
+    image = keras.Input(shape=spec.image_shape, name=ENCODER_INPUT)
+    inputs = [image]
+    if spec.kind in ("conv_vae", "conv_dae"):
+        h = layers.Conv2D(32, 3, strides=2, padding="same", activation="relu", name="conv_1")(image)
+        h = layers.Conv2D(64, 3, strides=2, padding="same", activation="relu", name="conv_2")(h)
+        h = layers.Flatten(name="flatten")(h)
+        if spec.is_vae:  # the DAE goes straight from the conv features to its latent vector
+            h = layers.Dense(spec.hidden, activation="relu", name="dense")(h)
+    else:
+        h = layers.Flatten(name="flatten")(image)
+        if spec.is_conditional:
+            label = keras.Input(shape=(), dtype="int32", name=LABEL_INPUT)
+            inputs.append(label)
+            onehot = layers.CategoryEncoding(spec.num_classes, "one_hot", name="label_onehot")(label)
+            h = layers.Concatenate(name="image_and_label")([h, onehot])
+        h = layers.Dense(spec.hidden, activation="relu", name="dense")(h)
+    return keras.Model(inputs if len(inputs) > 1 else image, _latent_head(h, spec), name="encoder")
+
+
+# ---------------------------------------------------------------- the decoder
+def build_decoder(spec: ModelSpec) -> keras.Model:
+    """Its own Input: the latent vector (and the label, conditional VAE) -> an image in [0, 1]."""
+    latent = keras.Input(shape=(spec.latent_dim,), name=DECODER_INPUT)
+    inputs = [latent]
+    h = latent
+    if spec.is_conditional:
+        label = keras.Input(shape=(), dtype="int32", name=LABEL_INPUT)
+        inputs.append(label)
+        onehot = layers.CategoryEncoding(spec.num_classes, "one_hot", name="label_onehot")(label)
+        h = layers.Concatenate(name="latent_and_label")([latent, onehot])
+    height, width, channels = spec.image_shape
+    if spec.kind in ("conv_vae", "conv_dae"):
+        h = layers.Dense((height // 4) * (width // 4) * 64, activation="relu", name="dense")(h)
+        h = layers.Reshape((height // 4, width // 4, 64), name="reshape")(h)
+        h = layers.Conv2DTranspose(64, 3, strides=2, padding="same", activation="relu", name="deconv_1")(h)
+        h = layers.Conv2DTranspose(32, 3, strides=2, padding="same", activation="relu", name="deconv_2")(h)
+        logits = layers.Conv2DTranspose(channels, 3, padding="same", name=LOGITS)(h)
+    else:
+        h = layers.Dense(spec.hidden, activation="relu", name="dense")(h)
+        h = layers.Dense(height * width * channels, name=LOGITS)(h)
+        logits = layers.Reshape(spec.image_shape, name="reshape")(h)
+        # Reshape comes after the logits Dense; the trainer reads LOGITS and reshapes itself.
+    image = layers.Activation("sigmoid", name="decoder_output")(logits)
+    return keras.Model(inputs if len(inputs) > 1 else latent, image, name="decoder")
+
+
+# ---------------------------------------------------------------- the composite
+def build_composite(spec: ModelSpec, encoder: keras.Model, decoder: keras.Model) -> keras.Model:
+    """decoder(encoder(x)[2]) for a VAE, decoder(encoder(x)) for the DAE; weights are shared."""
+    image = keras.Input(shape=spec.image_shape, name=ENCODER_INPUT)
+    if spec.is_conditional:
+        label = keras.Input(shape=(), dtype="int32", name=LABEL_INPUT)
+        z = encoder([image, label])[2]
+        return keras.Model([image, label], decoder([z, label]), name="vae")
+    if spec.is_vae:
+        return keras.Model(image, decoder(encoder(image)[2]), name="vae")
+    return keras.Model(image, decoder(encoder(image)), name="dae")
+
+
+def build_model(spec: ModelSpec) -> ModelBundle:
+    """A fresh, untrained model of the given spec."""
+    encoder, decoder = build_encoder(spec), build_decoder(spec)
+    return ModelBundle(spec, encoder, decoder, build_composite(spec, encoder, decoder))
+
+
+def bundle_from_composite(
+    composite: keras.Model, spec: ModelSpec | None = None, meta: dict | None = None
+) -> ModelBundle:
+    """Split a loaded composite back into its encoder and decoder (they are its nested models)."""
+    encoder, decoder = composite.get_layer("encoder"), composite.get_layer("decoder")
+    spec = spec or infer_spec(composite)
+    return ModelBundle(spec, encoder, decoder, composite, dict(meta or {}))
+
+
+def infer_spec(composite: keras.Model) -> ModelSpec:
+    """Recover a ModelSpec from a composite's structure (for imported files without metadata)."""
+    encoder, decoder = composite.get_layer("encoder"), composite.get_layer("decoder")
+    names = {layer.name for layer in encoder.layers}
+    is_vae = "z_mean" in names
+    conditional = len(encoder.inputs) == 2
+    conv = "conv_1" in names
+    kind = "cvae" if conditional else ("conv_vae" if conv else "mlp_vae") if is_vae else "conv_dae"
+    latent_dim = int(decoder.inputs[0].shape[-1])
+    hidden = encoder.get_layer("dense").units if "dense" in names else 256
+    sampling = [layer for layer in encoder.layers if isinstance(layer, Sampling)]
+    return ModelSpec(
+        kind=kind,
+        latent_dim=latent_dim,
+        hidden=int(hidden),
+        always_sample=bool(sampling and sampling[0].always_sample),
+        image_shape=tuple(int(d) for d in encoder.inputs[0].shape[1:]),
+    )
+
+
+def set_always_sample(bundle: ModelBundle, always_sample: bool) -> None:
+    """Switch between the Mult-VAE Sampling (mean at prediction) and the keras-io one (always sample)."""
+    for layer in bundle.encoder.layers:
+        if isinstance(layer, Sampling):
+            layer.always_sample = bool(always_sample)
+    bundle.spec.always_sample = bool(always_sample)
+
+
+# ---------------------------------------------------------------- losses
+def reconstruction_loss(spec: ModelSpec, target, logits):
+    """Per image: BCE summed over pixels (from logits: fused and stable), or summed squared error."""
+    target = ops.reshape(target, (ops.shape(target)[0], -1))
+    logits = ops.reshape(logits, (ops.shape(logits)[0], -1))
+    if spec.reconstruction == "mse":
+        return ops.sum(ops.square(target - ops.sigmoid(logits)), axis=1)
+    return ops.sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=logits), axis=1)
+
+
+def kl_divergence(z_mean, z_log_var):
+    """Per image: KL(q(z|x) || N(0, I)) in nats."""
+    return -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=1)
+
+
+# ---------------------------------------------------------------- training
+class Trainer(keras.Model):
+    """Trains a ModelBundle with the loss terms tracked separately (as the keras-io VAE does).
+
+    Data: VAE `x` (or `(x, label)` for the conditional VAE); DAE `(noisy, clean)`.
+    """
+
+    def __init__(self, bundle: ModelBundle, **kwargs):
+        super().__init__(**kwargs)
+        self.spec = bundle.spec
+        self.encoder, self.decoder = bundle.encoder, bundle.decoder
+        # Same weights as the decoder, but ending at the logits, so the loss can fuse the sigmoid.
+        self.decoder_logits = keras.Model(
+            bundle.decoder.inputs, bundle.decoder.get_layer(LOGITS).output, name="decoder_logits"
+        )
+        # The KL weight (beta, ramped during warm-up); a variable so fit() need not retrace.
+        self.kl_weight = keras.Variable(float(bundle.spec.beta), trainable=False, name="kl_weight")
+        self.total_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
+
+    @property
+    def metrics(self):
+        trackers = [self.total_tracker, self.reconstruction_tracker]
+        return trackers + [self.kl_tracker] if self.spec.is_vae else trackers
+
+    def _split(self, data):
+        """-> (encoder inputs, decoder extra inputs, target)."""
+        if not self.spec.is_vae:
+            noisy, clean = data
+            return noisy, None, clean
+        if self.spec.is_conditional:
+            x, label = data
+            return [x, label], label, x
+        return data, None, data
+
+    def compute_losses(self, data, training: bool):
+        enc_in, label, target = self._split(data)
+        if not self.spec.is_vae:
+            rec = reconstruction_loss(self.spec, target, self.decoder_logits(self.encoder(enc_in)))
+            rec = ops.mean(rec)
+            return rec, rec, None
+        # z is sampled in evaluation too: the ELBO is an expectation over q(z|x).
+        z_mean, z_log_var, z = self.encoder(enc_in, training=True)
+        logits = self.decoder_logits([z, label] if label is not None else z, training=training)
+        rec = ops.mean(reconstruction_loss(self.spec, target, logits))
+        kl = ops.mean(kl_divergence(z_mean, z_log_var))
+        return rec + self.kl_weight * kl, rec, kl
+
+    def _track(self, total, rec, kl):
+        self.total_tracker.update_state(total)
+        self.reconstruction_tracker.update_state(rec)
+        if kl is not None:
+            self.kl_tracker.update_state(kl)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            total, rec, kl = self.compute_losses(data, training=True)
+        grads = tape.gradient(total, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
+        return self._track(total, rec, kl)
+
+    def test_step(self, data):
+        return self._track(*self.compute_losses(data, training=False))
+
+    def call(self, inputs, training=None):
+        enc_out = self.encoder(inputs, training=training)
+        z = enc_out[2] if self.spec.is_vae else enc_out
+        if self.spec.is_conditional:
+            return self.decoder([z, inputs[1]], training=training)
+        return self.decoder(z, training=training)
