@@ -61,7 +61,9 @@ def build_encoder(spec: ModelSpec) -> keras.Model:
         if spec.is_conditional:
             label = keras.Input(shape=(), dtype="int32", name=LABEL_INPUT)
             inputs.append(label)
-            onehot = layers.CategoryEncoding(spec.num_classes, "one_hot", name="label_onehot")(label)
+            onehot = layers.CategoryEncoding(spec.num_classes, "one_hot", name="label_onehot")(
+                label
+            )
             h = layers.Concatenate(name="image_and_label")([h, onehot])
         h = layers.Dense(spec.hidden, activation="relu", name="dense")(h)
     return keras.Model(inputs if len(inputs) > 1 else image, _latent_head(h, spec), name="encoder")
@@ -82,8 +84,12 @@ def build_decoder(spec: ModelSpec) -> keras.Model:
     if spec.kind in ("conv_vae", "conv_dae"):
         h = layers.Dense((height // 4) * (width // 4) * 64, activation="relu", name="dense")(h)
         h = layers.Reshape((height // 4, width // 4, 64), name="reshape")(h)
-        h = layers.Conv2DTranspose(64, 3, strides=2, padding="same", activation="relu", name="deconv_1")(h)
-        h = layers.Conv2DTranspose(32, 3, strides=2, padding="same", activation="relu", name="deconv_2")(h)
+        h = layers.Conv2DTranspose(
+            64, 3, strides=2, padding="same", activation="relu", name="deconv_1"
+        )(h)
+        h = layers.Conv2DTranspose(
+            32, 3, strides=2, padding="same", activation="relu", name="deconv_2"
+        )(h)
         logits = layers.Conv2DTranspose(channels, 3, padding="same", name=LOGITS)(h)
     else:
         h = layers.Dense(spec.hidden, activation="relu", name="dense")(h)

@@ -36,7 +36,9 @@ class ModelSpec:
     def __post_init__(self) -> None:
         self.image_shape = tuple(self.image_shape)
         if self.kind not in MODEL_KINDS:
-            raise UserError(f"Unknown model kind {self.kind!r}; choose one of {', '.join(MODEL_KINDS)}.")
+            raise UserError(
+                f"Unknown model kind {self.kind!r}; choose one of {', '.join(MODEL_KINDS)}."
+            )
         if not 1 <= int(self.latent_dim) <= 512:
             raise UserError("The latent size must be between 1 and 512.")
         if not 8 <= int(self.hidden) <= 4096:
@@ -84,7 +86,9 @@ class TrainSpec:
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
-            raise UserError(f"Unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}.")
+            raise UserError(
+                f"Unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}."
+            )
         if not 1 <= int(self.epochs) <= 1000:
             raise UserError("Epochs must be between 1 and 1000.")
         if not 1 <= int(self.batch_size) <= 8192:
@@ -94,9 +98,13 @@ class TrainSpec:
         if self.kl_warmup_epochs < 0:
             raise UserError("KL warm-up epochs must be zero or more.")
         if self.noise not in NOISE_KINDS:
-            raise UserError(f"Unknown noise {self.noise!r}; choose one of {', '.join(NOISE_KINDS)}.")
+            raise UserError(
+                f"Unknown noise {self.noise!r}; choose one of {', '.join(NOISE_KINDS)}."
+            )
         if self.strategy not in STRATEGIES:
-            raise UserError(f"Unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}.")
+            raise UserError(
+                f"Unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,0 +1,1 @@
+"""The page scripts, run by st.navigation from app.py; `shared` holds what they have in common."""

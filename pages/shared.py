@@ -1,0 +1,113 @@
+"""What every page shares: the store, cached models, the active model in the sidebar, error display.
+
+The active model lives in `st.query_params["model"]`, so a copied URL opens the same model.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from vae_core.errors import UserError
+from vae_core.models import ModelBundle
+from vae_core.specs import KIND_LABELS
+from vae_core.store import Store, StoreEntry, default_store
+
+MODEL_PARAM = "model"
+
+
+def store() -> Store:
+    """The model store (cheap to make: it only holds paths, so a fresh one sees new models)."""
+    return default_store()
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=16)
+def _load(name: str, stamp: float) -> ModelBundle:
+    # `stamp` (the file's mtime) keys the cache, so a retrained model under the same name reloads.
+    return store().load(name)
+
+
+def load_bundle(entry: StoreEntry) -> ModelBundle:
+    """A store entry's models, loaded once per server and shared by every visitor."""
+    return _load(entry.name, entry.path.stat().st_mtime)
+
+
+def usable_entries(kinds: tuple[str, ...] | None = None) -> list[StoreEntry]:
+    """Store entries that can be loaded, optionally only of the given kinds."""
+    return [e for e in store().list() if e.error is None and (kinds is None or e.kind in kinds)]
+
+
+def _describe(entry: StoreEntry) -> str:
+    meta = entry.meta
+    parts = [KIND_LABELS.get(entry.kind, entry.kind), f"latent size {entry.latent_dim}"]
+    if meta.get("dataset"):
+        parts.append(
+            f"trained on {meta['dataset']}"
+            + (f", {meta['epochs']} epochs" if meta.get("epochs") else "")
+        )
+    metrics = meta.get("test_metrics") or {}
+    if "neg_elbo" in metrics:
+        parts.append(f"test −ELBO {metrics['neg_elbo']:.1f} nats")
+    if "psnr" in metrics:
+        parts.append(f"test PSNR {metrics['psnr']:.1f} dB, SSIM {metrics.get('ssim', 0):.3f}")
+    if entry.shipped:
+        parts.append("shipped with VAE Lab")
+    return " · ".join(parts)
+
+
+def render_sidebar() -> None:
+    """The model picker every page shares; the choice is kept in the URL."""
+    entries = store().list()
+    good = [e for e in entries if e.error is None]
+    with st.sidebar:
+        st.subheader("Active model")
+        if not good:
+            st.info(
+                "No trained models yet. Train one on the **Train** page; it appears here when done."
+            )
+            st.session_state["active_entry"] = None
+        else:
+            names = [e.name for e in good]
+            wanted = st.query_params.get(MODEL_PARAM)
+            index = names.index(wanted) if wanted in names else 0
+            name = st.selectbox("Model", names, index=index, key="sidebar_model",
+                                help="Every page uses this model. The choice is kept in the page address, "
+                                "so a copied link opens the same model.")  # fmt: skip
+            if st.query_params.get(MODEL_PARAM) != name:
+                st.query_params[MODEL_PARAM] = name
+            entry = good[names.index(name)]
+            st.session_state["active_entry"] = entry
+            st.caption(_describe(entry))
+        broken = [e for e in entries if e.error is not None]
+        if broken:
+            with st.expander(f"{len(broken)} model file(s) could not be read"):
+                for e in broken:
+                    st.caption(f"**{e.name}**: {e.error}")
+
+
+def active_entry() -> StoreEntry | None:
+    """The model chosen in the sidebar, or None when the store is empty."""
+    return st.session_state.get("active_entry")
+
+
+def active_bundle(kinds: tuple[str, ...] | None = None, purpose: str = "") -> ModelBundle | None:
+    """Load the active model; if it is missing or of the wrong kind, say what to do and return None."""
+    entry = active_entry()
+    if entry is None:
+        st.info(
+            "There is no trained model yet. Go to **Train**, start a run, and come back when it finishes."
+        )
+        return None
+    if kinds is not None and entry.kind not in kinds:
+        wanted = " or ".join(KIND_LABELS[k] for k in kinds)
+        st.warning(f"{purpose or 'This page'} needs a {wanted}; pick one in the sidebar.")
+        return None
+    try:
+        return load_bundle(entry)
+    except UserError as err:
+        st.error(str(err))
+        return None
+
+
+def show_error(err: UserError) -> None:
+    """One clear sentence in the page, never a traceback."""
+    st.error(str(err))

@@ -1,0 +1,217 @@
+"""What the pages ask of a trained model: round trips, prior samples, manifolds, interpolation, denoising.
+
+Everything is batched: a 30x30 manifold is ONE decoder call (the keras-io example makes 900), and the
+models are called directly rather than through `predict`, whose per-call set-up dominates small batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vae_core.errors import UserError
+from vae_core.models import ModelBundle
+
+
+def _images(x: np.ndarray) -> np.ndarray:
+    """(28,28) / (N,28,28) / (N,28,28,1), uint8 or float -> float32 (N,28,28,1) in [0,1]."""
+    a = np.asarray(x)
+    a = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim == 3:
+        a = a[..., None]
+    return a
+
+
+def _labels(bundle: ModelBundle, labels, n: int) -> np.ndarray | None:
+    """The conditional VAE needs a label per image; the others ignore it."""
+    if not bundle.spec.is_conditional:
+        return None
+    if labels is None:
+        raise UserError("The conditional VAE needs to know which digit to draw: pick a label 0-9.")
+    y = np.broadcast_to(np.asarray(labels, dtype=np.int32), (n,)).copy()
+    if y.min() < 0 or y.max() >= bundle.spec.num_classes:
+        raise UserError(f"Labels must be between 0 and {bundle.spec.num_classes - 1}.")
+    return y
+
+
+def _require_vae(bundle: ModelBundle, what: str) -> None:
+    if not bundle.spec.is_vae:
+        raise UserError(
+            f"A denoising autoencoder has no prior over its latent space, so it cannot {what}; "
+            "choose a VAE model in the sidebar."
+        )
+
+
+def encode(bundle: ModelBundle, x: np.ndarray, labels=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Images -> (z_mean, z_log_var); for the DAE -> (latent vector, None)."""
+    xb = _images(x)
+    y = _labels(bundle, labels, len(xb))
+    out = bundle.encoder([xb, y] if y is not None else xb, training=False)
+    if not bundle.spec.is_vae:
+        return np.asarray(out), None
+    return np.asarray(out[0]), np.asarray(out[1])
+
+
+def decode(bundle: ModelBundle, z: np.ndarray, labels=None) -> np.ndarray:
+    """Latent vectors (N, latent_dim) -> images (N, 28, 28) in [0, 1], in one decoder call."""
+    z = np.atleast_2d(np.asarray(z, dtype=np.float32))
+    if z.shape[1] != bundle.spec.latent_dim:
+        raise UserError(
+            f"This model's latent space has {bundle.spec.latent_dim} dimensions, not {z.shape[1]}."
+        )
+    y = _labels(bundle, labels, len(z))
+    out = bundle.decoder([z, y] if y is not None else z, training=False)
+    return np.asarray(out)[..., 0]
+
+
+def reconstruction_error(x: np.ndarray, recon: np.ndarray) -> np.ndarray:
+    """Mean squared pixel error per image (0 = identical, 1 = opposite)."""
+    x, recon = _images(x), _images(recon)
+    return np.mean((x - recon) ** 2, axis=(1, 2, 3))
+
+
+@dataclass
+class RoundTrip:
+    """Everything the round-trip page shows for a batch of N digits (K samples each)."""
+
+    inputs: np.ndarray  # (N,28,28)
+    z_mean: np.ndarray  # (N,D): for the DAE, its latent vector
+    sigma: np.ndarray | None  # (N,D) exp(z_log_var / 2); None for the DAE
+    z_samples: np.ndarray | None  # (N,K,D) z = z_mean + sigma * eps
+    decoded_mean: np.ndarray  # (N,28,28) decoder(z_mean)
+    decoded_samples: np.ndarray | None  # (N,K,28,28) decoder(z) for each sample
+    composite_training: (
+        np.ndarray
+    )  # (N,28,28) vae(x, training=True): samples z (DAE: same as below)
+    composite_inference: (
+        np.ndarray
+    )  # (N,28,28) vae(x, training=False): the mean (unless always_sample)
+    errors: dict[
+        str, np.ndarray
+    ]  # name -> (N,) mean squared error against the input (samples: (N,K))
+
+
+def round_trip(
+    bundle: ModelBundle, x: np.ndarray, labels=None, *, n_samples: int = 6, seed: int = 0
+) -> RoundTrip:
+    """Encoder -> (z_mean, sigma, samples of z) -> decoder, and the composite in both modes."""
+    xb = _images(x)
+    n = len(xb)
+    y = _labels(bundle, labels, n)
+    comp_in = [xb, y] if y is not None else xb
+    composite_train = np.asarray(bundle.composite(comp_in, training=True))[..., 0]
+    composite_infer = np.asarray(bundle.composite(comp_in, training=False))[..., 0]
+    z_mean, z_log_var = encode(bundle, xb, y)
+    decoded_mean = decode(bundle, z_mean, y)
+    errors = {
+        "decoder(z_mean)": reconstruction_error(xb, decoded_mean),
+        "vae(x, training=True)": reconstruction_error(xb, composite_train),
+        "vae(x, training=False)": reconstruction_error(xb, composite_infer),
+    }
+    if z_log_var is None:
+        return RoundTrip(xb[..., 0], z_mean, None, None, decoded_mean, None, composite_train,
+                         composite_infer, errors)  # fmt: skip
+    sigma = np.exp(0.5 * z_log_var)
+    eps = np.random.default_rng(seed).standard_normal((n, n_samples, z_mean.shape[1]))
+    z_samples = (z_mean[:, None] + sigma[:, None] * eps).astype(np.float32)
+    # All N*K samples go through the decoder at once.
+    flat = decode(
+        bundle, z_samples.reshape(n * n_samples, -1), None if y is None else np.repeat(y, n_samples)
+    )
+    decoded_samples = flat.reshape(n, n_samples, *flat.shape[1:])
+    errors["decoder(z)"] = np.mean((xb[:, None, ..., 0] - decoded_samples) ** 2, axis=(2, 3))
+    return RoundTrip(xb[..., 0], z_mean, sigma, z_samples, decoded_mean, decoded_samples,
+                     composite_train, composite_infer, errors)  # fmt: skip
+
+
+def sample_prior(
+    bundle: ModelBundle, n: int = 16, *, temperature: float = 1.0, seed: int = 0, label=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """n draws z ~ N(0, temperature^2 I), decoded -> (z (n,D), images (n,28,28))."""
+    _require_vae(bundle, "draw new digits from the prior")
+    if not 1 <= n <= 1024:
+        raise UserError("Ask for between 1 and 1024 digits.")
+    if not 0 <= temperature <= 5:
+        raise UserError("The temperature must be between 0 and 5.")
+    z = np.random.default_rng(seed).standard_normal((n, bundle.spec.latent_dim)) * temperature
+    return z.astype(np.float32), decode(bundle, z, label)
+
+
+def latent_grid(
+    bundle: ModelBundle,
+    n: int = 15,
+    *,
+    extent: float = 2.0,
+    dims: tuple[int, int] = (0, 1),
+    base: np.ndarray | None = None,
+    label=None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An n x n manifold over two latent dimensions (others fixed at `base`, default 0), ONE call.
+
+    Returns (values along dims[0] (n,), values along dims[1] (n,), images (n, n, 28, 28)), row i
+    holding dims[1] = values[i] from top (high) to bottom (low), as a plot's y axis reads.
+    """
+    _require_vae(bundle, "draw a latent manifold")
+    d = bundle.spec.latent_dim
+    if not 2 <= n <= 50:
+        raise UserError("The grid size must be between 2 and 50.")
+    if d < 2:
+        dims = (0, 0)
+    elif dims[0] == dims[1] or not all(0 <= k < d for k in dims):
+        raise UserError(f"Pick two different latent dimensions between 0 and {d - 1}.")
+    xs = np.linspace(-extent, extent, n, dtype=np.float32)
+    ys = xs[::-1]
+    z = np.tile(
+        np.zeros(d, np.float32) if base is None else np.asarray(base, np.float32), (n * n, 1)
+    )
+    gy, gx = np.meshgrid(ys, xs, indexing="ij")
+    z[:, dims[0]] = gx.ravel()
+    z[:, dims[1]] = gy.ravel()
+    images = decode(bundle, z, label)
+    return xs, ys, images.reshape(n, n, *images.shape[1:])
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Spherical interpolation (Shoemake 1985); falls back to linear when a and b are parallel."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    cos = np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if omega < 1e-6:
+        return (1 - t)[:, None] * a + t[:, None] * b
+    return (np.sin((1 - t) * omega)[:, None] * a + np.sin(t * omega)[:, None] * b) / np.sin(omega)
+
+
+def interpolate(
+    bundle: ModelBundle,
+    x_a: np.ndarray,
+    x_b: np.ndarray,
+    *,
+    steps: int = 10,
+    method: str = "linear",
+    labels=None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Walk the latent space from digit a to digit b (through their means) -> (z path, images)."""
+    if not 2 <= steps <= 64:
+        raise UserError("Use between 2 and 64 interpolation steps.")
+    if method not in ("linear", "spherical"):
+        raise UserError("Interpolation is 'linear' or 'spherical'.")
+    y = None if labels is None else np.broadcast_to(np.asarray(labels, np.int32), (2,))
+    z_mean, _ = encode(bundle, np.concatenate([_images(x_a), _images(x_b)]), y)
+    t = np.linspace(0.0, 1.0, steps)
+    if method == "linear":
+        path = (1 - t)[:, None] * z_mean[0] + t[:, None] * z_mean[1]
+    else:
+        path = slerp(z_mean[0], z_mean[1], t)
+    # The conditional VAE blends the two labels' codes at the midpoint: first half a, second half b.
+    path_labels = None if y is None else np.where(t < 0.5, y[0], y[1])
+    return path.astype(np.float32), decode(bundle, path, path_labels)
+
+
+def denoise(bundle: ModelBundle, noisy: np.ndarray, labels=None) -> np.ndarray:
+    """The composite at prediction: noisy images -> restored images (N,28,28)."""
+    xb = _images(noisy)
+    y = _labels(bundle, labels, len(xb))
+    return np.asarray(bundle.composite([xb, y] if y is not None else xb, training=False))[..., 0]

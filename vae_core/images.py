@@ -1,0 +1,314 @@
+"""Uploads made MNIST-like, image grids and PNG bytes.
+
+Uploads are untrusted: every way a file can be broken, huge or odd ends in an ImageError with a
+sentence the person can act on, never a traceback. File names only ever appear in messages.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from vae_core.errors import ImageError
+
+MAX_PIXELS = 4096 * 4096
+MAX_BYTES = 10 * 1024 * 1024
+MIN_SIDE = 1
+MAX_ASPECT = 20  # longer side / shorter side; a digit photo is never a 1-pixel strip
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
+FORMATS_TEXT = "PNG, JPEG, BMP, GIF, WebP, TIFF"
+WORK_SIDE = 1024  # larger images are shrunk first: the digit ends up 20 px tall anyway
+DIGIT_SIDE = 28
+BOX_SIDE = 20  # MNIST fits each digit into a 20x20 box before centring it in 28x28
+
+# What Pillow raises on malformed files. Its plugins surface damage as any of these (a broken PNG
+# chunk is a SyntaxError, a bad TIFF tag a KeyError or TypeError), so all of them mean "bad file".
+_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    zlib.error,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    OverflowError,
+    Image.DecompressionBombError,
+)
+
+
+@dataclass
+class Preprocessed:
+    """An upload turned into an MNIST-style digit, with every intermediate step to show."""
+
+    steps: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (step name, 2-D image)
+    digit: np.ndarray = field(default_factory=lambda: np.zeros((28, 28), np.float32))  # white on black
+    notes: list[str] = field(default_factory=list)  # plain-language remarks on what was done
+
+
+def _name(filename: str) -> str:
+    # Only for messages: the last path part, so "../../etc/passwd.png" reads as "passwd.png".
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return f"“{base[:80]}”" if base else "That file"
+
+
+def _unreadable(filename: str) -> ImageError:
+    return ImageError(
+        f"{_name(filename)} is not an image we can read ({FORMATS_TEXT}); "
+        "save it as a PNG or JPEG and try again."
+    )
+
+
+def _check_size(width: int, height: int, filename: str) -> None:
+    name = _name(filename)
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise ImageError(f"{name} has no pixels; choose another image.")
+    if width * height > MAX_PIXELS:
+        raise ImageError(
+            f"{name} is {width}x{height} pixels, more than the limit of {MAX_PIXELS:,} pixels "
+            "(4096x4096); make it smaller and try again."
+        )
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageError(
+            f"{name} is {width}x{height} pixels, too long and thin to hold a digit; "
+            "crop it closer to the digit and try again."
+        )
+
+
+def _check_bytes(data: bytes, filename: str) -> None:
+    if not data:
+        raise ImageError(f"{_name(filename)} is empty; choose an image file ({FORMATS_TEXT}).")
+    if len(data) > MAX_BYTES:
+        raise ImageError(
+            f"{_name(filename)} is larger than the 10 MB limit; make it smaller and try again."
+        )
+
+
+def _to_gray(img: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> float32 (H, W) in [0, 1], transparent pixels composited sensibly."""
+    mode = img.mode
+    if mode.startswith("I;16"):
+        return np.asarray(img, dtype=np.float32) / 65535.0
+    if mode in ("I", "F"):
+        arr = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        arr = np.clip(arr, 0.0, None)
+        top = float(arr.max()) if arr.size else 0.0
+        # "I" is how Pillow opens 16-bit files and "F" float TIFFs: guess the range from the data.
+        scale = next((s for s in (1.0, 255.0, 65535.0) if top <= s), top)
+        return arr / np.float32(scale)
+    if mode == "P":
+        mode = "RGBA" if "transparency" in img.info else "RGB"
+        img = img.convert(mode)
+    if mode in ("LA", "La", "PA"):
+        la = np.asarray(img.convert("LA"), dtype=np.float32) / 255.0
+        return _composite(la[..., 0], la[..., 1])
+    if mode in ("RGBA", "RGBa") or "transparency" in img.info:
+        la = np.asarray(img.convert("RGBA").convert("LA"), dtype=np.float32) / 255.0
+        return _composite(la[..., 0], la[..., 1])
+    return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+
+
+def _composite(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Put transparent pixels on white when the visible strokes are dark, else on black."""
+    weight = float(alpha.sum())
+    visible_mean = float((gray * alpha).sum()) / weight if weight > 0 else 1.0
+    # A black digit drawn on a transparent canvas must stay visible, and so must a white one.
+    background = 1.0 if visible_mean < 0.5 else 0.0
+    return (gray * alpha + background * (1.0 - alpha)).astype(np.float32)
+
+
+def _decode(data: bytes, filename: str) -> tuple[np.ndarray, list[str]]:
+    _check_bytes(data, filename)
+    notes: list[str] = []
+    try:
+        # `formats` keeps Pillow's other plugins (EPS, PSD, ICO, ...) away from untrusted bytes.
+        img = Image.open(io.BytesIO(data), formats=list(FORMATS))
+        _check_size(*img.size, filename)  # before load(): the header alone tells the pixel count
+        if getattr(img, "n_frames", 1) > 1:
+            notes.append("The file has several frames; only the first one was used.")
+        img.load()
+        upright = ImageOps.exif_transpose(img)
+        _check_size(*upright.size, filename)
+        gray = _to_gray(upright)
+    except Image.DecompressionBombError as err:
+        raise ImageError(
+            f"{_name(filename)} claims to be so large that opening it could freeze this computer; "
+            "choose an image of at most 4096x4096 pixels."
+        ) from err
+    except _DECODE_ERRORS as err:
+        if isinstance(err, OSError) and "truncated" in str(err).lower():
+            raise ImageError(
+                f"{_name(filename)} is cut off (the file is incomplete); "
+                "save or download it again and retry."
+            ) from err
+        raise _unreadable(filename) from err
+    gray = np.clip(np.nan_to_num(gray, nan=0.0), 0.0, 1.0).astype(np.float32)
+    return gray, notes
+
+
+def decode_image(data: bytes, filename: str = "") -> np.ndarray:
+    """Upload bytes -> float32 grayscale (H, W) in [0, 1], 0 = black; ImageError if unusable."""
+    return _decode(data, filename)[0]
+
+
+def _shrink(gray: np.ndarray, longest: int) -> np.ndarray:
+    h, w = gray.shape
+    if max(h, w) <= longest:
+        return gray
+    scale = longest / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(gray).resize(size, Image.Resampling.BOX))
+
+
+def _border(gray: np.ndarray) -> np.ndarray:
+    h, w = gray.shape
+    k = max(1, round(0.05 * min(h, w)))
+    if 2 * k >= min(h, w):
+        return gray.ravel()
+    return np.concatenate([gray[:k].ravel(), gray[-k:].ravel(), gray[:, :k].ravel(), gray[:, -k:].ravel()])
+
+
+def _empty(pre: Preprocessed, note: str) -> Preprocessed:
+    pre.notes.append(note)
+    pre.digit = np.zeros((DIGIT_SIDE, DIGIT_SIDE), np.float32)
+    pre.steps.append(("Centred in 28x28 (nothing to centre)", pre.digit))
+    return pre
+
+
+def to_mnist(gray: np.ndarray) -> Preprocessed:
+    """The MNIST recipe: white on black, background removed, ink cropped, 20 px box, centre of mass."""
+    gray = np.asarray(gray, dtype=np.float32)
+    if gray.ndim == 3 and gray.shape[-1] == 1:
+        gray = gray[..., 0]
+    if gray.ndim != 2 or gray.size == 0:
+        raise ValueError(f"to_mnist expects a non-empty 2-D image, got shape {gray.shape}")
+    gray = np.clip(np.nan_to_num(gray, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    gray = _shrink(gray, WORK_SIDE)
+    pre = Preprocessed()
+    pre.steps.append(("Your image in grayscale", gray))
+
+    border = _border(gray)
+    if float(np.median(border)) > 0.5:
+        gray = 1.0 - gray
+        border = 1.0 - border
+        pre.notes.append("The image was inverted because its background was light.")
+    pre.steps.append(("White digit on a black background", gray))
+
+    # Photos have a grey, uneven background: measure it on the border and take it away, together
+    # with the background's own speckle, so only the strokes are left.
+    background = float(np.median(border))
+    ink = float(np.percentile(gray, 99.5)) if gray.size > 200 else float(gray.max())
+    contrast = ink - background
+    if contrast < 0.05:
+        return _empty(pre, "The image is almost empty; there is little ink to centre.")
+    speckle = (float(np.percentile(border, 95)) - background) / contrast
+    cut = min(max(speckle, 0.1), 0.5)
+    clean = np.clip(((gray - background) / contrast - cut) / (1.0 - cut), 0.0, 1.0)
+    pre.steps.append(("Background removed", clean))
+
+    rows = np.flatnonzero(clean.max(axis=1) > 0)
+    cols = np.flatnonzero(clean.max(axis=0) > 0)
+    if rows.size == 0:
+        return _empty(pre, "The image is almost empty; there is little ink to centre.")
+    crop = clean[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    pre.steps.append(("Cropped to the ink", crop))
+
+    h, w = crop.shape
+    scale = BOX_SIDE / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = Image.fromarray(np.ascontiguousarray(crop, dtype=np.float32)).resize(
+        size, Image.Resampling.LANCZOS
+    )
+    small = np.clip(np.asarray(small, dtype=np.float32), 0.0, 1.0)
+    pre.steps.append(("Scaled so the longer side is 20 pixels", small))
+
+    mass = float(small.sum())
+    if mass <= 0:
+        return _empty(pre, "The image is almost empty; there is little ink to centre.")
+    ys, xs = np.indices(small.shape)
+    com_y, com_x = float((ys * small).sum()) / mass, float((xs * small).sum()) / mass
+    sh, sw = small.shape
+    # Put the centre of mass at (14, 14) as MNIST did, but never push ink off the canvas.
+    top = min(max(round(DIGIT_SIDE / 2 - com_y), 0), DIGIT_SIDE - sh)
+    left = min(max(round(DIGIT_SIDE / 2 - com_x), 0), DIGIT_SIDE - sw)
+    digit = np.zeros((DIGIT_SIDE, DIGIT_SIDE), np.float32)
+    digit[top : top + sh, left : left + sw] = small
+    if float(digit.max()) < 0.2 or np.count_nonzero(digit > 0.2) < 3:
+        pre.notes.append("The image is almost empty; there is little ink to centre.")
+    pre.digit = digit
+    pre.steps.append(("Centred in 28x28 by its centre of mass", digit))
+    return pre
+
+
+def prepare_upload(data: bytes, filename: str = "") -> Preprocessed:
+    """Upload bytes -> MNIST-style digit with its steps and notes; ImageError if unusable."""
+    gray, notes = _decode(data, filename)
+    pre = to_mnist(gray)
+    pre.notes[:0] = notes
+    return pre
+
+
+# ---------------------------------------------------------------------------------------------
+# Grids and PNG
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """float in [0, 1] (clipped; NaN -> 0), bool or uint8 -> uint8."""
+    arr = np.asarray(img)
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * 255
+    arr = np.nan_to_num(arr.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    return np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def tile(
+    images: np.ndarray, ncols: int | None = None, pad: int = 2, pad_value: float = 0.5
+) -> np.ndarray:
+    """(N, H, W[, 1]) images -> one float32 grid, `pad` pixels of `pad_value` between and around."""
+    arr = np.asarray(images)
+    if arr.ndim == 4 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim == 2:
+        arr = arr[np.newaxis]
+    if arr.ndim != 3:
+        raise ValueError(f"tile expects (N, H, W[, 1]) images, got shape {arr.shape}")
+    n, h, w = arr.shape
+    if n == 0:
+        raise ValueError("tile needs at least one image")
+    arr = arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float32)
+    ncols = ncols or math.ceil(math.sqrt(n))
+    if ncols < 1 or pad < 0:
+        raise ValueError("ncols must be at least 1 and pad at least 0")
+    nrows = math.ceil(n / ncols)
+    grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad), pad_value, np.float32)
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        y, x = pad + r * (h + pad), pad + c * (w + pad)
+        grid[y : y + h, x : x + w] = arr[i]
+    return grid
+
+
+def to_png(img: np.ndarray, scale: int = 1) -> bytes:
+    """A 2-D (or HxWx1, HxWx3) image -> PNG bytes, optionally enlarged `scale` times (nearest)."""
+    arr = to_uint8(img)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] != 3):
+        raise ValueError(f"to_png expects a 2-D gray or HxWx3 image, got shape {arr.shape}")
+    if int(scale) < 1:
+        raise ValueError("scale must be at least 1")
+    if scale > 1:
+        arr = np.repeat(np.repeat(arr, int(scale), axis=0), int(scale), axis=1)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG")
+    return buf.getvalue()
