@@ -215,3 +215,42 @@ def denoise(bundle: ModelBundle, noisy: np.ndarray, labels=None) -> np.ndarray:
     xb = _images(noisy)
     y = _labels(bundle, labels, len(xb))
     return np.asarray(bundle.composite([xb, y] if y is not None else xb, training=False))[..., 0]
+
+
+@dataclass
+class DenoiseReport:
+    """What the denoise page compares: the noisy input, each model's output and their scores."""
+
+    noisy: np.ndarray  # (N,28,28) what the models were given
+    clean: np.ndarray | None  # (N,28,28) the reference; None when the input came noisy
+    outputs: dict[str, np.ndarray]  # model label -> (N,28,28) its output for the noisy input
+    psnr: dict[str, np.ndarray]  # "noisy" and each label -> (N,) dB against clean (empty: no clean)
+    ssim: dict[str, np.ndarray]  # likewise, structural similarity in [-1, 1]
+
+
+def denoise_report(
+    models: dict[str, ModelBundle], noisy: np.ndarray, clean: np.ndarray | None = None
+) -> DenoiseReport:
+    """Run each model on the noisy images and score every output (and the noisy input) against clean."""
+    from vae_core import metrics  # metrics pulls in TF ops the other functions here never need
+
+    noisy_b = _images(noisy)
+    outputs = {}
+    for label, bundle in models.items():
+        if bundle.spec.is_conditional:
+            raise UserError(
+                "The conditional VAE needs each digit's label, so it cannot clean up an image "
+                "on its own; compare with an MLP or convolutional VAE instead."
+            )
+        outputs[label] = denoise(bundle, noisy_b)
+    psnr, ssim = {}, {}
+    clean_b = None if clean is None else _images(clean)
+    if clean_b is not None:
+        if clean_b.shape != noisy_b.shape:
+            raise UserError("The clean and noisy images must be the same number and size.")
+        for label, images in {"noisy": noisy_b[..., 0], **outputs}.items():
+            psnr[label] = metrics.psnr(clean_b, images)
+            ssim[label] = metrics.ssim(clean_b, images)
+    return DenoiseReport(
+        noisy_b[..., 0], None if clean_b is None else clean_b[..., 0], outputs, psnr, ssim
+    )

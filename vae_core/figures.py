@@ -52,3 +52,293 @@ def loss_curves(rows: Sequence[dict], term: str = "loss") -> go.Figure:
     fig.update_layout(title=f"{label} loss (nats per image)", height=280, margin=dict(l=10, r=10, t=40, b=10),
                       xaxis_title="epoch", legend=dict(orientation="h", y=-0.25))  # fmt: skip
     return fig
+
+
+# ---------------------------------------------------------------- latent space and wiring
+# (round trip and generate pages)
+DIGIT_COLORS = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+                "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#7f7f7f")  # fmt: skip
+HIGHLIGHT_COLOR = "#111111"
+
+
+def pca_basis(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(centre (D,), two principal axes (2, D), share of variance each explains (2,)) of points z."""
+    z = np.asarray(z, dtype=np.float64)
+    centre = z.mean(axis=0)
+    # Eigenvectors of the small D x D covariance: cheaper than an SVD of all N points.
+    var, vecs = np.linalg.eigh(np.cov(z - centre, rowvar=False).reshape(z.shape[1], z.shape[1]))
+    order = np.argsort(var)[::-1][:2]
+    axes = np.zeros((2, z.shape[1]))
+    axes[: len(order)] = vecs[:, order].T
+    share = np.clip(var[order], 0, None) / max(float(np.clip(var, 0, None).sum()), 1e-12)
+    return centre, axes, np.pad(share, (0, 2 - len(share)))
+
+
+def _ellipses(centres: np.ndarray, radii: np.ndarray, n: int = 48) -> tuple[list, list]:
+    """Axis-aligned ellipses as one line trace's x and y, separated by None."""
+    t = np.linspace(0, 2 * np.pi, n)
+    xs: list = []
+    ys: list = []
+    for (cx, cy), (rx, ry) in zip(centres, radii, strict=True):
+        xs += list(cx + rx * np.cos(t)) + [None]
+        ys += list(cy + ry * np.sin(t)) + [None]
+    return xs, ys
+
+
+def latent_map(
+    z: np.ndarray,
+    labels: np.ndarray | None = None,
+    highlight: np.ndarray | None = None,
+    highlight_sigma: np.ndarray | None = None,
+    dims: tuple[int, int] = (0, 1),
+    *,
+    projection: str = "dims",
+    highlight_names: Sequence[str] | None = None,
+    height: int = 520,
+) -> go.Figure:
+    """z_mean of many digits as dots coloured by label, the chosen ones as stars with their sigma.
+
+    `projection="dims"` plots latent dimensions `dims`; `"pca"` the two principal axes of `z`
+    (sigma is then projected per axis, ignoring correlations). Traces: one per label present (or
+    one "digits"), then "your digits", then the 1-sigma and 2-sigma ellipses when sigma is given.
+    """
+    z = np.atleast_2d(np.asarray(z, dtype=np.float64))
+    d = z.shape[1]
+    if projection == "pca" and d > 2:
+        centre, axes, share = pca_basis(z)
+
+        def proj(a):
+            return (np.atleast_2d(a) - centre) @ axes.T
+
+        def proj_sigma(s):
+            return np.sqrt(np.atleast_2d(s) ** 2 @ (axes.T**2))
+
+        titles = [f"principal axis {i + 1} ({share[i]:.0%} of the spread)" for i in range(2)]
+    else:
+        dx, dy = (0, 0) if d == 1 else dims
+
+        def proj(a):
+            a = np.atleast_2d(np.asarray(a, dtype=np.float64))
+            return np.stack([a[:, dx], a[:, dy] if d > 1 else np.zeros(len(a))], axis=1)
+
+        proj_sigma = proj
+        titles = [f"z[{dx}]", f"z[{dy}]" if d > 1 else ""]
+    p = proj(z)
+    fig = go.Figure()
+    if labels is None:
+        fig.add_scatter(x=p[:, 0], y=p[:, 1], mode="markers", name="digits",
+                        marker=dict(size=5, color="#8c9bab", opacity=0.6))  # fmt: skip
+    else:
+        labels = np.asarray(labels).astype(int)
+        for k in np.unique(labels):
+            m = labels == k
+            fig.add_scatter(x=p[m, 0], y=p[m, 1], mode="markers", name=f"digit {k}",
+                            marker=dict(size=5, color=DIGIT_COLORS[k % 10], opacity=0.65),
+                            hovertemplate=f"a {k}<br>(%{{x:.2f}}, %{{y:.2f}})<extra></extra>")  # fmt: skip
+    if highlight is not None and len(highlight):
+        h = proj(highlight)
+        names = (
+            list(highlight_names)
+            if highlight_names is not None
+            else [str(i + 1) for i in range(len(h))]
+        )
+        fig.add_scatter(x=h[:, 0], y=h[:, 1], mode="markers+text", name="your digits",
+                        text=names, textposition="top center", textfont=dict(size=15, color=HIGHLIGHT_COLOR),
+                        marker=dict(symbol="star", size=16, color="#ffd23f",
+                                    line=dict(color=HIGHLIGHT_COLOR, width=1.5)),
+                        hovertemplate="%{text}: z_mean (%{x:.2f}, %{y:.2f})<extra></extra>")  # fmt: skip
+        if highlight_sigma is not None:
+            s = proj_sigma(highlight_sigma)
+            for k, dash, width in ((1, "solid", 1.5), (2, "dot", 1)):
+                ex, ey = _ellipses(h, k * s)
+                fig.add_scatter(x=ex, y=ey, mode="lines", name=f"{k} sigma", hoverinfo="skip",
+                                line=dict(color=HIGHLIGHT_COLOR, width=width, dash=dash))  # fmt: skip
+    fig.update_xaxes(title=titles[0], zeroline=True, zerolinecolor="#c8ced6")
+    fig.update_yaxes(title=titles[1], zeroline=True, zerolinecolor="#c8ced6",
+                     scaleanchor="x", scaleratio=1, visible=d > 1 or projection == "pca")  # fmt: skip
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10),
+                      legend=dict(itemsizing="constant"), plot_bgcolor="#ffffff")  # fmt: skip
+    return fig
+
+
+def latent_bars(
+    z_mean: np.ndarray, sigma: np.ndarray | None = None, height: int = 190
+) -> go.Figure:
+    """One digit's code: a bar per latent dimension at z_mean, with +-sigma as error bars."""
+    z_mean = np.asarray(z_mean, dtype=np.float64).ravel()
+    names = [f"z[{i}]" for i in range(len(z_mean))]
+    error = None
+    if sigma is not None:
+        error = dict(type="data", array=np.asarray(sigma, dtype=np.float64).ravel(), visible=True,
+                     color="#1f2933", thickness=1.5)  # fmt: skip
+    fig = go.Figure(go.Bar(x=names, y=z_mean, error_y=error, marker_color=TRAIN_COLOR,
+                           name="z_mean", hovertemplate="%{x}: %{y:.2f}<extra></extra>"))  # fmt: skip
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
+                      yaxis=dict(zeroline=True, zerolinecolor="#9aa5b1"), plot_bgcolor="#ffffff")  # fmt: skip
+    return fig
+
+
+def manifold_figure(
+    xs: np.ndarray, ys: np.ndarray, grid: np.ndarray, dims: tuple[int, int] = (0, 1), pad: int = 0
+) -> go.Figure:
+    """A tiled latent grid (image from images.tile) with latent coordinates on its axes.
+
+    `xs`/`ys` are the values along dims[0] (left to right) and dims[1] (top to bottom).
+    """
+    img = np.asarray(grid, dtype=np.float32)
+    n_x, n_y = len(xs), len(ys)
+    cell_w = (img.shape[1] - pad) / n_x
+    cell_h = (img.shape[0] - pad) / n_y
+    fig = go.Figure(go.Heatmap(z=img, colorscale="gray", zmin=0, zmax=1, showscale=False,
+                               hoverinfo="skip"))  # fmt: skip
+    every = max(1, n_x // 8)
+    fig.update_xaxes(title=f"z[{dims[0]}]", tickvals=[pad / 2 + (i + 0.5) * cell_w for i in range(0, n_x, every)],
+                     ticktext=[f"{xs[i]:.1f}" for i in range(0, n_x, every)], constrain="domain",
+                     showgrid=False)  # fmt: skip
+    fig.update_yaxes(title=f"z[{dims[1]}]", tickvals=[pad / 2 + (i + 0.5) * cell_h for i in range(0, n_y, every)],
+                     ticktext=[f"{ys[i]:.1f}" for i in range(0, n_y, every)], autorange="reversed",
+                     scaleanchor="x", showgrid=False)  # fmt: skip
+    fig.update_layout(height=620, margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def _dot_text(text: str) -> str:
+    # Backslashes pass through on purpose: \l (end a left-aligned line) is DOT's, not ours.
+    return text.replace('"', '\\"').replace("\n", "\\n")
+
+
+def _dot_node(node_id: str, label: str, **attrs: str) -> str:
+    extra = "".join(f', {k}="{v}"' for k, v in attrs.items())
+    return f'  {node_id} [label="{_dot_text(label)}"{extra}];'
+
+
+def _layer_list(layers: Sequence[tuple[str, str, str]]) -> str:
+    """Hidden layers as one left-aligned block (DOT's \\l ends a left-justified line)."""
+    return "".join(f"{name}: {kind} {shape}\\l" for name, kind, shape in layers) or "(none)\\l"
+
+
+def wiring_dot(
+    encoder_layers: Sequence[tuple[str, str, str]],
+    decoder_layers: Sequence[tuple[str, str, str]],
+    *,
+    is_vae: bool = True,
+    conditional: bool = False,
+    composite_name: str = "vae",
+    rankdir: str = "TB",
+) -> str:
+    """A Graphviz DOT diagram of encoder, decoder (with its own Input) and the composite wiring.
+
+    Each layer is (name, layer type, output shape text), as read from the loaded models. Inputs are
+    the `InputLayer`s; the encoder's outputs are z_mean, z_log_var, z (or latent_vector for the DAE);
+    everything else is drawn as one block of hidden layers.
+    """
+    special = {"z_mean", "z_log_var", "z", "latent_vector", "decoder_output"}
+    by_name = {t[0]: t for t in encoder_layers}
+    dec_by_name = {t[0]: t for t in decoder_layers}
+
+    def shape(layers: dict, name: str) -> str:
+        return layers[name][2] if name in layers else "?"
+
+    enc_hidden = [t for t in encoder_layers if t[1] != "InputLayer" and t[0] not in special]
+    dec_hidden = [t for t in decoder_layers if t[1] != "InputLayer" and t[0] not in special]
+    img = shape(by_name, "encoder_input")
+    blue, grey, gold = "#dbe7f3", "#eef1f4", "#ffe9a8"
+    lines = [
+        "digraph wiring {",
+        f'  rankdir={rankdir}; bgcolor="transparent"; compound=true; nodesep=0.25; ranksep=0.35;',
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11, fillcolor="#ffffff"];',
+        '  edge [fontname="Helvetica", fontsize=10, color="#52606d"];',
+        f'  label="{_dot_text(composite_name)} = ' + (
+            "decoder([encoder([x, label])[2], label])" if conditional
+            else "decoder(encoder(x)[2])" if is_vae else "decoder(encoder(x))"
+        ) + '  (weights shared: three views of the same layers)"; labelloc=b; fontname="Helvetica"; fontsize=12;',
+        _dot_node("x", f"x: the {composite_name}'s Input\n{img}", fillcolor=grey),
+        _dot_node("xhat", f"{composite_name}(x): reconstruction\n{shape(dec_by_name, 'decoder_output')}",
+                  fillcolor=grey),
+    ]  # fmt: skip
+    if conditional:
+        lines.append(_dot_node("label", f"label (0-9): the {composite_name}'s 2nd Input\n(None,)",
+                               fillcolor=grey))  # fmt: skip
+    # ---- encoder
+    lines += [
+        "  subgraph cluster_encoder {",
+        '    label="encoder (a keras.Model)"; labelloc=t; style="rounded,filled"; fillcolor="#f5f8fc"; color="#3b6ea8";',
+        _dot_node("enc_in", f"encoder_input\nInput {img}", fillcolor=blue),
+    ]
+    if conditional:
+        lines.append(
+            _dot_node(
+                "enc_label", f"label_input\nInput {shape(by_name, 'label_input')}", fillcolor=blue
+            )
+        )
+    lines.append(_dot_node("enc_hidden", _layer_list(enc_hidden)))
+    if is_vae:
+        lines += [
+            _dot_node("z_mean", f"z_mean  (output [0])\n{shape(by_name, 'z_mean')}"),
+            _dot_node("z_log_var", f"z_log_var  (output [1])\n{shape(by_name, 'z_log_var')}"),
+            _dot_node("z", f"z = Sampling  (output [2])\nz_mean + sigma * eps\n{shape(by_name, 'z')}",
+                      fillcolor=gold),
+        ]  # fmt: skip
+    else:
+        lines.append(_dot_node("z", f"latent_vector  (the only output)\n{shape(by_name, 'latent_vector')}",
+                               fillcolor=gold))  # fmt: skip
+    lines.append("  }")
+    # ---- decoder
+    lines += [
+        "  subgraph cluster_decoder {",
+        '    label="decoder (a keras.Model of its own)"; labelloc=t; style="rounded,filled"; fillcolor="#f7f5fb"; color="#7a5ea8";',
+        _dot_node("dec_in", f"decoder_input\nits own Input {shape(dec_by_name, 'decoder_input')}",
+                  fillcolor=blue),
+    ]  # fmt: skip
+    if conditional:
+        lines.append(
+            _dot_node(
+                "dec_label",
+                f"label_input\nInput {shape(dec_by_name, 'label_input')}",
+                fillcolor=blue,
+            )
+        )
+    lines += [
+        _dot_node("dec_hidden", _layer_list(dec_hidden)),
+        _dot_node("dec_out", f"decoder_output\n{shape(dec_by_name, 'decoder_output')}"),
+        "  }",
+    ]
+    # ---- wiring
+    lines += ["  x -> enc_in;", "  enc_in -> enc_hidden;"]
+    if conditional:
+        lines += ["  label -> enc_label;", "  label -> dec_label;", "  enc_label -> enc_hidden;",
+                  "  dec_label -> dec_hidden;"]  # fmt: skip
+    if is_vae:
+        lines += ["  enc_hidden -> z_mean;", "  enc_hidden -> z_log_var;", "  z_mean -> z;",
+                  "  z_log_var -> z;"]  # fmt: skip
+        wire = "encoder(x)[2]"
+    else:
+        lines.append("  enc_hidden -> z;")
+        wire = "encoder(x)"
+    lines += [
+        f'  z -> dec_in [label="{wire}", color="#c0392b", fontcolor="#c0392b", penwidth=2.2];',
+        "  dec_in -> dec_hidden;",
+        "  dec_hidden -> dec_out;",
+        "  dec_out -> xhat;",
+        "}",
+    ]
+    return "\n".join(lines)
+
+
+def training_curves(rows: Sequence[dict], terms: Sequence[str] = tuple(LOSS_TERMS)) -> go.Figure:
+    """loss_curves for several terms side by side (one panel each, own y scale, one shared legend)."""
+    from plotly.subplots import make_subplots
+
+    terms = list(terms) or ["loss"]
+    fig = make_subplots(rows=1, cols=len(terms), horizontal_spacing=0.08,
+                        subplot_titles=[f"{LOSS_TERMS.get(t, t)} loss" for t in terms])  # fmt: skip
+    for col, term in enumerate(terms, start=1):
+        for trace in loss_curves(rows, term).data:
+            trace.showlegend = col == 1
+            trace.legendgroup = trace.name
+            fig.add_trace(trace, row=1, col=col)
+        fig.update_xaxes(title_text="epoch", row=1, col=col)
+    fig.update_yaxes(title_text="nats per image", row=1, col=1)
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h", y=-0.3))  # fmt: skip
+    return fig

@@ -1,0 +1,138 @@
+"""Interaction latency: what a click on each page asks of the engine, timed after warm-up.
+
+Models are the shipped ones (vae_core/pretrained) when there are any; otherwise freshly built models
+of the presets' architectures stand in -- the time of a forward pass does not depend on the weights.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+
+from benchmarks.common import log, median, p95
+
+TARGET_MS = {"round_trip_16": 50, "prior_64": 50, "manifold_30x30": 100, "denoise_photo": 50}
+
+
+def _models() -> tuple[dict, str]:
+    """kind -> (name, bundle): the first shipped model of each kind, else an untrained preset."""
+    import tempfile
+
+    from vae_core import models, paths
+    from vae_core.specs import PRESETS
+    from vae_core.store import Store
+
+    store = Store(
+        root=tempfile.mkdtemp(prefix="vae_bench_store_"), shipped_root=paths.SHIPPED_MODELS_DIR
+    )
+    shipped = [e for e in store.list() if e.shipped and e.error is None]
+    out, source = {}, "shipped" if shipped else "untrained presets (no shipped models found)"
+    for kind in ("mlp_vae", "conv_vae", "conv_dae"):
+        # Prefer the 2-D MLP VAE for the manifold: a 2-D latent space is what it draws.
+        cands = sorted(
+            (e for e in shipped if e.kind == kind),
+            key=lambda e: (e.latent_dim != 2, e.name),
+        )
+        if cands:
+            out[kind] = (cands[0].name, store.load(cands[0].name))
+        else:
+            out[kind] = (f"untrained {kind}", models.build_model(PRESETS[kind][0]))
+    return out, source
+
+
+def photo_bytes(seed: int = 0) -> bytes:
+    """A phone-photo-like JPEG (1280x960): a dark hand-drawn 7 on uneven grey paper, with grain."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    rng = np.random.default_rng(seed)
+    h, w = 960, 1280
+    yy, xx = np.mgrid[0:h, 0:w]
+    paper = 190 + 40 * (xx / w) - 25 * (yy / h) + rng.normal(0, 6, (h, w))
+    img = Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)).convert("RGB")
+    draw = ImageDraw.Draw(img)
+    draw.line([(480, 260), (820, 250), (600, 720)], fill=(40, 38, 45), width=38, joint="curve")
+    draw.line([(560, 480), (740, 470)], fill=(40, 38, 45), width=30)
+    img = img.filter(ImageFilter.GaussianBlur(2))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=88)
+    return buf.getvalue()
+
+
+def _time(fn, reps: int, warmup: int = 3) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def run(rec, quick: bool) -> None:
+    from benchmarks import reference
+    from vae_core import data, explore, images
+
+    reps = 5 if quick else 40
+    models, source = _models()
+    log(f"latency: models from {source}")
+    x = data.to_float(data.load_sample()[0][:16])[..., 0]
+    mlp_name, mlp = models["mlp_vae"]
+    dae_name, dae = models["conv_dae"]
+    photo = photo_bytes()
+
+    def denoise_photo():
+        pre = images.prepare_upload(photo, "photo.jpg")
+        clean = pre.digit[None]
+        noisy = data.add_noise(clean, "keras", 0.5, seed=1)
+        report = explore.denoise_report({"dae": dae, "vae": mlp}, noisy, clean)
+        for img in [report.noisy[0], *(o[0] for o in report.outputs.values())]:
+            images.to_png(img, scale=3)
+
+    cases = {
+        "round_trip_16": (mlp_name, lambda: explore.round_trip(mlp, x)),
+        "prior_64": (mlp_name, lambda: explore.sample_prior(mlp, 64)),
+        "manifold_30x30": (mlp_name, lambda: explore.latent_grid(mlp, 30)),
+        "denoise_photo": (f"{dae_name} + {mlp_name}", denoise_photo),
+    }
+    conv_name, conv = models["conv_vae"]
+    cases["round_trip_16_conv_vae"] = (conv_name, lambda: explore.round_trip(conv, x))
+    cases["prior_64_conv_vae"] = (conv_name, lambda: explore.sample_prior(conv, 64))
+    for name, (model_name, fn) in cases.items():
+        times = _time(fn, reps)
+        rec.emit(
+            "latency",
+            name,
+            model=model_name,
+            models_from=source,
+            median_ms=median(times),
+            p95_ms=p95(times),
+            reps=reps,
+            target_ms=TARGET_MS.get(name),
+        )
+        log(f"  {name}: median {median(times):.1f} ms, p95 {p95(times):.1f} ms")
+
+    # The keras-io way: one decoder.predict per cell; it takes about a minute, so fewer repetitions.
+    n = 3 if quick else 30
+    grid_reps = 1 if quick else 2
+    for _ in range(10):
+        mlp.decoder.predict(np.zeros((1, mlp.spec.latent_dim), np.float32), verbose=0)
+    times = []
+    for _ in range(grid_reps):
+        t0 = time.perf_counter()
+        reference.keras_io_manifold(mlp.decoder, n)
+        times.append((time.perf_counter() - t0) * 1000)
+    ours = next(r for r in rec.records if r["name"] == "manifold_30x30")
+    rec.emit(
+        "latency",
+        f"manifold_{n}x{n}_keras_io",
+        model=mlp_name,
+        median_ms=median(times),
+        per_call_ms=median(times) / (n * n),
+        reps=grid_reps,
+        times_ms=times,
+        speedup_of_batched_30x30=(median(times) / (n * n) * 900) / ours["median_ms"],
+    )
+    log(f"  keras-io manifold {n}x{n}: {median(times):.0f} ms")

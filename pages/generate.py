@@ -1,0 +1,251 @@
+"""Generate: new digits from the prior, the map of the latent space, a dial per latent number, and a
+walk from one real digit to another. Everything here only uses the decoder (plus the encoder to find
+where the two real digits of a walk sit).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from pages import digits, shared
+from vae_core import explore, figures, images
+from vae_core.errors import UserError
+from vae_core.models import ModelBundle
+
+MAX_DIALS = 16
+DIAL_RANGE = 3.0
+
+st.title("✨ Generate")
+st.markdown(
+    "The decoder is a model of its own: give it a handful of numbers, a point **z** in the latent "
+    "space, and it draws a digit. Here you choose the numbers."
+)
+
+bundle = shared.active_bundle()
+if bundle is None:
+    st.stop()
+spec = bundle.spec
+if not spec.is_vae:
+    st.info(
+        "This model is a **denoising autoencoder**. It learned to map noisy digits to clean ones, "
+        "but nothing pulled its latent codes towards a known shape (a VAE's prior, N(0, I)), so "
+        "there is no distribution to draw new codes from: random numbers fed to its decoder "
+        "mostly give smudges. Pick a VAE in the sidebar to generate digits, or see what this model "
+        "is good at on the **Denoise** page."
+    )
+    st.page_link("pages/denoise.py", label="Go to Denoise", icon="🧽")
+    st.stop()
+
+d = spec.latent_dim
+label = None
+if spec.is_conditional:
+    digits.init_state("gen_digit", digits.param_int("digit", 3, 0, 9))
+    label = st.segmented_control(
+        "Which digit? (this conditional VAE draws the digit you ask for; z only sets the style)",
+        list(range(10)),
+        key="gen_digit",
+        required=True,
+    )
+    digits.set_param("digit", label)
+
+
+def show_error(err: UserError) -> None:
+    shared.show_error(err)
+
+
+# ---------------------------------------------------------------- 1. prior samples
+st.header("New digits from the prior")
+st.caption(
+    "Each picture is decoder(z) for a random z drawn from N(0, I), the bell curve the KL term "
+    "pulled the encoder's codes towards. The temperature scales z: near 0 every z is the centre; "
+    "above 1 you reach rarer, stranger places."
+)
+c = st.columns([2, 2, 1, 1])
+digits.init_state("gen_n", digits.param_int("n", 32, 1, 64))
+digits.init_state("gen_temp", digits.param_float("temp", 1.0, 0.0, 2.5))
+digits.init_state("gen_seed", digits.param_int("seed", 0, 0, 10**6))
+n = c[0].slider("How many", 1, 64, key="gen_n")
+temp = c[1].slider("Temperature", 0.0, 2.5, step=0.1, key="gen_temp")
+
+
+def _new_seed() -> None:
+    st.session_state["gen_seed"] = int(np.random.default_rng().integers(0, 10**6))
+
+
+seed = c[2].number_input("Seed", 0, 10**6, key="gen_seed", help="The same seed draws the same z.")
+c[3].button("🎲 New seed", on_click=_new_seed)
+for name, value in (("n", n), ("temp", temp), ("seed", seed)):
+    digits.set_param(name, value)
+try:
+    _, prior_images = explore.sample_prior(
+        bundle, n, temperature=float(temp), seed=int(seed), label=label
+    )
+except UserError as err:
+    show_error(err)
+else:
+    grid = images.tile(prior_images, ncols=min(n, 16))
+    st.image(digits.png(grid, 3), caption=f"{n} digits, seed {seed}, temperature {temp:.1f}")
+    st.download_button("Download PNG", images.to_png(grid, scale=2), "vae_lab_samples.png",
+                       "image/png", key="gen_dl_prior")  # fmt: skip
+
+# ---------------------------------------------------------------- 2. the manifold
+st.header("The map of the latent space")
+if d < 2:
+    st.caption(
+        "This model has a single latent number; the dial below shows everything it can draw."
+    )
+else:
+    c = st.columns(4)
+    digits.init_state("gen_grid", digits.param_int("grid", 15, 5, 30))
+    digits.init_state("gen_extent", digits.param_float("extent", 2.0, 0.5, 4.0))
+    size = c[0].slider("Grid size", 5, 30, key="gen_grid")
+    extent = c[1].slider("Reach (± sigma)", 0.5, 4.0, step=0.5, key="gen_extent")
+    digits.set_param("grid", size)
+    digits.set_param("extent", extent)
+    dims = (0, 1)
+    if d > 2:
+        digits.init_state("gen_dx", digits.param_int("dx", 0, 0, d - 1))
+        digits.init_state("gen_dy", digits.param_int("dy", 1, 0, d - 1))
+        dx = c[2].selectbox("Across", list(range(d)), key="gen_dx", format_func=lambda j: f"z[{j}]")
+        dy = c[3].selectbox("Down", list(range(d)), key="gen_dy", format_func=lambda j: f"z[{j}]")
+        dims = (int(dx), int(dy))
+        digits.set_param("dx", dx)
+        digits.set_param("dy", dy)
+    try:
+        xs, ys, cells = explore.latent_grid(bundle, size, extent=float(extent), dims=dims,
+                                            label=label)  # fmt: skip
+    except UserError as err:
+        show_error(err)
+    else:
+        flat = cells.reshape(-1, *cells.shape[2:])
+        grid = images.tile(flat, ncols=size, pad=0)
+        st.plotly_chart(figures.manifold_figure(xs, ys, grid, dims), key="gen_manifold",
+                        config={"displayModeBar": False})  # fmt: skip
+        where = (
+            f"the whole {d}-D latent plane"
+            if d == 2
+            else f"a slice through z[{dims[0]}] and z[{dims[1]}]; the other {d - 2} numbers are 0"
+        )
+        st.caption(
+            f"{size} × {size} decoded points, evenly spaced from −{extent:.1f} to +{extent:.1f}: "
+            f"{where}. All {size * size} go through the decoder in one call."
+        )
+        st.download_button("Download PNG", images.to_png(grid, scale=2), "vae_lab_manifold.png",
+                            "image/png", key="gen_dl_grid")  # fmt: skip
+
+
+# ---------------------------------------------------------------- 3. one dial per latent number
+st.header("Turn the dials")
+dials = min(d, MAX_DIALS)
+
+
+def _dials_to(values: np.ndarray) -> None:
+    for j in range(dials):
+        st.session_state[f"gen_z_{j}"] = float(np.round(values[j], 1))
+
+
+@st.fragment
+def dial_panel(bundle: ModelBundle, label: int | None) -> None:
+    """Sliders for z; moving one only reruns this panel."""
+    for j in range(dials):
+        digits.init_state(f"gen_z_{j}", 0.0)
+    left, right = st.columns([3, 2])
+    with left:
+        b = st.columns(2)
+        b[0].button("Reset to 0", on_click=_dials_to, args=(np.zeros(dials),), key="gen_reset")
+        b[1].button(
+            "🎲 Random",
+            key="gen_random",
+            on_click=lambda: _dials_to(
+                np.clip(np.random.default_rng().standard_normal(dials), -DIAL_RANGE, DIAL_RANGE)
+            ),
+        )
+        per_row = 2 if dials > 4 else 1
+        rows = [st.columns(per_row) for _ in range((dials + per_row - 1) // per_row)]
+        for j in range(dials):
+            rows[j // per_row][j % per_row].slider(
+                f"z[{j}]", -DIAL_RANGE, DIAL_RANGE, step=0.1, key=f"gen_z_{j}"
+            )
+    z = np.zeros(d, np.float32)
+    z[:dials] = [st.session_state[f"gen_z_{j}"] for j in range(dials)]
+    try:
+        image = explore.decode(bundle, z[None], label)[0]
+    except UserError as err:
+        show_error(err)
+        return
+    with right:
+        st.image(digits.png(image, 8), caption="decoder(z)", width=224)
+        st.caption("z = " + np.array2string(z[:dials], precision=1, separator=", "))
+        if d > dials:
+            st.caption(f"The first {dials} of {d} numbers have dials; the others stay at 0.")
+
+
+st.caption(
+    "Each slider is one number of z. Most digits live within ±2 of 0, where the prior puts them."
+)
+dial_panel(bundle, label)
+
+# ---------------------------------------------------------------- 4. interpolation
+st.header("Walk from one digit to another")
+st.caption(
+    "Encode two real digits, walk in a straight line (or along the sphere) between their z_mean, "
+    "and decode every step. In a good latent space every step is a plausible digit."
+)
+source, x_all, y_all = digits.source_picker("gen_src")
+c = st.columns([1, 1, 1, 1])
+last = len(x_all) - 1
+default_a, default_b = digits.examples_of(y_all, 1, 1, 0)[0], digits.examples_of(y_all, 7, 1, 0)[0]
+digits.init_state("gen_a", digits.param_int("a", default_a, 0, last))
+digits.init_state("gen_b", digits.param_int("b", default_b, 0, last))
+for key in ("gen_a", "gen_b"):
+    st.session_state[key] = min(st.session_state[key], last)
+
+
+def _pick_label(key: str, label_key: str) -> None:
+    # "Random example of digit k": a fresh index with that label.
+    want = st.session_state[label_key]
+    if want is not None:
+        st.session_state[key] = int(np.random.default_rng().choice(np.flatnonzero(y_all == want)))
+
+
+with c[0]:
+    a = st.number_input("From digit #", 0, last, key="gen_a")
+    st.selectbox("…or a random", [None, *range(10)], key="gen_la", on_change=_pick_label,
+                 args=("gen_a", "gen_la"), format_func=lambda v: "—" if v is None else f"{v}")  # fmt: skip
+with c[1]:
+    b_ = st.number_input("To digit #", 0, last, key="gen_b")
+    st.selectbox("…or a random", [None, *range(10)], key="gen_lb", on_change=_pick_label,
+                 args=("gen_b", "gen_lb"), format_func=lambda v: "—" if v is None else f"{v}")  # fmt: skip
+digits.init_state("gen_method", digits.param("method", "linear"))
+if st.session_state["gen_method"] not in ("linear", "spherical"):
+    st.session_state["gen_method"] = "linear"
+digits.init_state("gen_steps", digits.param_int("steps", 10, 3, 24))
+method = c[2].radio("Path", ["linear", "spherical"], key="gen_method",
+                    help="Spherical keeps the length of z steady, so the middle is not pulled "
+                    "towards 0.")  # fmt: skip
+steps = c[3].slider("Steps", 3, 24, key="gen_steps")
+for name, value in (("a", a), ("b", b_), ("method", method), ("steps", steps)):
+    digits.set_param(name, value)
+pair_labels = (int(y_all[a]), int(y_all[b_])) if spec.is_conditional else None
+try:
+    path, walk = explore.interpolate(bundle, x_all[a], x_all[b_], steps=int(steps), method=method,
+                                     labels=pair_labels)  # fmt: skip
+except UserError as err:
+    show_error(err)
+else:
+    strip = np.concatenate([x_all[a][None] / 255.0, walk, x_all[b_][None] / 255.0])
+    grid = images.tile(strip, ncols=len(strip))
+    st.image(digits.png(grid, 3), width="stretch" if len(strip) > 14 else "content")
+    st.caption(
+        f"Left: digit #{a} (a {y_all[a]}); right: digit #{b_} (a {y_all[b_]}); between them, "
+        f"{steps} decoded steps along a {method} path."
+        + (
+            " The conditional VAE is told the first digit's label for the first half of the walk "
+            "and the second's for the rest."
+            if spec.is_conditional
+            else ""
+        )
+    )
+    st.download_button("Download PNG", images.to_png(grid, scale=2), "vae_lab_walk.png",
+                       "image/png", key="gen_dl_walk")  # fmt: skip

@@ -1,0 +1,400 @@
+"""Round trip: a digit goes through the encoder to (z_mean, z_log_var, z) and back out of the decoder.
+
+Answers three questions by showing: the decoder is a model with its own Input and the full model is
+decoder(encoder(x)[2]); decoder(z_mean) and vae(x) differ because vae(x) may sample z; sample while
+training, use the mean at prediction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from pages import digits, shared
+from vae_core import explore, figures, images
+from vae_core.errors import UserError
+from vae_core.models import ModelBundle
+
+MAX_DIGITS = 12
+MAP_POINTS = 2000  # background digits on the latent map
+BARS_UP_TO = 16  # latent sizes up to this get a bar chart per digit
+MODES = ("Mixed digits", "By label", "By index", "Upload")
+
+
+# ---------------------------------------------------------------- cached per model
+def _shape_text(tensor) -> str:
+    shape = getattr(tensor, "shape", None)
+    if isinstance(tensor, list | tuple):
+        return ", ".join(_shape_text(t) for t in tensor)
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+
+
+def _layers(model) -> list[tuple[str, str, str]]:
+    return [(layer.name, type(layer).__name__, _shape_text(layer.output)) for layer in model.layers]
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _wiring(name: str, stamp: float, _bundle: ModelBundle) -> tuple[str, dict[str, str]]:
+    """The wiring diagram and the three summary() texts, read from the loaded models."""
+    spec = _bundle.spec
+    dot = figures.wiring_dot(
+        _layers(_bundle.encoder),
+        _layers(_bundle.decoder),
+        is_vae=spec.is_vae,
+        conditional=spec.is_conditional,
+        composite_name=_bundle.composite.name,
+    )
+    summaries = {}
+    for model in (_bundle.encoder, _bundle.decoder, _bundle.composite):
+        lines: list[str] = []
+        model.summary(print_fn=lambda s, _out=lines, **_: _out.append(s), line_length=110)
+        summaries[model.name] = "\n".join(lines)
+    return dot, summaries
+
+
+@st.cache_data(show_spinner="Placing digits on the latent map…", max_entries=16)
+def _background(
+    name: str, stamp: float, source: str, _bundle: ModelBundle, _x: np.ndarray, _y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """z_mean (or the DAE's latent vector) of up to MAP_POINTS digits, with their labels."""
+    x, y = _x[:MAP_POINTS], _y[:MAP_POINTS]
+    z, _ = explore.encode(_bundle, x, y if _bundle.spec.is_conditional else None)
+    return z, np.asarray(y)
+
+
+# ---------------------------------------------------------------- the page
+st.title("🔁 Round trip")
+st.markdown(
+    "Follow a handwritten digit through the autoencoder: the **encoder** turns it into a few "
+    "numbers (the *latent code*), the **decoder** turns numbers back into a picture."
+)
+
+bundle = shared.active_bundle()
+if bundle is None:
+    st.stop()
+entry = shared.active_entry()
+spec = bundle.spec
+stamp = entry.path.stat().st_mtime
+
+# ---- 1. wiring
+with st.expander("How the three models are wired", expanded=True):
+    dot, summaries = _wiring(entry.name, stamp, bundle)
+    diagram, words = st.columns([1, 1], gap="large")
+    diagram.graphviz_chart(dot, width="stretch")
+    words.markdown("#### One model, or three?")
+    if spec.is_vae:
+        words.markdown(
+            "The **decoder is a model of its own**, with its own `Input` (`decoder_input`): give it "
+            f"{spec.latent_dim} numbers and it draws a digit. The encoder has three outputs: "
+            "`z_mean`, `z_log_var` and `z`, a point drawn near `z_mean`. The full model, "
+            f"`{bundle.composite.name}`, is just the wiring `decoder(encoder(x)[2])`: it passes "
+            "the encoder's **third** output, `z`, into the decoder's `Input`. All three share the "
+            "same weights."
+            + (
+                " This conditional VAE is also told the label; it goes into both halves."
+                if spec.is_conditional
+                else ""
+            )
+        )
+    else:
+        words.markdown(
+            "A denoising autoencoder has the same two halves, but its encoder has a **single** "
+            "output, the latent vector. The decoder's `Input` (`decoder_input`) is **not the "
+            f"image**: it is where those {spec.latent_dim} numbers go in. The full model, "
+            f"`{bundle.composite.name}`, is `decoder(encoder(x))`. There is no z_mean, no sigma "
+            "and no sampling: the same digit always gives the same code and the same picture."
+        )
+    words.caption("What Keras itself says about the three models (note the decoder's input):")
+    for name, text in summaries.items():
+        with words.expander(f"`{name}.summary()`"):
+            st.code(text, language=None)
+
+# ---- 2. pick digits
+st.header("Pick digits")
+pick = st.columns([1, 1], gap="large")
+with pick[0]:
+    source, x_all, y_all = digits.source_picker("rt_src")
+    url_idx = [i for i in digits.param_ints("idx") if 0 <= i < len(x_all)][:MAX_DIGITS]
+    digits.init_state("rt_mode", "By index" if url_idx else MODES[0])
+    mode = st.segmented_control("Choose", MODES, key="rt_mode", required=True)
+    mode = mode or MODES[0]
+
+chosen: np.ndarray | None = None  # (N, 28, 28) uint8 or float
+labels: np.ndarray | None = None
+names: list[str] = []
+idx: list[int] = []
+with pick[1]:
+    if mode == "Mixed digits":
+        digits.init_state("rt_n", digits.param_int("n", 5, 1, 10))
+        digits.init_state("rt_shuffle", digits.param_int("shuffle", 0, 0, 10**6))
+        c1, c2 = st.columns([3, 1])
+        n = c1.slider("How many different digits", 1, 10, key="rt_n")
+        if c2.button("Shuffle", help="Other digits, other examples."):
+            st.session_state["rt_shuffle"] += 1
+        idx = digits.mixed_examples(y_all, n, st.session_state["rt_shuffle"])
+    elif mode == "By label":
+        digits.init_state("rt_label", 7)
+        digits.init_state("rt_count", 3)
+        digits.init_state("rt_other", 0)
+        label = st.segmented_control(
+            "Show me examples of the digit", list(range(10)), key="rt_label"
+        )
+        c1, c2 = st.columns([3, 1])
+        count = c1.slider("How many", 1, MAX_DIGITS, key="rt_count")
+        if c2.button("Other examples"):
+            st.session_state["rt_other"] += 1
+        if label is None:
+            st.info("Pick a digit above.")
+        else:
+            idx = digits.examples_of(y_all, int(label), count, st.session_state["rt_other"])
+    elif mode == "By index":
+        digits.init_state("rt_idx", url_idx or digits.mixed_examples(y_all, 5, 0))
+        st.session_state["rt_idx"] = [i for i in st.session_state["rt_idx"] if i < len(x_all)]
+        idx = st.multiselect(
+            "Digits (by their number in the set)",
+            list(range(len(x_all))),
+            key="rt_idx",
+            max_selections=MAX_DIGITS,
+            format_func=lambda i: f"#{i} (a {y_all[i]})",
+            help="Type a number to find a digit; the label in brackets is what a person wrote.",
+        )
+    else:
+        upload = st.file_uploader(
+            "A photo or scan of ONE handwritten digit",
+            type=["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"],
+            key="rt_upload",
+        )
+        if upload is None:
+            st.info("Upload a picture of one digit: dark ink on light paper works best.")
+        else:
+            try:
+                pre = images.prepare_upload(upload.getvalue(), upload.name)
+            except UserError as err:
+                shared.show_error(err)
+                pre = None
+            if pre is not None:
+                st.caption("How your image was made MNIST-like:")
+                st.image(
+                    [digits.png(img, 1) for _, img in pre.steps],
+                    caption=[step for step, _ in pre.steps],
+                    width=84,
+                )
+                for note in pre.notes:
+                    st.caption(note)
+                chosen = pre.digit[None]
+                names = ["upload"]
+                if spec.is_conditional:
+                    up_label = st.selectbox("Which digit is it? (the conditional VAE needs to be told)",
+                                            list(range(10)), key="rt_up_label")  # fmt: skip
+                    labels = np.array([up_label])
+
+if mode != MODES[3]:
+    idx = [int(i) for i in idx][:MAX_DIGITS]
+    digits.set_param("idx", idx)
+    if idx:
+        chosen = x_all[idx]
+        labels = np.asarray(y_all[idx])
+        names = [f"#{i}" for i in idx]
+
+if chosen is None or len(chosen) == 0:
+    st.stop()
+model_labels = labels if spec.is_conditional else None
+
+# ---- 3. the round trip, digit by digit
+st.header("Encode, then decode")
+if spec.is_vae:
+    ctl = st.columns([2, 1, 2])
+    digits.init_state("rt_k", digits.param_int("k", 6, 1, 12))
+    digits.init_state("rt_seed", digits.param_int("seed", 0, 0, 10**6))
+    k = ctl[0].slider("Samples of z per digit (K)", 1, 12, key="rt_k")
+    seed = ctl[1].number_input("Seed", 0, 10**6, key="rt_seed", help="Which random samples.")
+    always = ctl[2].toggle(
+        "Keras-example Sampling (always sample)",
+        key="rt_always",
+        help="The keras-io VAE's Sampling layer ignores `training` and samples even at prediction.",
+    )
+    digits.set_param("k", k)
+    digits.set_param("seed", seed)
+else:
+    k, seed, always = 1, 0, False
+    st.caption(
+        "No sampling here: a denoising autoencoder's encoder gives one latent vector per digit, "
+        "and its decoder turns that vector (not the image) back into a picture. Run it twice, get "
+        "the same picture. To see what it is for, try the **Denoise** page."
+    )
+
+try:
+    rt = explore.round_trip(bundle, chosen, model_labels, n_samples=k, seed=int(seed))
+    # What vae.predict(x) gives with the keras-io Sampling: z is sampled, so two calls differ.
+    second = (
+        explore.round_trip(bundle, chosen, model_labels, n_samples=1, seed=int(seed) + 1)
+        if always
+        else None
+    )
+except UserError as err:
+    shared.show_error(err)
+    st.stop()
+
+if spec.is_vae:
+    if always:
+        st.markdown(
+            "**keras-io Sampling:** `vae.predict(x)` samples z on *every* call: run it twice, get two "
+            "different digits (columns 3 and 4). Prediction is as random as training."
+        )
+    else:
+        st.markdown(
+            "**Mult-VAE Sampling (this app's default):** `vae.predict(x)` returns "
+            "`decoder(z_mean)` (the same picture as column 2). Only `vae(x, training=True)` samples "
+            "z, which is what training needs."
+        )
+
+
+def err_text(value: float) -> str:
+    return f"error {value:.4f}"
+
+
+errors = rt.errors
+for i in range(len(rt.inputs)):
+    title = f"**Digit {i + 1}** · {names[i]}"
+    if labels is not None:
+        title += f" · written as a {int(labels[i])}"
+    with st.container(border=True):
+        st.markdown(title)
+        if not spec.is_vae:
+            c = st.columns([1, 1, 3])
+            c[0].image(digits.png(rt.inputs[i]), caption="input x", width=112)
+            c[1].image(
+                digits.png(rt.decoded_mean[i]),
+                caption=f"decoder(encoder(x)): {err_text(errors['decoder(z_mean)'][i])}",
+                width=112,
+            )
+            with c[2]:
+                st.caption(f"The encoder's latent vector ({spec.latent_dim} numbers):")
+                if spec.latent_dim <= BARS_UP_TO:
+                    st.plotly_chart(figures.latent_bars(rt.z_mean[i]), key=f"rt_bars_{i}",
+                                    config={"displayModeBar": False})  # fmt: skip
+                else:
+                    st.code(np.array2string(rt.z_mean[i], precision=2, max_line_width=100))
+            continue
+        c = st.columns([1, 1, 1, 1, 2.4])
+        c[0].image(digits.png(rt.inputs[i]), caption="input x", width=112)
+        c[1].image(
+            digits.png(rt.decoded_mean[i]),
+            caption=f"decoder(z_mean): {err_text(errors['decoder(z_mean)'][i])}",
+            width=112,
+        )
+        if always:
+            run2 = second.composite_training[i]
+            run2_err = second.errors["vae(x, training=True)"][i]
+            c[2].image(digits.png(rt.composite_training[i]),
+                       caption=f"vae.predict(x), call 1: {err_text(errors['vae(x, training=True)'][i])}",
+                       width=112)  # fmt: skip
+            c[3].image(digits.png(run2), caption=f"vae.predict(x), call 2: {err_text(run2_err)}",
+                       width=112)  # fmt: skip
+        else:
+            c[2].image(digits.png(rt.composite_inference[i]),
+                       caption=f"vae.predict(x): {err_text(errors['vae(x, training=False)'][i])}",
+                       width=112)  # fmt: skip
+            c[3].image(digits.png(rt.composite_training[i]),
+                       caption=f"vae(x, training=True): {err_text(errors['vae(x, training=True)'][i])}",
+                       width=112)  # fmt: skip
+        with c[4]:
+            sig = rt.sigma[i]
+            if spec.latent_dim <= BARS_UP_TO:
+                st.caption("z_mean (bars) ± sigma (whiskers): where z is drawn from")
+                st.plotly_chart(figures.latent_bars(rt.z_mean[i], sig), key=f"rt_bars_{i}",
+                                config={"displayModeBar": False})  # fmt: skip
+            else:
+                st.caption(f"z_mean and sigma (first {BARS_UP_TO} of {spec.latent_dim} numbers)")
+                st.code(
+                    "z_mean "
+                    + np.array2string(rt.z_mean[i][:BARS_UP_TO], precision=2, max_line_width=100)
+                    + "\nsigma  "
+                    + np.array2string(sig[:BARS_UP_TO], precision=2, max_line_width=100)
+                )
+        s = st.columns([5, 2])
+        s[0].image(
+            [digits.png(img, 2) for img in rt.decoded_samples[i]],
+            caption=[f"z{j + 1}: {v:.4f}" for j, v in enumerate(errors["decoder(z)"][i])],
+            width=64,
+        )
+        s[0].caption(
+            f"{k} samples: decoder(z) with z = z_mean + sigma × eps, each with its error "
+            f"(mean {errors['decoder(z)'][i].mean():.4f})."
+        )
+        # Scaled to its own maximum so even a confident encoder's small spread is visible.
+        std = rt.decoded_samples[i].std(axis=0)
+        top = float(std.max())
+        spread = std / top if top > 1e-6 else std
+        s[1].image(digits.png(spread, 2), width=64, caption=f"spread: std up to {top:.3f}")
+        s[1].caption("White where the samples differ most.")
+
+if spec.is_vae:
+    with st.expander("Why is decoder(z_mean) not the same as vae(x)?", expanded=False):
+        st.markdown(
+            "The encoder does not give one point but a small cloud: the centre `z_mean` and a "
+            "width `sigma = exp(z_log_var / 2)`. `decoder(z_mean)` always decodes the centre. "
+            "`vae(x)` passes on `z`, which the **Sampling** layer draws from that cloud "
+            "when sampling is on (`training=True`), so it lands somewhere else each time: the "
+            "samples above, and their spread. Training *needs* the sampling (it teaches the "
+            "decoder that nearby points mean the same digit). At prediction you want the best "
+            "guess, the centre: **sample while training, use the mean at prediction** (Mult-VAE, "
+            "Liang et al. 2018). The keras-io example's Sampling always samples, so its "
+            "`vae.predict(x)` changes from call to call: switch the toggle above to see it."
+        )
+
+# ---- 4. the latent map
+st.header("Where your digits land in the latent space")
+z_bg, y_bg = _background(entry.name, stamp, source, bundle, x_all, y_all)
+d = spec.latent_dim
+projection, dims = "dims", (0, 1)
+if d > 2:
+    m = st.columns([2, 1, 1])
+    digits.init_state("rt_axes", "Principal axes (PCA)")
+    axes = m[0].radio(
+        "Axes",
+        ["Principal axes (PCA)", "Two latent dimensions"],
+        key="rt_axes",
+        horizontal=True,
+        help="PCA turns the map so it shows the two directions in which the codes spread most.",
+    )
+    if axes == "Two latent dimensions":
+        digits.init_state("rt_dx", 0)
+        digits.init_state("rt_dy", 1)
+        dx = m[1].selectbox("Across", list(range(d)), key="rt_dx", format_func=lambda j: f"z[{j}]")
+        dy = m[2].selectbox("Up", list(range(d)), key="rt_dy", format_func=lambda j: f"z[{j}]")
+        dims = (int(dx), int(dy))
+        if dx == dy:
+            st.warning("Pick two different dimensions.")
+    else:
+        projection = "pca"
+fig = figures.latent_map(
+    z_bg,
+    y_bg,
+    highlight=rt.z_mean,
+    highlight_sigma=rt.sigma,
+    dims=dims,
+    projection=projection,
+    highlight_names=[str(i + 1) for i in range(len(rt.z_mean))],
+)
+st.plotly_chart(fig, key="rt_map", config={"displayModeBar": False})
+what = "z_mean" if spec.is_vae else "latent vector"
+note = (
+    f"Each dot is the {what} of one of {len(z_bg)} digits from the "
+    f"{digits.SOURCE_NAMES[source]}, coloured by what was written; "
+    "the stars are your digits (numbered as above)."
+)
+if spec.is_vae:
+    note += " Circles: 1 and 2 sigma around each star, where its z samples fall."
+    if projection == "pca":
+        note += " (On principal axes the circles are approximate.)"
+if projection == "pca":
+    note += f" The map shows the two directions in which the {d} numbers vary most (PCA)."
+elif d > 2:
+    note += f" Only z[{dims[0]}] and z[{dims[1]}] of {d} numbers are shown."
+st.caption(note)
+if spec.is_conditional:
+    st.info(
+        "This conditional VAE is *told* the digit, so its codes need not separate the digits: the "
+        "colours overlap, and the code holds the *style* (slant, width, thickness)."
+    )

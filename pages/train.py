@@ -1,0 +1,378 @@
+"""Train: choose a model and its settings, start a run, watch it learn; every past run.
+
+Training never happens in this script: `runs` starts a child process that owns the run folder, and
+the live view only reads that folder (a fragment polls it), so a refresh, a closed tab or a second
+browser all show the same run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from vae_core import data, figures, runs
+from vae_core.errors import UserError
+from vae_core.runs import ACTIVE_STATES, RESUMABLE_STATES
+from vae_core.specs import KIND_LABELS, MODEL_KINDS, NOISE_KINDS, PRESETS, ModelSpec, TrainSpec
+
+STATE_LABELS = {
+    "created": "🆕 never started",
+    "unknown": "❓ unreadable",
+    "missing": "❓ unreadable",
+    "starting": "⏳ starting",
+    "running": "🏃 running",
+    "completed": "✅ completed",
+    "stopped": "⏸️ stopped",
+    "failed": "❌ failed",
+    "interrupted": "⚠️ interrupted",
+}
+KIND_BLURBS = {
+    "mlp_vae": "Plain dense layers. With latent size 2 you can see its whole latent space as a map.",
+    "conv_vae": "Convolutions see strokes and corners: sharper digits, a little slower to train.",
+    "conv_dae": "Learns to turn noisy digits into clean ones; try it on the **Denoise** page.",
+    "cvae": "Is told which digit it is looking at, so you can ask it to draw a 7.",
+}
+NOISE_LABELS = {
+    "keras": "Grey fog (the Keras example)",
+    "gaussian": "Gaussian speckle",
+    "salt_pepper": "Salt & pepper",
+    "mask": "Dropped pixels (masking)",
+}
+DATASET_LABELS = {
+    "mnist": "MNIST: 60,000 handwritten digits",
+    "fashion_mnist": "Fashion-MNIST: 60,000 clothing pictures",
+    "sample": "The bundled sample: 400 digits (quick demo, runs anywhere)",
+}
+DATASET_SHORT = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "sample": "bundled sample"}
+PHASES = {
+    "starting": "starting TensorFlow",
+    "loading data": "loading the data",
+    "building the model": "building the model",
+    "evaluating": "measuring the finished model on the test digits",
+    "saving": "saving the model",
+}
+POLL_S = 1.0  # seconds between looks at the run folder while a run is active
+
+
+# ---------------------------------------------------------------- small helpers
+def _duration(seconds) -> str:
+    if not isinstance(seconds, int | float):
+        return ""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+def _config(run_dir: Path) -> dict:
+    try:
+        return runs.read_config(run_dir)
+    except UserError:
+        return {}
+
+
+def _rows(run_dir: Path, status: dict) -> list[dict]:
+    """progress.jsonl's records, read incrementally: each poll parses only the new lines."""
+    key, started = str(run_dir), status.get("started")
+    cached = st.session_state.get("tr_rows")
+    rows = cached[2] if cached and cached[:2] == (key, started) else []
+    # A resume cuts the file back (and changes `started`), so then it is read from the start.
+    rows = rows + runs.read_progress(run_dir, rows[-1]["_line"] + 1 if rows else 0)
+    st.session_state["tr_rows"] = (key, started, rows)
+    return rows
+
+
+def _metrics_text(metrics) -> str:
+    metrics = metrics if isinstance(metrics, dict) else {}
+    if isinstance(metrics.get("neg_elbo"), int | float):
+        return f"−ELBO {metrics['neg_elbo']:.1f} nats"
+    if isinstance(metrics.get("psnr"), int | float):
+        return f"PSNR {metrics['psnr']:.1f} dB, SSIM {metrics.get('ssim', 0):.3f}"
+    return ""
+
+
+def _progress_line(epochs: int, last: dict | None, phase: str | None) -> tuple[float, str]:
+    """(fraction done, 'Epoch 3 of 10 · step 120 of 469 · about 2 min left · 850 digits/s')."""
+    if phase and phase != "training":
+        # Before the first step (TensorFlow, data, model) and after the last (test, save).
+        done = 1.0 if phase in ("evaluating", "saving") else 0.0
+        return done, f"{PHASES.get(phase, phase)}…"
+    if not last:
+        return 0.0, f"Epoch 1 of {epochs} · {PHASES['starting']}…"
+    epoch = int(last.get("epoch") or 1)
+    per = max(int(last.get("steps_per_epoch") or 1), 1)
+    step = per if last.get("kind") == "epoch" else min(int(last.get("step") or 0), per)
+    done = min(max(((epoch - 1) + step / per) / max(epochs, 1), 0.0), 1.0)
+    parts = [f"Epoch {epoch} of {epochs}", f"step {step} of {per}"]
+    if isinstance(last.get("eta_s"), int | float):
+        parts.append(f"about {_duration(last['eta_s'])} left")
+    if isinstance(last.get("samples_per_s"), int | float):
+        parts.append(f"{last['samples_per_s']:,.0f} digits/s")
+    return done, " · ".join(parts)
+
+
+# ---------------------------------------------------------------- the live view of one run
+def _show_result(status: dict) -> None:
+    metrics = status.get("test_metrics") if isinstance(status.get("test_metrics"), dict) else {}
+    shown = {
+        "neg_elbo": ("Test −ELBO", "nats", "How surprised the model is by digits it never saw; lower is better."),
+        "reconstruction": ("Reconstruction", "nats", "How far its redrawings are from the test digits."),
+        "kl": ("KL", "nats", "How far the codes are from the prior N(0, I): the price of a tidy latent space."),
+        "psnr": ("Test PSNR", "dB", "How close its denoised test digits are to the clean ones; higher is better."),
+        "ssim": ("Test SSIM", "", "How alike denoised and clean test digits look; 1 is identical."),
+    }  # fmt: skip
+    items = [(k, v) for k, v in metrics.items() if k in shown and isinstance(v, int | float)]
+    if items:
+        for col, (key, value) in zip(st.columns(len(items)), items, strict=True):
+            label, unit, help_ = shown[key]
+            text = f"{value:.3f}" if key == "ssim" else f"{value:.1f} {unit}"
+            col.metric(label, text, help=help_)
+    if status.get("model_name"):
+        st.success(
+            f"The model **{status['model_name']}** is saved and now in the sidebar's model list: "
+            "explore it on **Round trip**, **Generate** or **Denoise**."
+        )
+    if status.get("note"):
+        st.info(status["note"])
+
+
+def live_view(run_dir: Path) -> None:
+    """Everything about one run, read from its folder; polled while the run is active."""
+    status = runs.read_status(run_dir)
+    state = status.get("state", "unknown")
+    if state not in ACTIVE_STATES and st.session_state.get("tr_polling") == str(run_dir):
+        # It just ended: rerun the whole app, so the sidebar lists the new model and polling stops.
+        st.session_state.pop("tr_polling", None)
+        st.rerun(scope="app")
+    config = _config(run_dir)
+    mspec, tspec = config.get("model") or {}, config.get("train") or {}
+    kind = mspec.get("kind")
+    epochs = int(tspec.get("epochs") or status.get("epochs") or 1)
+    rows = _rows(run_dir, status)
+    last_epoch = next((r for r in reversed(rows) if r.get("kind") == "epoch"), None)
+    done_epochs = int((last_epoch or {}).get("epoch") or 0)
+
+    head = [f"Run **{run_dir.name}**"]
+    if kind:
+        head.append(KIND_LABELS.get(kind, kind))
+    if tspec.get("dataset"):
+        head.append(DATASET_SHORT.get(tspec["dataset"], tspec["dataset"]))
+    head.append(STATE_LABELS.get(state, state))
+    st.markdown(" · ".join(head))
+
+    if state in ACTIVE_STATES:
+        last = next((r for r in reversed(rows) if r.get("kind") in ("step", "epoch")), None)
+        done, text = _progress_line(epochs, last, status.get("phase"))
+        st.progress(done, text=text)
+        if st.button("⏹️ Stop", key="tr_stop",
+                     help="Finishes the current batch, saves a checkpoint and stops; you can resume later."):  # fmt: skip
+            try:
+                runs.stop_run(run_dir)
+            except (UserError, OSError) as err:
+                st.error(str(err))
+            else:
+                st.toast("Stopping after this batch…")
+    elif state == "completed":
+        _show_result(status)
+    elif state == "failed":
+        st.error(
+            status.get("error") or "The run failed without saying why; see train.log in its folder."
+        )
+    elif state == "stopped":
+        st.info(f"Stopped after epoch {done_epochs} of {epochs}. Resume it to carry on from there.")
+    elif state == "interrupted":
+        st.warning(
+            "The training process ended without finishing (the computer or server restarted, or it "
+            f"was killed) after epoch {done_epochs} of {epochs}. Resume it to carry on from its "
+            "last finished epoch."
+        )
+    elif state in ("unknown", "missing"):
+        st.error(status.get("error") or f"Run {run_dir.name} cannot be read.")
+    elif state == "created":
+        st.info("This run was set up but never started.")
+    if state in RESUMABLE_STATES and st.button("▶️ Resume", key="tr_resume", type="primary",
+                                               help="Carry on from the last finished epoch."):  # fmt: skip
+        try:
+            runs.resume_run(run_dir)
+        except UserError as err:
+            st.error(str(err))
+        else:
+            st.rerun(scope="app")
+
+    if rows:
+        # The DAE has no KL term and its reconstruction is its whole loss: one panel says it all.
+        terms = ["loss"] if kind == "conv_dae" else ["loss", "reconstruction_loss", "kl_loss"]
+        st.plotly_chart(figures.training_curves(rows, terms), key="tr_curves")
+    elif state in ACTIVE_STATES:
+        st.caption("The loss curves appear after the first few batches.")
+    pngs = runs.epoch_pngs(run_dir)
+    if pngs:
+        epoch = max(pngs)
+        if kind == "conv_dae":
+            what = "rows of noisy test digits, the model's clean-up, and the clean originals"
+        else:
+            what = ("test digits (top row), how the model redraws them (second row) and new "
+                    "digits it makes up from random codes (bottom rows)")  # fmt: skip
+        st.image(str(pngs[epoch]), width=520,
+                 caption=f"After epoch {epoch}: {what}. The same digits and codes every epoch, "
+                 "so you can watch them sharpen.")  # fmt: skip
+
+
+# ---------------------------------------------------------------- the page
+st.title("🏋️ Train")
+st.markdown(
+    "Pick a kind of autoencoder, press **Start** and watch it learn. Training runs in the "
+    "background: you can close the tab or open it elsewhere and see the same run."
+)
+
+left, right = st.columns([1, 2], gap="large")
+
+# ---------------------------------------------------------------- settings
+with left:
+    st.subheader("New run")
+    kind = st.selectbox("Kind of model", MODEL_KINDS, format_func=KIND_LABELS.get, key="tr_kind",
+                        help="What to train; each kind starts from sensible settings.")  # fmt: skip
+    st.caption(KIND_BLURBS[kind])
+    m0, t0 = PRESETS[kind]
+    is_vae = m0.is_vae
+
+    datasets = [d for d in ("mnist", "fashion_mnist") if data.dataset_available(d)] + ["sample"]
+    if "mnist" not in datasets:
+        st.info(
+            "Only the bundled sample (400 digits) is here. For all 60,000 MNIST digits, put its "
+            "four `.gz` files in one folder, set `VAE_LAB_DATA_DIR` to that folder and restart "
+            "VAE Lab."
+        )
+        st.caption(", ".join(f"`{f}`" for f in data.IDX_FILES))
+
+    # Keys carry the kind, so each kind keeps its own values and starts from its own preset.
+    with st.form(f"tr_form_{kind}", border=False):
+        dataset = st.radio("Data", datasets, format_func=DATASET_LABELS.get, key=f"tr_data_{kind}",
+                           help="What the model learns from; some digits are kept aside to test it on digits it never saw.")  # fmt: skip
+        c1, c2 = st.columns(2)
+        latent = c1.number_input("Latent size", 1, 64, m0.latent_dim, key=f"tr_latent_{kind}",
+                                 help="How many numbers the encoder squeezes each digit into; "
+                                 "2 lets the app draw the latent space as a map.")  # fmt: skip
+        hidden = c2.select_slider("Hidden size", [64, 128, 256, 512, 1024], m0.hidden,
+                                  key=f"tr_hidden_{kind}",
+                                  help="Units in the dense layer: more can learn finer detail but train slower.")  # fmt: skip
+        beta, warmup = 1.0, 0
+        if is_vae:
+            c1, c2 = st.columns(2)
+            beta = c1.number_input("Beta", 0.0, 10.0, m0.beta, 0.1, key=f"tr_beta_{kind}",
+                                   help="Weight of the KL term: 1 is the true VAE; below 1 sharper "
+                                   "digits, above 1 a smoother, more orderly latent space.")  # fmt: skip
+            warmup = c2.number_input("KL warm-up (epochs)", 0, 100, t0.kl_warmup_epochs,
+                                     key=f"tr_warmup_{kind}",
+                                     help="Epochs over which the KL weight grows from 0 to beta, so the "
+                                     "model first learns to redraw digits at all.")  # fmt: skip
+        c1, c2 = st.columns(2)
+        epochs = c1.number_input("Epochs", 1, 200, t0.epochs, key=f"tr_epochs_{kind}",
+                                 help="How many times the model sees every training digit.")  # fmt: skip
+        batch = c2.select_slider("Batch size", [16, 32, 64, 128, 256, 512], t0.batch_size,
+                                 key=f"tr_batch_{kind}",
+                                 help="Digits per learning step: bigger is faster per epoch, smaller "
+                                 "takes more (noisier) steps.")  # fmt: skip
+        lr = st.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], t0.learning_rate,
+                              format_func=lambda v: f"{v:g}", key=f"tr_lr_{kind}",
+                              help="How big each learning step is: too big and the loss jumps about, "
+                              "too small and it crawls.")  # fmt: skip
+        noise, strength = t0.noise, t0.noise_strength
+        if not is_vae:
+            noise = st.selectbox("Noise to remove", NOISE_KINDS, NOISE_KINDS.index(t0.noise),
+                                 format_func=NOISE_LABELS.get, key=f"tr_noise_{kind}",
+                                 help="How the training digits are spoiled; the model learns to undo it.")  # fmt: skip
+            strength = st.slider("Noise strength", 0.0, 1.0, t0.noise_strength, 0.05,
+                                 key=f"tr_strength_{kind}",
+                                 help="Spread of Gaussian speckle, or the fraction of pixels hit by "
+                                 "salt & pepper or masking (the grey fog ignores it).")  # fmt: skip
+        name = st.text_input("Model name (optional)", key=f"tr_name_{kind}", max_chars=64,
+                             placeholder=f"if empty: {kind}_<run id>",
+                             help="The finished model is saved under this name; letters, digits, '-' and '_'.")  # fmt: skip
+        start = st.form_submit_button("▶️ Start training", type="primary", width="stretch")
+
+    if start:
+        try:
+            mspec = ModelSpec(
+                kind=kind, latent_dim=int(latent), hidden=int(hidden), beta=float(beta)
+            )
+            tspec = TrainSpec(dataset=dataset, epochs=int(epochs), batch_size=int(batch),
+                              learning_rate=float(lr), kl_warmup_epochs=int(warmup), noise=noise,
+                              noise_strength=float(strength))  # fmt: skip
+            runs.check_idle()  # one run at a time: say so before making a folder that never runs
+            run_dir = runs.create_run(mspec, tspec, save_as=name.strip() or None)
+            runs.start_run(run_dir)
+        except UserError as err:
+            st.error(str(err))
+        else:
+            st.session_state["tr_view"] = str(run_dir)
+            st.toast("Training started.")
+
+# ---------------------------------------------------------------- the current run, live
+active = runs.active_run()
+viewed = st.session_state.get("tr_view")
+if viewed is None or not Path(viewed).is_dir():
+    # Everyone sees the same run: the one training now, else the newest.
+    newest = runs.list_runs()[:1]
+    viewed = str(active) if active else (str(newest[0].path) if newest else None)
+every = None
+with right:
+    st.subheader("The run")
+    if viewed is None:
+        st.info("No runs yet. Choose a model on the left and press **Start training**.")
+    else:
+        run_dir = Path(viewed)
+        # Poll only while the run is active; live_view reruns the app once when it ends.
+        if runs.read_status(run_dir).get("state") in ACTIVE_STATES:
+            st.session_state["tr_polling"] = viewed
+            every = POLL_S
+        else:
+            st.session_state.pop("tr_polling", None)
+        if active is not None and Path(active) != run_dir:
+            st.caption(f"Another run, **{Path(active).name}**, is training right now.")
+        st.fragment(run_every=every)(live_view)(run_dir)
+
+
+# ---------------------------------------------------------------- history
+def history(viewed: str | None) -> None:
+    """The table of every run; refreshed with the live view while a run is active."""
+    st.subheader("Past runs")
+    all_runs = runs.list_runs()
+    if not all_runs:
+        st.caption("Runs you start are listed here, with their results.")
+        return
+    table = []
+    for info in all_runs:
+        mspec, tspec = info.config.get("model") or {}, info.config.get("train") or {}
+        kind_ = mspec.get("kind")
+        done = (info.last_epoch or {}).get("epoch", 0)
+        table.append(
+            {
+                "run": info.run_id,
+                "model kind": KIND_LABELS.get(kind_, kind_ or "?"),
+                "data": DATASET_SHORT.get(tspec.get("dataset"), tspec.get("dataset") or "?"),
+                "state": STATE_LABELS.get(info.state, info.state),
+                "epochs done": f"{done} of {tspec.get('epochs', '?')}",
+                "test result": _metrics_text(info.test_metrics),
+                "model name": info.status.get("model_name") or "",
+                "problem": info.error or "",
+            }
+        )
+    if not any(row["problem"] for row in table):
+        for row in table:
+            del row["problem"]
+    st.dataframe(table, hide_index=True)
+    ids = [str(info.path) for info in all_runs]
+    # No key: the widget follows `viewed` (its index is part of its identity), e.g. after a Start.
+    pick = st.selectbox("Open a run", ids, index=ids.index(viewed) if viewed in ids else 0,
+                        format_func=lambda p: Path(p).name,
+                        help="Shows its curves and pictures above; stopped runs can be resumed there.")  # fmt: skip
+    if pick != viewed:
+        st.session_state["tr_view"] = pick
+        st.rerun(scope="app")
+
+
+st.fragment(run_every=every)(history)(viewed)

@@ -1,0 +1,96 @@
+"""Shared fixtures: an isolated VAE_LAB_HOME, and a store holding one small model of each kind.
+
+The models are built once per test session and trained for one short epoch on the bundled sample,
+so pictures are digit-like enough for tests to notice changes, yet building them takes seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Small but real: each kind, with latent sizes that exercise 2-D plots (mlp, cvae), a slice of a
+# bigger space (conv_vae) and the DAE's latent vector.
+STORE_SPECS = {
+    "mlp_vae": dict(kind="mlp_vae", latent_dim=2, hidden=64),
+    "conv_vae": dict(kind="conv_vae", latent_dim=4, hidden=32),
+    "conv_dae": dict(kind="conv_dae", latent_dim=8, hidden=32),
+    "cvae": dict(kind="cvae", latent_dim=2, hidden=64),
+}
+
+
+def _train_briefly(bundle, x: np.ndarray, y: np.ndarray, epochs: int = 1) -> None:
+    import keras
+    import tensorflow as tf
+
+    from vae_core.data import add_noise
+    from vae_core.models import Trainer
+
+    xf = (x.astype(np.float32) / 255.0)[..., None]
+    if not bundle.spec.is_vae:
+        data = (add_noise(xf, "keras", 0.5, seed=0).astype(np.float32), xf)
+    elif bundle.spec.is_conditional:
+        data = (xf, y.astype(np.int32))
+    else:
+        data = xf
+    ds = tf.data.Dataset.from_tensor_slices(data).batch(50)
+    trainer = Trainer(bundle)
+    trainer.compile(optimizer=keras.optimizers.Adam(2e-3))
+    trainer.fit(ds, epochs=epochs, verbose=0, shuffle=False)
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory) -> Path:
+    """A VAE_LAB_HOME whose store holds STORE_SPECS' models (names = their kinds), built once."""
+    import keras
+
+    from vae_core.data import load_sample
+    from vae_core.models import build_model
+    from vae_core.specs import ModelSpec
+    from vae_core.store import Store
+
+    home = tmp_path_factory.mktemp("vae_lab_home")
+    store = Store(home / "models", shipped_root=None)
+    x, y = load_sample()
+    for name, fields in STORE_SPECS.items():
+        keras.utils.set_random_seed(0)
+        bundle = build_model(ModelSpec(**fields))
+        _train_briefly(bundle, x, y)
+        store.save(name, bundle, {"dataset": "sample", "epochs": 1})
+    return home
+
+
+@pytest.fixture
+def no_shipped_models(monkeypatch):
+    """Hide the models shipped in vae_core/pretrained, so a test sees only its own store."""
+    from vae_core import store as store_mod
+
+    def only_user_store():
+        return store_mod.Store(shipped_root=None)
+
+    monkeypatch.setattr(store_mod, "default_store", only_user_store)
+    try:
+        from pages import shared
+    except ImportError:  # the pages package needs streamlit; engine-only runs do not
+        return
+    monkeypatch.setattr(shared, "default_store", only_user_store)
+
+
+@pytest.fixture
+def empty_lab_home(tmp_path, monkeypatch, no_shipped_models) -> Path:
+    """VAE_LAB_HOME in a fresh temporary folder: no models, no runs; nothing downloads."""
+    home = tmp_path / "vae_lab_home"
+    home.mkdir()
+    monkeypatch.setenv("VAE_LAB_HOME", str(home))
+    monkeypatch.setenv("VAE_LAB_OFFLINE", "1")
+    return home
+
+
+@pytest.fixture
+def lab_home(trained_home, monkeypatch) -> Path:
+    """VAE_LAB_HOME pointing at the shared store of small models (treat it as read-only)."""
+    monkeypatch.setenv("VAE_LAB_HOME", str(trained_home))
+    monkeypatch.setenv("VAE_LAB_OFFLINE", "1")
+    return trained_home

@@ -1,0 +1,75 @@
+"""The benchmark command keeps working: a tiny `--quick` run prints its JSON lines and leaves the
+published benchmarks/RESULTS.md alone. No timing is asserted -- timings belong in benchmarks/."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "RESULTS.md"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_quick_benchmark_prints_json_lines_and_keeps_results(tmp_path):
+    sections = "training,quality,latency"
+    if shutil.which("chromium") or Path("/usr/bin/chromium").exists():
+        sections += ",app"
+    before = RESULTS.read_bytes() if RESULTS.exists() else None
+    env = {**os.environ, "VAE_LAB_HOME": str(tmp_path / "home"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.run",
+            "--quick",
+            "--only",
+            sections,
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert records, "no JSON lines on stdout"
+    assert all({"section", "name"} <= r.keys() for r in records)
+    names = {(r["section"], r["name"]) for r in records}
+    expected = {
+        ("meta", "machine"),
+        ("training", "matmul_peak"),
+        ("training", "mlp_vae_latent2"),
+        ("training", "conv_dae"),
+        ("quality", "mlp_vae_latent2_neg_elbo"),
+        ("quality", "conv_dae_psnr"),
+        ("latency", "round_trip_16"),
+        ("latency", "manifold_30x30"),
+        ("meta", "done"),
+    }
+    if "app" in sections:
+        expected |= {("app", "cold_start"), ("app", "page_switch"), ("app", "server_memory")}
+    assert expected <= names, sorted(expected - names)
+    speed = next(r for r in records if r["name"] == "mlp_vae_latent2")
+    for key in (
+        "ours_samples_per_s",
+        "reference_samples_per_s",
+        "ratio",
+        "ours_test",
+        "reference_test",
+    ):
+        assert key in speed
+    assert not [r for r in records if r["name"] == "error"]
+    # Quick mode writes its own report and never touches the published one.
+    assert (tmp_path / "RESULTS.quick.md").read_text().startswith("# VAE Lab benchmarks")
+    assert (RESULTS.read_bytes() if RESULTS.exists() else None) == before

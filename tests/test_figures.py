@@ -1,0 +1,138 @@
+"""Figures are pure functions: check what a viewer would see (traces, points, labels, wiring)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from vae_core import figures
+
+
+def _trace(fig, name):
+    return next(t for t in fig.data if t.name == name)
+
+
+# ---------------------------------------------------------------- latent_map
+@pytest.fixture
+def codes():
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((300, 4)).astype(np.float32)
+    labels = np.repeat(np.arange(10), 30)
+    return z, labels
+
+
+def test_latent_map_has_one_trace_per_label_then_the_highlights(codes):
+    z, labels = codes
+    fig = figures.latent_map(z, labels, highlight=z[:3], highlight_sigma=np.full((3, 4), 0.2))
+    names = [t.name for t in fig.data]
+    assert names == [f"digit {k}" for k in range(10)] + ["your digits", "1 sigma", "2 sigma"]
+    assert sum(len(_trace(fig, f"digit {k}").x) for k in range(10)) == 300
+    stars = _trace(fig, "your digits")
+    assert len(stars.x) == 3 and list(stars.text) == ["1", "2", "3"]
+    # Default dims (0, 1): the stars sit exactly at the chosen digits' first two numbers.
+    np.testing.assert_allclose(stars.x, z[:3, 0], rtol=1e-6)
+    np.testing.assert_allclose(stars.y, z[:3, 1], rtol=1e-6)
+    assert fig.layout.xaxis.title.text == "z[0]" and fig.layout.yaxis.title.text == "z[1]"
+
+
+def test_latent_map_sigma_ellipses_have_the_right_radius(codes):
+    z, labels = codes
+    sigma = np.array([[0.5, 0.25, 1, 1]])
+    fig = figures.latent_map(z, labels, highlight=np.zeros((1, 4)), highlight_sigma=sigma)
+    one, two = _trace(fig, "1 sigma"), _trace(fig, "2 sigma")
+    xs = np.array([v for v in one.x if v is not None], dtype=float)
+    ys = np.array([v for v in one.y if v is not None], dtype=float)
+    assert xs.max() == pytest.approx(0.5) and ys.max() == pytest.approx(0.25, abs=1e-3)
+    assert max(v for v in two.x if v is not None) == pytest.approx(1.0)
+
+
+def test_latent_map_picks_the_requested_dimensions(codes):
+    z, labels = codes
+    fig = figures.latent_map(z, labels, highlight=z[:2], dims=(3, 1))
+    np.testing.assert_allclose(_trace(fig, "your digits").x, z[:2, 3], rtol=1e-6)
+    assert fig.layout.xaxis.title.text == "z[3]"
+    # No sigma: no ellipses.
+    assert [t.name for t in fig.data][-1] == "your digits"
+
+
+def test_latent_map_pca_follows_the_widest_spread():
+    rng = np.random.default_rng(1)
+    # Spread along z[2] only: the first principal axis must be (almost) z[2].
+    z = np.zeros((200, 3))
+    z[:, 2] = rng.standard_normal(200) * 3
+    z[:, 0] = rng.standard_normal(200) * 0.1
+    fig = figures.latent_map(z, None, highlight=z[:5], projection="pca")
+    assert [t.name for t in fig.data] == ["digits", "your digits"]
+    stars = _trace(fig, "your digits")
+    np.testing.assert_allclose(np.abs(stars.x), np.abs(z[:5, 2] - z[:, 2].mean()), atol=0.05)
+    assert "principal axis 1" in fig.layout.xaxis.title.text
+
+
+def test_latent_map_labels_only_those_present():
+    z = np.zeros((4, 2))
+    fig = figures.latent_map(z, np.array([3, 3, 7, 7]))
+    assert [t.name for t in fig.data] == ["digit 3", "digit 7"]
+
+
+# ---------------------------------------------------------------- latent_bars, manifold_figure
+def test_latent_bars_one_bar_per_dimension_with_sigma_whiskers():
+    fig = figures.latent_bars(np.array([0.5, -1.0, 2.0]), np.array([0.1, 0.2, 0.3]))
+    (bar,) = fig.data
+    assert list(bar.x) == ["z[0]", "z[1]", "z[2]"]
+    np.testing.assert_allclose(bar.y, [0.5, -1.0, 2.0])
+    np.testing.assert_allclose(bar.error_y.array, [0.1, 0.2, 0.3])
+    assert figures.latent_bars(np.zeros(4)).data[0].error_y.array is None
+
+
+def test_manifold_figure_labels_axes_with_latent_values():
+    xs = np.linspace(-2, 2, 5)
+    grid = np.random.default_rng(0).random((5 * 28, 5 * 28))
+    fig = figures.manifold_figure(xs, xs[::-1], grid, dims=(2, 5))
+    assert fig.data[0].z.shape == grid.shape
+    assert fig.layout.xaxis.title.text == "z[2]" and fig.layout.yaxis.title.text == "z[5]"
+    assert list(fig.layout.xaxis.ticktext) == ["-2.0", "-1.0", "0.0", "1.0", "2.0"]
+    assert list(fig.layout.yaxis.ticktext) == ["2.0", "1.0", "0.0", "-1.0", "-2.0"]
+
+
+# ---------------------------------------------------------------- wiring_dot
+ENC = [("encoder_input", "InputLayer", "(None, 28, 28, 1)"), ("flatten", "Flatten", "(None, 784)"),
+       ("dense", "Dense", "(None, 64)"), ("z_mean", "Dense", "(None, 2)"),
+       ("z_log_var", "Dense", "(None, 2)"), ("z", "Sampling", "(None, 2)")]  # fmt: skip
+DEC = [("decoder_input", "InputLayer", "(None, 2)"), ("dense", "Dense", "(None, 64)"),
+       ("decoder_output", "Activation", "(None, 28, 28, 1)")]  # fmt: skip
+
+
+def _edges(dot: str) -> set[tuple[str, str]]:
+    return set(re.findall(r"^\s*(\w+) -> (\w+)", dot, flags=re.M))
+
+
+def test_wiring_dot_shows_z_going_into_the_decoders_own_input():
+    dot = figures.wiring_dot(ENC, DEC)
+    assert dot.startswith("digraph") and dot.rstrip().endswith("}")
+    assert dot.count("{") == dot.count("}")
+    edges = _edges(dot)
+    assert {("z_mean", "z"), ("z_log_var", "z"), ("z", "dec_in"), ("x", "enc_in")} <= edges
+    assert 'label="encoder(x)[2]"' in dot
+    assert "decoder_input\\nits own Input (None, 2)" in dot
+    assert "decoder(encoder(x)[2])" in dot
+    # Hidden layers are listed with their real shapes, one left-aligned line each.
+    assert "flatten: Flatten (None, 784)\\ldense: Dense (None, 64)\\l" in dot
+
+
+def test_wiring_dot_for_the_dae_has_no_sampling():
+    enc = [ENC[0], ENC[1], ("latent_vector", "Dense", "(None, 16)")]
+    dec = [("decoder_input", "InputLayer", "(None, 16)"), *DEC[1:]]
+    dot = figures.wiring_dot(enc, dec, is_vae=False, composite_name="dae")
+    assert "Sampling" not in dot and "z_mean" not in dot
+    assert 'label="encoder(x)"' in dot and "dae = decoder(encoder(x))" in dot
+    assert ("z", "dec_in") in _edges(dot)
+
+
+def test_wiring_dot_for_the_conditional_vae_feeds_the_label_to_both_halves():
+    enc = [*ENC[:1], ("label_input", "InputLayer", "(None,)"), *ENC[1:]]
+    dec = [("label_input", "InputLayer", "(None,)"), *DEC]
+    dot = figures.wiring_dot(enc, dec, conditional=True)
+    assert {("label", "enc_label"), ("label", "dec_label")} <= _edges(dot)
+    assert "decoder([encoder([x, label])[2], label])" in dot

@@ -1,0 +1,145 @@
+"""The Denoise page, driven through AppTest: test digits and uploads, noise, scores, download."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from streamlit.testing.v1 import AppTest
+
+from vae_core import explore
+from vae_core.errors import UserError
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 60  # the first run imports TensorFlow and loads models
+
+
+def _open(timeout: int = TIMEOUT) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    at.run()
+    at.switch_page("pages/denoise.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _psnr(at: AppTest, label_start: str) -> float:
+    """The mean PSNR shown in the metric whose label starts with `label_start`."""
+    metric = next(m for m in at.metric if m.label.startswith(label_start))
+    return float(re.match(r"([-\d.]+) dB", metric.value).group(1))
+
+
+def _seven_png(size=(90, 120)) -> bytes:
+    img = Image.new("L", size, 255)
+    draw = ImageDraw.Draw(img)
+    w, h = size
+    draw.line([(w * 0.2, h * 0.2), (w * 0.8, h * 0.2), (w * 0.45, h * 0.85)], fill=20, width=9)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _images_shown(at: AppTest) -> int:
+    return sum(len(im.value) for im in at.image)
+
+
+def test_without_a_dae_it_says_how_to_get_one(empty_lab_home):
+    at = _open()
+    info = " ".join(i.value for i in at.info)
+    assert "no denoising autoencoder" in info.lower() and "Train" in info
+    # The noisy digits still show, with a plain word that no model was chosen.
+    assert any("No model is chosen" in w.value for w in at.warning)
+    assert _images_shown(at) >= 2 * 8  # noisy + clean rows of the default 8 test digits
+    assert not at.error
+
+
+def test_test_digits_get_denoised_and_scored(lab_home):
+    at = _open()
+    assert at.selectbox(key="dn_dae").value == "conv_dae"
+    labels = [m.label for m in at.metric]
+    assert any(lab.startswith("Denoised by the DAE") for lab in labels)
+    assert any(lab.startswith("Redrawn by the VAE") for lab in labels)
+    noisy, dae = _psnr(at, "Noisy input"), _psnr(at, "Denoised by the DAE")
+    assert 0 < noisy < 60 and 0 < dae < 60
+    # Rows: noisy, DAE, VAE, clean -> 4 x 8 digits (the download holds the same grid).
+    assert _images_shown(at) == 4 * 8
+    captions = [c for im in at.image for c in im.captions]
+    assert sum(bool(re.search(r"\d+\.\d dB · \d\.\d\d", c)) for c in captions) == 3 * 8
+    assert at.get("download_button")
+    assert not at.error and not at.exception
+
+
+def test_changing_the_noise_strength_changes_the_scores(lab_home):
+    at = _open()
+    at.selectbox(key="dn_kind").set_value("gaussian").run()
+    at.slider(key="dn_strength").set_value(0.1).run()
+    weak_noisy, weak_dae = _psnr(at, "Noisy input"), _psnr(at, "Denoised by the DAE")
+    at.slider(key="dn_strength").set_value(0.7).run()
+    strong_noisy, strong_dae = _psnr(at, "Noisy input"), _psnr(at, "Denoised by the DAE")
+    assert strong_noisy < weak_noisy - 3  # much stronger speckle is visibly worse
+    assert strong_dae != weak_dae
+    assert not at.exception
+
+
+def test_an_uploaded_digit_is_preprocessed_noised_and_scored(lab_home):
+    at = _open()
+    at.radio(key="dn_input").set_value("My own images").run()
+    at.file_uploader(key="dn_files").set_value(("seven.png", _seven_png(), "image/png")).run()
+    assert not at.exception and not at.error
+    # The preprocessing strip is shown with its captions.
+    strip = [im for im in at.image if len(im.value) > 1]
+    assert strip and any("28x28" in c for c in strip[0].captions)
+    # Noise was added, so the preprocessed digit is the clean reference and there are scores.
+    assert _psnr(at, "Denoised by the DAE") > 0
+
+
+def test_an_upload_treated_as_noisy_has_no_scores(lab_home):
+    at = _open()
+    at.radio(key="dn_input").set_value("My own images").run()
+    at.file_uploader(key="dn_files").set_value(("seven.png", _seven_png(), "image/png"))
+    at.checkbox(key="dn_already_noisy").check().run()
+    assert not at.exception and not at.error
+    assert not at.metric
+    assert any("no clean original" in i.value for i in at.info)
+
+
+def test_a_file_that_is_not_an_image_gets_one_sentence(lab_home):
+    at = _open()
+    at.radio(key="dn_input").set_value("My own images").run()
+    at.file_uploader(key="dn_files").set_value(
+        [
+            ("notes.png", b"this is not a picture", "image/png"),
+            ("seven.png", _seven_png(), "image/png"),
+        ]
+    ).run()
+    assert not at.exception
+    assert any("notes.png" in e.value and "not an image" in e.value for e in at.error)
+    assert _psnr(at, "Denoised by the DAE") > 0  # the good file is still processed
+
+
+def test_denoise_report_scores_against_clean_or_not_at_all(lab_home):
+    from vae_core.store import default_store
+
+    dae = default_store().load("conv_dae")
+    rng = np.random.default_rng(0)
+    clean = rng.random((3, 28, 28)).astype(np.float32)
+    noisy = np.clip(clean + rng.normal(0, 0.3, clean.shape), 0, 1).astype(np.float32)
+    report = explore.denoise_report({"DAE": dae}, noisy, clean)
+    assert report.outputs["DAE"].shape == (3, 28, 28)
+    assert set(report.psnr) == {"noisy", "DAE"} and report.ssim["DAE"].shape == (3,)
+    assert report.psnr["noisy"][0] == pytest.approx(
+        10 * np.log10(1 / np.mean((clean[0] - noisy[0]) ** 2)), rel=1e-4
+    )
+    unscored = explore.denoise_report({"DAE": dae}, noisy)
+    assert (
+        unscored.clean is None
+        and unscored.psnr == {}
+        and unscored.outputs["DAE"].shape == (3, 28, 28)
+    )
+    cvae = default_store().load("cvae")
+    with pytest.raises(UserError, match="label"):
+        explore.denoise_report({"VAE": cvae}, noisy, clean)

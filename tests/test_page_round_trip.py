@@ -1,0 +1,224 @@
+"""The Round trip page, driven through AppTest with small models of each kind."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import STORE_SPECS
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 60  # the first run imports TensorFlow and loads a model
+MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+@pytest.fixture(autouse=True)
+def sample_only(monkeypatch, tmp_path):
+    """No full MNIST unless a test asks for it: no data dir, and no Keras cache in HOME."""
+    monkeypatch.delenv("VAE_LAB_DATA_DIR", raising=False)
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+
+def _open(model: str | None = None, timeout: int = TIMEOUT, **params: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    if model:
+        at.query_params["model"] = model
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()  # round trip is the default page
+    _ok(at)
+    return at
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _captions(at: AppTest) -> list[str]:
+    return [c for im in at.image for c in im.captions]
+
+
+def _image_urls(at: AppTest, caption_start: str) -> list[str]:
+    """Media URLs (content hashes) of the images whose caption starts with `caption_start`."""
+    return [
+        img.url for im in at.image for img in im.proto.imgs if img.caption.startswith(caption_start)
+    ]
+
+
+def _array(value):
+    """Plotly's JSON encodes numpy arrays as {"dtype", "bdata"}; lists stay lists."""
+    if isinstance(value, dict) and "bdata" in value:
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+    return np.asarray(value)
+
+
+def _plot(at: AppTest, key: str) -> dict:
+    chart = next(e for e in at.get("plotly_chart") if e.proto.id.endswith(key))
+    return json.loads(chart.proto.spec)
+
+
+def _bars(at: AppTest, i: int) -> np.ndarray:
+    return _array(_plot(at, f"rt_bars_{i}")["data"][0]["y"])
+
+
+def _stars(at: AppTest) -> dict:
+    return next(t for t in _plot(at, "rt_map")["data"] if t.get("name") == "your digits")
+
+
+def _seven_png() -> bytes:
+    img = Image.new("L", (90, 120), 255)
+    ImageDraw.Draw(img).line([(18, 24), (72, 24), (40, 102)], fill=20, width=9)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- every kind, and none
+@pytest.mark.parametrize("model", list(STORE_SPECS))
+def test_each_kind_of_model_shows_a_round_trip(lab_home, model):
+    at = _open(model)
+    spec = STORE_SPECS[model]
+    captions = _captions(at)
+    assert captions.count("input x") == 5  # a handful of different digits by default
+    text = " ".join(m.value for m in at.markdown)
+    assert "decoder" in text and "Input" in text
+    # The three summary() texts, captured from Keras.
+    codes = " ".join(c.value for c in at.code)
+    assert "decoder_input" in codes and 'Model: "encoder"' in codes
+    if spec["kind"] == "conv_dae":
+        assert sum(c.startswith("decoder(encoder(x))") for c in captions) == 5
+        assert not any(c.startswith("vae(x, training=True)") for c in captions)
+        assert "No sampling here" in " ".join(c.value for c in at.caption)
+        assert "not the image" in text
+    else:
+        assert sum(c.startswith("decoder(z_mean)") for c in captions) == 5
+        assert sum(c.startswith("vae.predict(x)") for c in captions) == 5
+        assert sum(c.startswith("vae(x, training=True)") for c in captions) == 5
+        assert sum(c.startswith("z") and ": 0." in c for c in captions) == 5 * 6  # K = 6 samples
+    stars = _stars(at)
+    assert len(stars["x"] if isinstance(stars["x"], list) else _array(stars["x"])) == 5
+    if spec["kind"] == "cvae":
+        assert any("conditional VAE is *told*" in i.value for i in at.info)
+
+
+def test_an_empty_store_says_to_train_a_model(empty_lab_home):
+    at = _open()
+    assert any("Train" in i.value for i in at.info)
+    assert not at.image
+
+
+# ---------------------------------------------------------------- controls change what is shown
+def test_choosing_another_digit_changes_its_code_and_the_url(lab_home):
+    at = _open("mlp_vae", idx="0")
+    assert at.segmented_control(key="rt_mode").value == "By index"
+    before = _bars(at, 0)
+    at.multiselect(key="rt_idx").set_value([1]).run()
+    _ok(at)
+    after = _bars(at, 0)
+    assert after.shape == before.shape == (2,)
+    assert not np.allclose(before, after)
+    assert at.query_params["idx"] == "1"
+
+
+def test_a_copied_url_reproduces_the_digits_and_samples(lab_home):
+    at = _open("conv_vae", idx="3,17", k="2", seed="5")
+    captions = _captions(at)
+    assert captions.count("input x") == 2
+    assert sum(c.startswith("z") and ": 0." in c for c in captions) == 2 * 2
+    again = _open("conv_vae", idx="3,17", k="2", seed="5")
+    assert _image_urls(at, "z1:") == _image_urls(again, "z1:")
+    assert np.allclose(_bars(at, 1), _bars(again, 1))
+
+
+def test_the_seed_changes_the_samples_but_not_the_mean(lab_home):
+    at = _open("mlp_vae", idx="4", k="3")
+    samples, mean = _image_urls(at, "z"), _image_urls(at, "decoder(z_mean)")
+    at.number_input(key="rt_seed").set_value(1).run()
+    _ok(at)
+    assert _image_urls(at, "z") != samples
+    assert _image_urls(at, "decoder(z_mean)") == mean
+
+
+def test_label_mode_shows_that_many_examples_of_that_digit(lab_home):
+    at = _open("cvae")
+    at.segmented_control(key="rt_mode").set_value("By label").run()
+    at.segmented_control(key="rt_label").set_value(3)
+    at.slider(key="rt_count").set_value(4).run()
+    _ok(at)
+    titles = [m.value for m in at.markdown if m.value.startswith("**Digit")]
+    assert len(titles) == 4 and all(t.endswith("written as a 3") for t in titles)
+
+
+def test_the_keras_example_toggle_shows_two_different_predictions(lab_home):
+    at = _open("mlp_vae", idx="7")
+    assert not any("call 2" in c for c in _captions(at))
+    at.toggle(key="rt_always").set_value(True).run()
+    _ok(at)
+    call1, call2 = (
+        _image_urls(at, "vae.predict(x), call 1"),
+        _image_urls(at, "vae.predict(x), call 2"),
+    )
+    assert len(call1) == len(call2) == 1 and call1 != call2
+    assert any("keras-io Sampling" in m.value for m in at.markdown)
+
+
+def test_latent_map_dimensions_can_be_chosen_for_a_bigger_latent(lab_home):
+    at = _open("conv_vae", idx="0,1,2")
+    assert "principal axis 1" in _plot(at, "rt_map")["layout"]["xaxis"]["title"]["text"]
+    at.radio(key="rt_axes").set_value("Two latent dimensions").run()
+    at.selectbox(key="rt_dx").set_value(3).run()
+    _ok(at)
+    layout = _plot(at, "rt_map")["layout"]
+    assert layout["xaxis"]["title"]["text"] == "z[3]"
+    stars = _stars(at)
+    assert len(_array(stars["x"])) == 3
+    assert [t["name"] for t in _plot(at, "rt_map")["data"]][-2:] == ["1 sigma", "2 sigma"]
+
+
+# ---------------------------------------------------------------- data sources and uploads
+def test_with_only_the_bundled_sample_it_says_so(lab_home):
+    at = _open("mlp_vae")
+    assert "rt_src" not in [r.key for r in at.radio]  # nothing to choose between
+    assert any("bundled sample" in c.value and "VAE_LAB_DATA_DIR" in c.value for c in at.caption)
+    assert at.query_params["src"] == "sample"
+
+
+@pytest.mark.skipif(not MNIST_DIR.is_dir(), reason="the full MNIST files are not here")
+def test_the_full_test_set_is_offered_when_present(lab_home, monkeypatch):
+    monkeypatch.setenv("VAE_LAB_DATA_DIR", str(MNIST_DIR.parent))
+    at = _open("mlp_vae", idx="9000")
+    assert at.radio(key="rt_src").value == "test"
+    assert [m.value for m in at.markdown if m.value.startswith("**Digit")] == [
+        "**Digit 1** · #9000 · written as a 7"
+    ]
+
+
+def test_an_uploaded_digit_goes_round_trip(lab_home):
+    at = _open("cvae")
+    at.segmented_control(key="rt_mode").set_value("Upload").run()
+    assert any("Upload a picture" in i.value for i in at.info)
+    uploader = at.file_uploader[0]
+    uploader.set_value(("seven.png", _seven_png(), "image/png")).run()
+    _ok(at)
+    captions = _captions(at)
+    assert any(c.startswith("Centred in 28x28") for c in captions)  # the preprocessing steps
+    assert captions.count("input x") == 1
+    assert at.selectbox(key="rt_up_label") is not None  # the conditional VAE asks for the label
+
+
+def test_a_file_that_is_not_an_image_gets_one_sentence(lab_home):
+    at = _open("mlp_vae")
+    at.segmented_control(key="rt_mode").set_value("Upload").run()
+    at.file_uploader[0].set_value(("notes.png", b"not an image", "image/png")).run()
+    assert not at.exception
+    assert len(at.error) == 1 and "image" in at.error[0].value.lower()
+    assert "Traceback" not in at.error[0].value

@@ -1,0 +1,570 @@
+"""Training runs on disk: one folder per run, the child process that trains it, and what the page reads.
+
+A run folder holds `config.json` (what was asked), `status.json` (state and pid, replaced atomically),
+`progress.jsonl` (append-only lines), `epochs/epoch_NNN.png`, `backup/` (checkpoints), `tb/`
+(TensorBoard) and `train.log` (the child's output). All state lives in these files, so a restarted
+app, a second viewer or a refreshed tab sees the same truth. This module never imports TensorFlow:
+the page calls it on every poll.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import secrets
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from vae_core import paths
+from vae_core.errors import RunError
+from vae_core.specs import ModelSpec, TrainSpec
+
+CONFIG, STATUS, PROGRESS = "config.json", "status.json", "progress.jsonl"
+STOP_FILE, LOG_FILE, START_LOCK = "STOP", "train.log", ".start.lock"
+EPOCHS_DIR, BACKUP_DIR, TB_DIR = "epochs", "backup", "tb"
+ACTIVE_STATES = ("starting", "running")
+RESUMABLE_STATES = ("stopped", "interrupted", "failed")
+TRAIN_MODULE = "vae_core.train"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the child's cwd, so `vae_core` imports
+STARTING_GRACE_S = 60.0  # a "starting" status with no pid yet is believed for this long
+_EPOCH_PNG = re.compile(r"epoch_(\d+)\.png")
+_TAIL_BYTES = 64 * 1024  # list_runs looks for the last epoch line in this much of the file's end
+
+# Children started by this process, so their exit is reaped (no zombies) and noticed at once.
+_CHILDREN: dict[int, subprocess.Popen] = {}
+
+
+# ---------------------------------------------------------------- small file helpers
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON so readers see the old or the new file, never half of one (temp, fsync, replace)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=True, default=_json_default)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in `path` durable (best effort: some filesystems refuse)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _json_default(value: Any) -> Any:
+    """numpy scalars and paths become plain JSON values; NaN stays NaN (json allows it)."""
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    """Append one complete line and make it durable, so a kill leaves at most a torn last line."""
+    line = json.dumps(record, default=_json_default, allow_nan=True) + "\n"
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _complete_lines(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """(start, end, line) for each newline-terminated line; a torn last line is not one."""
+    start = 0
+    while True:
+        end = data.find(b"\n", start)
+        if end < 0:
+            return
+        yield start, end + 1, data[start:end]
+        start = end + 1
+
+
+def _parse_line(raw: bytes) -> dict | None:
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def read_progress(run_dir: Path, since_line: int = 0) -> list[dict]:
+    """Progress records from line `since_line` on (0-based); each carries its line number in `_line`.
+
+    Unparsable lines and a torn last line (a write cut short) are skipped, never raised. Poll with
+    `since_line = records[-1]["_line"] + 1`. A resumed run cuts the file back to its last checkpointed
+    epoch, so when status["started"] changes, read again from line 0.
+    """
+    try:
+        data = (Path(run_dir) / PROGRESS).read_bytes()
+    except OSError:
+        return []
+    records = []
+    for index, (_, _, raw) in enumerate(_complete_lines(data)):
+        if index < since_line:
+            continue
+        record = _parse_line(raw)
+        if record is not None:
+            record["_line"] = index
+            records.append(record)
+    return records
+
+
+def cut_progress(run_dir: Path, completed_epochs: int) -> int:
+    """Cut progress.jsonl back to the line of epoch `completed_epochs` (the checkpoint); returns lines kept.
+
+    What follows belongs to work the checkpoint does not hold (a torn line, steps of a lost partial
+    epoch, an epoch line written just before a kill), and that work is about to be done again.
+    """
+    path = Path(run_dir) / PROGRESS
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return 0
+    keep_bytes = keep_lines = 0
+    for index, (_, end, raw) in enumerate(_complete_lines(data)):
+        record = _parse_line(raw)
+        if record is None or record.get("kind") != "epoch":
+            continue
+        epoch = record.get("epoch")
+        if isinstance(epoch, int) and epoch <= completed_epochs:
+            keep_bytes, keep_lines = end, index + 1
+    if keep_bytes != len(data):
+        with open(path, "r+b") as f:
+            f.truncate(keep_bytes)
+            f.flush()
+            os.fsync(f.fileno())
+    return keep_lines
+
+
+def _last_epoch_record(run_dir: Path) -> dict | None:
+    """The last epoch line, reading only the end of the file unless that holds none."""
+    path = Path(run_dir) / PROGRESS
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - _TAIL_BYTES))
+            tail = f.read()
+    except OSError:
+        return None
+    if size > _TAIL_BYTES:
+        tail = tail[tail.find(b"\n") + 1 :]  # the first line there is probably cut
+    for _, _, raw in reversed(list(_complete_lines(tail))):
+        record = _parse_line(raw)
+        if record is not None and record.get("kind") == "epoch":
+            return record
+    if size > _TAIL_BYTES:
+        epochs = [r for r in read_progress(run_dir) if r.get("kind") == "epoch"]
+        return epochs[-1] if epochs else None
+    return None
+
+
+# ---------------------------------------------------------------- configs and ids
+def new_run_id() -> str:
+    """A sortable, unique id such as "20261121-101530-ab12"."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def cli_command(
+    run_dir: Path,
+    model_spec: ModelSpec,
+    train_spec: TrainSpec,
+    save_as: str | None = None,
+    save: bool = True,
+) -> str:
+    """The `python -m vae_core.train ...` command that starts (or resumes) exactly this run."""
+    m, t = model_spec, train_spec
+    args = ["python", "-m", TRAIN_MODULE, "--run-dir", str(run_dir)]
+    args += ["--model", m.kind, "--latent-dim", str(m.latent_dim), "--hidden", str(m.hidden)]
+    args += ["--beta", repr(float(m.beta)), "--reconstruction", m.reconstruction]
+    if m.always_sample:
+        args.append("--always-sample")
+    args += ["--dataset", t.dataset, "--epochs", str(t.epochs), "--batch-size", str(t.batch_size)]
+    args += ["--lr", repr(float(t.learning_rate)), "--kl-warmup", str(t.kl_warmup_epochs)]
+    args += ["--noise", t.noise, "--noise-strength", repr(float(t.noise_strength))]
+    args += ["--seed", str(t.seed)]
+    if t.max_train_samples is not None:
+        args += ["--max-train-samples", str(t.max_train_samples)]
+    args += ["--strategy", t.strategy]
+    if float(t.log_every_s) != 2.0:
+        args += ["--log-every-s", repr(float(t.log_every_s))]
+    if save_as:
+        args += ["--save-as", save_as]
+    if not save:
+        args.append("--no-save")
+    return shlex.join(args)
+
+
+def write_config(
+    run_dir: Path,
+    model_spec: ModelSpec,
+    train_spec: TrainSpec,
+    *,
+    save_as: str | None = None,
+    save: bool = True,
+    run_id: str | None = None,
+) -> dict:
+    """Create `run_dir` and its config.json; returns the config."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {
+        "model": model_spec.to_dict(),
+        "train": train_spec.to_dict(),
+        "save_as": save_as or None,
+        "save": bool(save),
+        "run_id": run_id or run_dir.name,
+        "created": datetime.now().astimezone().isoformat(timespec="milliseconds"),
+        "command": cli_command(run_dir, model_spec, train_spec, save_as, save),
+    }
+    write_json_atomic(run_dir / CONFIG, config)
+    return config
+
+
+def read_config(run_dir: Path) -> dict:
+    """config.json as a dict; RunError with a sentence if it is missing or damaged."""
+    path = Path(run_dir) / CONFIG
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise RunError(f"The run folder {run_dir} has no settings file (config.json).") from err
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise RunError(f"The settings file of run {Path(run_dir).name} is damaged.") from err
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise RunError(f"The settings file of run {Path(run_dir).name} is damaged.")
+    return config
+
+
+def specs_from_config(config: dict) -> tuple[ModelSpec, TrainSpec]:
+    """The ModelSpec and TrainSpec a config.json describes."""
+    return ModelSpec.from_dict(config["model"]), TrainSpec.from_dict(config.get("train") or {})
+
+
+def _check_new_model_name(name: str) -> None:
+    """Refuse a bad or taken store name now, not after an hour of training."""
+    from vae_core.errors import StoreError
+    from vae_core.store import default_store, validate_name  # lazy: the store pulls in Keras
+
+    validate_name(name)
+    try:
+        default_store().get(name)
+    except StoreError:
+        return
+    raise RunError(f"A model named '{name}' already exists; pick another name.")
+
+
+def create_run(
+    model_spec: ModelSpec,
+    train_spec: TrainSpec,
+    *,
+    root: Path | None = None,
+    save_as: str | None = None,
+) -> Path:
+    """A new run folder under `root` (default: the runs folder) holding its config.json."""
+    if save_as:
+        _check_new_model_name(save_as)
+    root = Path(root) if root is not None else paths.runs_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    for _ in range(10):
+        run_dir = root / new_run_id()
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            continue
+        write_config(run_dir, model_spec, train_spec, save_as=save_as, run_id=run_dir.name)
+        return run_dir
+    raise RunError("Could not create a new run folder; try again.")
+
+
+# ---------------------------------------------------------------- processes
+def _proc_stat_state(pid: int) -> str | None:
+    """The one-letter state from /proc/<pid>/stat ("Z" = zombie), or None without /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else None
+
+
+def is_training_process(pid: int | None) -> bool:
+    """True if `pid` is a live (not zombie) `vae_core.train` process on this machine."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    child = _CHILDREN.get(pid)
+    if child is not None and child.poll() is not None:  # ours and exited: poll() reaps it
+        _CHILDREN.pop(pid, None)
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, owned by someone else
+    if Path("/proc").is_dir():
+        if _proc_stat_state(pid) in ("Z", "X", None):
+            return False
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        # The pid may have been reused by an unrelated process since the status was written.
+        return TRAIN_MODULE.encode() in cmdline
+    return True
+
+
+def read_status(run_dir: Path) -> dict:
+    """status.json with the state derived from the truth: a vanished child reads "interrupted".
+
+    Never raises: no file gives state "created" (or "missing" without a config); a damaged one gives
+    state "unknown" with an `error` sentence.
+    """
+    run_dir = Path(run_dir)
+    try:
+        status = json.loads((run_dir / STATUS).read_text(encoding="utf-8"))
+        if not isinstance(status, dict) or not isinstance(status.get("state"), str):
+            raise ValueError("not a status")
+    except FileNotFoundError:
+        state = "created" if (run_dir / CONFIG).is_file() else "missing"
+        return {"state": state}
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {"state": "unknown", "error": f"The status file of run {run_dir.name} is damaged."}
+    state = status["state"]
+    if state in ACTIVE_STATES and status.get("host", socket.gethostname()) == socket.gethostname():
+        pid = status.get("pid")
+        if pid is None:
+            # start_run writes "starting" just before it has a pid; believe it for a short while.
+            alive = time.time() - float(status.get("updated") or 0) < STARTING_GRACE_S
+        else:
+            alive = is_training_process(pid)
+        if not alive:
+            status["recorded_state"] = state
+            status["state"] = "interrupted"
+            status.setdefault("error", None)
+    return status
+
+
+@contextlib.contextmanager
+def _start_lock(root: Path) -> Iterator[None]:
+    """An exclusive lock on root/.start.lock, so two clicks cannot both start a run."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / START_LOCK, "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _busy_message(run_dir: Path, status: dict) -> str:
+    epochs = status.get("epochs")
+    where = ""
+    if isinstance(epochs, int):
+        current = min(int(status.get("epoch") or 0) + 1, epochs)
+        where = f", epoch {current} of {epochs}"
+    return (
+        f"A training run is already in progress (run {run_dir.name}{where}). "
+        "Stop it or wait for it to finish."
+    )
+
+
+def start_run(run_dir: Path) -> int:
+    """Start the training child for `run_dir` (detached); returns its pid.
+
+    Only one run may be active per runs folder: RunError names the one that is.
+    """
+    run_dir = Path(run_dir).resolve()
+    read_config(run_dir)  # refuse a folder without usable settings before spawning anything
+    with _start_lock(run_dir.parent):
+        busy = active_run(run_dir.parent)
+        if busy is not None:
+            if busy.resolve() == run_dir:
+                raise RunError("This run is already running.")
+            raise RunError(_busy_message(busy, read_status(busy)))
+        previous = read_status(run_dir)
+        if previous["state"] == "completed":
+            raise RunError("This run has already finished; start a new run to train again.")
+        (run_dir / STOP_FILE).unlink(missing_ok=True)
+        recorded = {} if previous["state"] in ("created", "unknown", "missing") else previous
+        recorded = {k: v for k, v in recorded.items() if k != "recorded_state"}
+        starting = {
+            **recorded,
+            "state": "starting",
+            "pid": None,
+            "host": socket.gethostname(),
+            "updated": time.time(),
+            "finished": None,
+            "error": None,
+        }
+        write_json_atomic(run_dir / STATUS, starting)
+        env = dict(os.environ)
+        env.setdefault("PYTHONUNBUFFERED", "1")  # train.log shows each epoch as it ends
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+        with open(run_dir / LOG_FILE, "ab") as log:
+            try:
+                child = subprocess.Popen(
+                    [sys.executable, "-m", TRAIN_MODULE, "--run-dir", str(run_dir)],
+                    cwd=PROJECT_ROOT,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # a page rerun or server restart does not kill it
+                )
+            except OSError as err:
+                write_json_atomic(
+                    run_dir / STATUS,
+                    {**starting, "state": "failed", "error": f"Could not start training: {err}."},
+                )
+                raise RunError(f"Could not start the training process: {err}.") from err
+        _CHILDREN[child.pid] = child
+        # The child needs seconds to import TensorFlow before it writes "running", so this lands first.
+        write_json_atomic(run_dir / STATUS, {**starting, "pid": child.pid, "updated": time.time()})
+    return child.pid
+
+
+def stop_run(run_dir: Path) -> bool:
+    """Ask a run to stop after its current batch; True if a live child was signalled.
+
+    The STOP file is the request (the child polls it); SIGTERM wakes it sooner.
+    """
+    run_dir = Path(run_dir)
+    (run_dir / STOP_FILE).touch()
+    status = read_status(run_dir)
+    pid = status.get("pid")
+    if status["state"] in ACTIVE_STATES and is_training_process(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        return True
+    return False
+
+
+def resume_run(run_dir: Path) -> int:
+    """Continue a stopped, interrupted or failed run from its last completed epoch; returns the pid."""
+    run_dir = Path(run_dir)
+    state = read_status(run_dir)["state"]
+    if state in ACTIVE_STATES:
+        raise RunError("This run is still running.")
+    if state == "completed":
+        raise RunError("This run has already finished; start a new run to train again.")
+    if state not in RESUMABLE_STATES:
+        raise RunError("This run cannot be resumed: its status is unknown.")
+    (run_dir / STOP_FILE).unlink(missing_ok=True)
+    return start_run(run_dir)
+
+
+# ---------------------------------------------------------------- listing
+@dataclass
+class RunInfo:
+    """One run folder as the history table shows it; `error` holds a sentence if it is damaged."""
+
+    run_id: str
+    path: Path
+    config: dict = field(default_factory=dict)
+    status: dict = field(default_factory=dict)  # derived, as read_status returns it
+    last_epoch: dict | None = None  # the last epoch line of progress.jsonl
+    error: str | None = None
+
+    @property
+    def state(self) -> str:
+        return str(self.status.get("state", "unknown"))
+
+    @property
+    def test_metrics(self) -> dict | None:
+        return self.status.get("test_metrics")
+
+
+def _run_info(run_dir: Path) -> RunInfo:
+    error = None
+    try:
+        config = read_config(run_dir)
+    except RunError as err:
+        config, error = {}, str(err)
+    status = read_status(run_dir)
+    if error is None and status.get("state") == "unknown":
+        error = status.get("error")
+    run_id = str(config.get("run_id") or run_dir.name)
+    return RunInfo(run_id, run_dir, config, status, _last_epoch_record(run_dir), error)
+
+
+def _sort_key(info: RunInfo) -> tuple[float, str]:
+    """When the run was created (its folder's time if the config is unreadable), then its id."""
+    with contextlib.suppress(TypeError, ValueError):
+        return datetime.fromisoformat(info.config.get("created")).timestamp(), info.run_id
+    with contextlib.suppress(OSError):
+        return info.path.stat().st_mtime, info.run_id
+    return 0.0, info.run_id
+
+
+def list_runs(root: Path | None = None) -> list[RunInfo]:
+    """Every run folder under `root`, newest first; damaged ones carry `error` and never raise."""
+    root = Path(root) if root is not None else paths.runs_dir()
+    try:
+        dirs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    except OSError:
+        return []
+    return sorted((_run_info(d) for d in dirs), key=_sort_key, reverse=True)
+
+
+def active_run(root: Path | None = None) -> Path | None:
+    """The run folder whose child is training now, if any."""
+    root = Path(root) if root is not None else paths.runs_dir()
+    try:
+        dirs = [p for p in root.iterdir() if p.is_dir() and (p / STATUS).is_file()]
+    except OSError:
+        return None
+    for run_dir in dirs:
+        if read_status(run_dir)["state"] in ACTIVE_STATES:
+            return run_dir
+    return None
+
+
+def epoch_png_path(run_dir: Path, epoch: int) -> Path:
+    """Where the grid after epoch `epoch` (1-based) is written."""
+    return Path(run_dir) / EPOCHS_DIR / f"epoch_{epoch:03d}.png"
+
+
+def epoch_pngs(run_dir: Path) -> dict[int, Path]:
+    """{epoch: png path} for the per-epoch grids present (temp files excluded)."""
+    found = {}
+    with contextlib.suppress(OSError):
+        for path in (Path(run_dir) / EPOCHS_DIR).iterdir():
+            match = _EPOCH_PNG.fullmatch(path.name)
+            if match:
+                found[int(match.group(1))] = path
+    return found
+
+
+def latest_epoch_png(run_dir: Path) -> Path | None:
+    """The grid of the most recent epoch, or None before the first epoch ends."""
+    pngs = epoch_pngs(run_dir)
+    return pngs[max(pngs)] if pngs else None
+
+
+def check_idle(root: Path | None = None) -> None:
+    """RunError naming the active run, if one is training (for a Start button, before create_run)."""
+    root = Path(root) if root is not None else paths.runs_dir()
+    busy = active_run(root)
+    if busy is not None:
+        raise RunError(_busy_message(busy, read_status(busy)))
