@@ -161,7 +161,7 @@ def dial_panel(bundle: ModelBundle, label: int | None) -> None:
                 np.clip(np.random.default_rng().standard_normal(dials), -DIAL_RANGE, DIAL_RANGE)
             ),
         )
-        per_row = 2 if dials > 4 else 1
+        per_row = 4 if dials > 8 else 2 if dials > 4 else 1
         rows = [st.columns(per_row) for _ in range((dials + per_row - 1) // per_row)]
         for j in range(dials):
             rows[j // per_row][j % per_row].slider(

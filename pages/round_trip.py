@@ -126,7 +126,7 @@ idx: list[int] = []
 with pick[1]:
     if mode == "Mixed digits":
         digits.init_state("rt_n", digits.param_int("n", 5, 1, 10))
-        digits.init_state("rt_shuffle", digits.param_int("shuffle", 0, 0, 10**6))
+        digits.init_state("rt_shuffle", 0)
         c1, c2 = st.columns([3, 1])
         n = c1.slider("How many different digits", 1, 10, key="rt_n")
         if c2.button("Shuffle", help="Other digits, other examples."):

@@ -201,6 +201,8 @@ def test_only_one_run_at_a_time_with_a_sentence(root, fakes):
     other = _make_run(root)
 
     assert runs.active_run(root) == busy
+    with pytest.raises(RunError, match=f"already in progress \\(run {busy.name}"):
+        runs.check_idle(root)  # what the Start button asks before it creates a folder
     with pytest.raises(RunError) as err:
         runs.start_run(other)
     assert str(err.value) == (
@@ -209,6 +211,10 @@ def test_only_one_run_at_a_time_with_a_sentence(root, fakes):
     )
     with pytest.raises(RunError, match="still running"):
         runs.resume_run(busy)
+    proc.kill()
+    proc.wait()
+    runs.check_idle(root)  # an interrupted run does not block the next one
+    assert runs.active_run(root) is None
 
 
 def test_two_simultaneous_starts_give_one_run(root, fakes, monkeypatch):

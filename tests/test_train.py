@@ -101,6 +101,20 @@ def _grid_size(rows: int) -> tuple[int, int]:
     return (8 * 30 + 2) * 2, (rows * 30 + 2) * 2
 
 
+def _scalars(log_dir: Path, tag: str) -> list[float]:
+    """The values TensorBoard would plot for `tag`, read back from the event files."""
+    import tensorflow as tf
+
+    values = []
+    for path in sorted(log_dir.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    assert value.metadata.plugin_data.plugin_name == "scalars"
+                    values.append(pytest.approx(float(tf.make_ndarray(value.tensor))))
+    return values
+
+
 # ---------------------------------------------------------------- one run, in this process
 def test_run_training_writes_every_file_and_stores_the_model(home, store, tmp_path):
     from vae_core.train import run_training
@@ -136,8 +150,8 @@ def test_run_training_writes_every_file_and_stores_the_model(home, store, tmp_pa
     # Inputs, reconstructions, two rows of prior samples; one grid per epoch.
     assert sorted(runs.epoch_pngs(run_dir)) == [1, 2]
     assert _png_size(runs.latest_epoch_png(run_dir)) == _grid_size(rows=4)
-    assert any((run_dir / "tb" / "train").iterdir())
-    assert any((run_dir / "tb" / "validation").iterdir())
+    assert _scalars(run_dir / "tb" / "train", "epoch_loss") == [e["loss"] for e in epochs]
+    assert _scalars(run_dir / "tb" / "validation", "epoch_loss") == [e["val_loss"] for e in epochs]
     assert (run_dir / "backup" / "epoch_0002.weights.h5").is_file()
 
     entry = store.get(status["model_name"])

@@ -230,7 +230,10 @@ class Trainer(keras.Model):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             total, rec, kl = self.compute_losses(data, training=True)
-        grads = tape.gradient(total, self.trainable_weights)
+            # Under tf.distribute each replica's gradients are summed, so each replica takes its share.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = total / replicas if replicas > 1 else total
+        grads = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
         return self._track(total, rec, kl)
 

@@ -9,6 +9,9 @@ are one code path. The run folder is described in `vae_core.runs`; what this mod
 - epochs/epoch_NNN.png: 8 fixed test digits above their reconstructions, then 16 prior samples from
   fixed z (the DAE: noisy, denoised, clean rows), so grids compare across epochs.
 - backup/epoch_NNNN.weights.h5: weights and optimizer state after each completed epoch.
+- tb/train, tb/validation: TensorBoard scalars per epoch (see EpochSummaries).
+- status.json: state, pid, phase, epoch (completed), step, devices, and at the end test_metrics and
+  model_name (or error).
 
 Resume. Keras's BackupAndRestore is not used: it writes its one checkpoint in place (a kill during the
 write loses it), and when a stop cuts an epoch short, fit still calls on_epoch_end, so it would
@@ -579,19 +582,18 @@ def _train(
     chief: bool,
 ) -> dict:
     echo = lambda line: print(line, flush=True)  # noqa: E731 -- the CLI's stdout and train.log
+    strategy = make_strategy(train_spec.strategy)  # first: MultiWorkerMirroredStrategy insists
     keras.utils.set_random_seed(train_spec.seed)
-    strategy = make_strategy(train_spec.strategy)
     devices = describe_devices(strategy, train_spec.strategy)
     status.update(devices=devices)
 
     # ---- data: train on x_train (capped), validate on the test split (capped), test on all of it
     data = load_dataset(train_spec.dataset)
     cap = train_spec.max_train_samples
-    x_train = to_float(data.x_train[:cap] if cap else data.x_train)
-    y_train = np.asarray(data.y_train[: len(x_train)])
+    if cap is not None and cap < 1:
+        raise RunError("The cap on training samples must be at least 1 (or no cap at all).")
+    x_train, y_train = to_float(data.x_train[:cap]), np.asarray(data.y_train[:cap])
     x_test, y_test = to_float(data.x_test), np.asarray(data.y_test)
-    if len(x_train) == 0:
-        raise RunError("There are no training images: raise the cap on training samples.")
     labels = model_spec.is_conditional
     noise = (train_spec.noise, train_spec.noise_strength) if not model_spec.is_vae else None
     common = dict(batch_size=train_spec.batch_size, noise=noise)
@@ -619,7 +621,7 @@ def _train(
         trainer = Trainer(bundle)
         trainer.compile(
             optimizer=keras.optimizers.Adam(train_spec.learning_rate),
-            # XLA pays off on GPUs; on CPUs it slowed the conv models down (benchmarks/).
+            # XLA pays off on GPUs; on a 2-core CPU it made conv_vae steps twice as slow.
             jit_compile="auto" if devices["gpus"] else False,
             steps_per_execution=per_execution,
         )
