@@ -113,7 +113,7 @@ def run(rec, quick: bool) -> None:
             cold = time.perf_counter() - t0
             first_title = page.locator("h1").first.inner_text()
             rec.emit("app", "cold_start", seconds=cold, server_ready_s=t_health, first_page=first_title,
-                     target_s=8.0, models=model_names, models_from=source, command=" ".join(cmd[1:]))  # fmt: skip
+                     target_s=8.0, models=model_names, models_from=source, command=" ".join(["python", *cmd[1:]]))  # fmt: skip
             log(f"app: cold start {cold:.2f} s (server ready {t_health:.2f} s)")
 
             # Page switches by the sidebar navigation, every page in turn, a few rounds.

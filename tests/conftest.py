@@ -72,7 +72,7 @@ def no_shipped_models(monkeypatch):
 
     monkeypatch.setattr(store_mod, "default_store", only_user_store)
     try:
-        from pages import shared
+        from app_pages import shared
     except ImportError:  # the pages package needs streamlit; engine-only runs do not
         return
     monkeypatch.setattr(shared, "default_store", only_user_store)

@@ -21,7 +21,7 @@ TIMEOUT = 60  # the first run imports TensorFlow and loads models
 def _open(timeout: int = TIMEOUT) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=timeout)
     at.run()
-    at.switch_page("pages/denoise.py")
+    at.switch_page("app_pages/denoise.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

@@ -31,7 +31,7 @@ def _open(model: str | None = None, timeout: int = TIMEOUT, **params: str) -> Ap
     for key, value in params.items():
         at.query_params[key] = value
     at.run()
-    at.switch_page("pages/generate.py")
+    at.switch_page("app_pages/generate.py")
     at.run()
     _ok(at)
     return at

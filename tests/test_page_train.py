@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from vae_core import runs
+from vae_core import data, runs
 from vae_core.specs import ModelSpec, TrainSpec
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -22,7 +22,7 @@ TIMEOUT = 60
 def _open() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
-    at.switch_page("pages/train.py")
+    at.switch_page("app_pages/train.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -110,6 +110,8 @@ def test_choosing_a_kind_changes_the_settings(runs_root):
 def test_start_creates_and_starts_a_run_with_the_chosen_settings(runs_root, monkeypatch):
     started = []
     monkeypatch.setattr(runs, "start_run", lambda run_dir: started.append(Path(run_dir)) or 4242)
+    # Without the full MNIST on disk, the bundled sample is what the page offers first.
+    monkeypatch.setattr(data, "dataset_available", lambda name: False)
     at = _open()
     at.selectbox(key="tr_kind").set_value("conv_dae").run()
     at.number_input(key="tr_epochs_conv_dae").set_value(2)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from pages import digits, shared
+from app_pages import digits, shared
 from vae_core import explore, figures, images
 from vae_core.errors import UserError
 from vae_core.models import ModelBundle

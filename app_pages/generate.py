@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from pages import digits, shared
+from app_pages import digits, shared
 from vae_core import explore, figures, images
 from vae_core.errors import UserError
 from vae_core.models import ModelBundle
@@ -34,7 +34,7 @@ if not spec.is_vae:
         "mostly give smudges. Pick a VAE in the sidebar to generate digits, or see what this model "
         "is good at on the **Denoise** page."
     )
-    st.page_link("pages/denoise.py", label="Go to Denoise", icon="🧽")
+    st.page_link("app_pages/denoise.py", label="Go to Denoise", icon="🧽")
     st.stop()
 
 d = spec.latent_dim

@@ -5,12 +5,15 @@ The active model lives in `st.query_params["model"]`, so a copied URL opens the 
 
 from __future__ import annotations
 
+import json
+import re
+
 import streamlit as st
 
-from vae_core.errors import UserError
+from vae_core.errors import StoreError, UserError
 from vae_core.models import ModelBundle
 from vae_core.specs import KIND_LABELS
-from vae_core.store import Store, StoreEntry, default_store
+from vae_core.store import MAX_META_BYTES, Store, StoreEntry, default_store
 
 MODEL_PARAM = "model"
 
@@ -82,6 +85,72 @@ def render_sidebar() -> None:
             with st.expander(f"{len(broken)} model file(s) could not be read"):
                 for e in broken:
                     st.caption(f"**{e.name}**: {e.error}")
+        _import_export(st.session_state.get("active_entry"))
+
+
+def _name_from_file(filename: str) -> str:
+    """A store name suggested by an upload's file name ("../My model (2).keras" -> "My_model_2")."""
+    stem = filename.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_-")[:64]
+
+
+def _uploaded_meta(files) -> dict | None:
+    """The optional description (.json) uploaded with a model; StoreError if it is not JSON."""
+    sidecar = next((f for f in files if f.name.lower().endswith(".json")), None)
+    if sidecar is None:
+        return None
+    raw = sidecar.getvalue()
+    try:
+        if len(raw) > MAX_META_BYTES:
+            raise ValueError("too large")
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise StoreError(
+            f"The description file {_name_from_file(sidecar.name)}.json is not valid JSON; "
+            "import the model without it or fix the file."
+        ) from err
+
+
+def _import_export(entry: StoreEntry | None) -> None:
+    """Bring a .keras file into the store (safe mode), or take the active model away as one."""
+    with st.expander("Import or download a model"):
+        files = st.file_uploader("Import a model (.keras, with its .json description if you have it)",
+                                 type=["keras", "json"], accept_multiple_files=True, key="sb_import_files",
+                                 help="Models are loaded in Keras safe mode: a file that would run "
+                                 "code (a Lambda layer, an unknown custom class) is refused.")  # fmt: skip
+        model_file = next((f for f in files or [] if f.name.lower().endswith(".keras")), None)
+        name = st.text_input("Save it as", key="sb_import_name", max_chars=64,
+                             placeholder=_name_from_file(model_file.name) if model_file else "my_model",
+                             help="Letters, digits, '-' and '_'; empty: from the file name.")  # fmt: skip
+        if st.button("Import", key="sb_import", disabled=model_file is None):
+            try:
+                meta = _uploaded_meta(files)
+                wanted = name.strip() or _name_from_file(model_file.name)
+                imported = store().import_file(model_file.getvalue(), wanted, meta)
+            except UserError as err:
+                st.error(str(err))
+            else:
+                st.session_state["sb_imported"] = imported.name
+                st.query_params[MODEL_PARAM] = imported.name
+                st.session_state.pop("sidebar_model", None)  # the picker follows the URL
+                st.rerun()
+        elif files and model_file is None:
+            st.caption("Add the model's .keras file; the .json description alone is not a model.")
+        if st.session_state.get("sb_imported"):
+            st.success(
+                f"Imported **{st.session_state.pop('sb_imported')}**; it is the active model now."
+            )
+        if entry is not None:
+            st.download_button(
+                "⬇️ Download this model (.keras)", lambda: store().export(entry.name),
+                file_name=f"{entry.name}.keras", mime="application/zip", key="sb_export",
+                help="The model file; import it into another VAE Lab, or load it with "
+                "keras.saving.load_model.",
+            )  # fmt: skip
+            st.download_button(
+                "⬇️ Its description (.json)", lambda: store().export_meta(entry.name),
+                file_name=f"{entry.name}.json", mime="application/json", key="sb_export_meta",
+            )  # fmt: skip
 
 
 def active_entry() -> StoreEntry | None:

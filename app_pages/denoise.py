@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from pages import shared
+from app_pages import shared
 from vae_core import data, explore, images
 from vae_core.errors import UserError
 from vae_core.specs import KIND_LABELS, NOISE_KINDS
@@ -120,7 +120,7 @@ with col_dae:
             "*Convolutional denoising autoencoder* and start a run (a few minutes on the sample); "
             "it appears here when it finishes."
         )
-        st.page_link("pages/train.py", label="Go to Train", icon="🏋️")
+        st.page_link("app_pages/train.py", label="Go to Train", icon="🏋️")
 with col_vae:
     if vaes:
         default_vae = active.name if active and active.kind in VAE_KINDS else vaes[0].name
