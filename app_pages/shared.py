@@ -45,7 +45,11 @@ def _describe(entry: StoreEntry) -> str:
     if meta.get("dataset"):
         parts.append(
             f"trained on {meta['dataset']}"
-            + (f", {meta['epochs']} epochs" if meta.get("epochs") else "")
+            + (
+                f", {meta['epochs']} epoch{'' if meta['epochs'] == 1 else 's'}"
+                if meta.get("epochs")
+                else ""
+            )
         )
     metrics = meta.get("test_metrics") or {}
     if "neg_elbo" in metrics:

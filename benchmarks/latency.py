@@ -28,7 +28,12 @@ def _models() -> tuple[dict, str]:
         root=tempfile.mkdtemp(prefix="vae_bench_store_"), shipped_root=paths.SHIPPED_MODELS_DIR
     )
     shipped = [e for e in store.list() if e.shipped and e.error is None]
-    out, source = {}, "shipped" if shipped else "untrained presets (no shipped models found)"
+    out = {}
+    source = (
+        "shipped where one of the kind exists, else an untrained preset (named so in each row)"
+        if shipped
+        else "untrained presets (no shipped models found)"
+    )
     for kind in ("mlp_vae", "conv_vae", "conv_dae"):
         # Prefer the 2-D MLP VAE for the manifold: a 2-D latent space is what it draws.
         cands = sorted(

@@ -26,7 +26,7 @@ class Sampling(keras.layers.Layer):
         z_mean, z_log_var = inputs
         if not (training or self.always_sample):
             return z_mean
-        eps = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+        eps = keras.random.normal(ops.shape(z_mean), dtype=z_mean.dtype, seed=self.seed_generator)
         return z_mean + ops.exp(0.5 * z_log_var) * eps
 
     def compute_output_shape(self, input_shape):

@@ -159,8 +159,9 @@ def set_always_sample(bundle: ModelBundle, always_sample: bool) -> None:
 # ---------------------------------------------------------------- losses
 def reconstruction_loss(spec: ModelSpec, target, logits):
     """Per image: BCE summed over pixels (from logits: fused and stable), or summed squared error."""
-    target = ops.reshape(target, (ops.shape(target)[0], -1))
-    logits = ops.reshape(logits, (ops.shape(logits)[0], -1))
+    # Losses are summed over 784 pixels: do it in float32 even when the layers compute in bfloat16.
+    target = ops.cast(ops.reshape(target, (ops.shape(target)[0], -1)), "float32")
+    logits = ops.cast(ops.reshape(logits, (ops.shape(logits)[0], -1)), "float32")
     if spec.reconstruction == "mse":
         return ops.sum(ops.square(target - ops.sigmoid(logits)), axis=1)
     return ops.sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=logits), axis=1)
@@ -168,6 +169,7 @@ def reconstruction_loss(spec: ModelSpec, target, logits):
 
 def kl_divergence(z_mean, z_log_var):
     """Per image: KL(q(z|x) || N(0, I)) in nats."""
+    z_mean, z_log_var = ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")
     return -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=1)
 
 

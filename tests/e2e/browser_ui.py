@@ -1,0 +1,111 @@
+"""What a person sees in the browser, read through Playwright: text, images, widgets, errors."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "screenshots"
+FIRST_LOAD_MS = 180_000  # the first visit imports TensorFlow and loads a model: slow on 2 busy cores
+STEP_MS = 90_000
+# Exception text that must never reach a page: a traceback, or "SomethingError: ..." from Python.
+TRACE = re.compile(
+    r"Traceback \(most recent call last\)|\b[A-Z]\w*(?:Error|Exception): |File \"[^\"]+\", line \d+"
+)
+
+
+def main(page):
+    return page.locator('[data-testid="stMainBlockContainer"]')
+
+
+def sidebar(page):
+    return page.locator('[data-testid="stSidebar"]')
+
+
+def settle(page, timeout: float = STEP_MS, quiet_checks: int = 3) -> None:
+    """Wait until the script run the last action caused has finished (idle for a few polls)."""
+    page.wait_for_function(
+        """([n]) => {
+            const app = document.querySelector('[data-testid="stApp"]');
+            const idle = app && app.getAttribute('data-test-script-state') === 'notRunning'
+                && app.getAttribute('data-test-connection-state') === 'CONNECTED'
+                && !document.querySelector('[data-testid="stStatusWidget"]')
+                && !document.querySelector('[data-testid="stSkeleton"]');
+            window.__quiet = idle ? (window.__quiet || 0) + 1 : 0;
+            return window.__quiet >= n;
+        }""",
+        arg=[quiet_checks],
+        polling=250,
+        timeout=timeout,
+    )
+    page.evaluate("window.__quiet = 0")
+
+
+def open_page(page, server, path: str, heading: str, timeout: float = FIRST_LOAD_MS, **params):
+    """Go to a page and wait for its heading and the end of its first run."""
+    page.goto(server.url(path, **params))
+    page.get_by_role("heading", name=heading).first.wait_for(timeout=timeout)
+    settle(page, timeout)
+    assert_clean(page)
+
+
+def assert_clean(page) -> None:
+    """No Streamlit exception box and no traceback or `XxxError:` text anywhere on the page."""
+    boxes = page.locator('[data-testid="stException"]')
+    assert boxes.count() == 0, boxes.first.inner_text()
+    text = page.locator('[data-testid="stApp"]').inner_text()
+    assert "Page not found" not in page.locator("body").inner_text(), "Streamlit: Page not found"
+    found = TRACE.search(text)
+    assert found is None, f"exception text in the page: {text[max(0, found.start() - 200) :][:600]}"
+
+
+def errors(page) -> list[str]:
+    """The st.error sentences in the main area."""
+    return [e.strip() for e in main(page).locator('[data-testid="stAlertContentError"]').all_inner_texts()]
+
+
+def shot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def image_srcs(locator) -> list[str]:
+    return locator.locator("img").evaluate_all("els => els.map(e => e.getAttribute('src'))")
+
+
+def upload(page, files: list[tuple[str, bytes, str]], where=None) -> None:
+    """Choose files in a file uploader (the main area's unless `where` is given)."""
+    box = (where if where is not None else main(page)).locator(
+        '[data-testid="stFileUploaderDropzoneInput"]'
+    )
+    box.set_input_files(
+        files=[{"name": name, "mimeType": mime, "buffer": data} for name, data, mime in files]
+    )
+
+
+def wait_until(check: Callable[[], object], timeout_s: float, what: str, every: float = 0.5):
+    """Poll `check` until it returns something truthy; fail saying `what` did not happen."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except Exception as err:  # noqa: BLE001 -- an element mid-rerun may vanish; try again
+            last = err
+        else:
+            if last:
+                return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting until {what} (last: {last!r})")
+
+
+def press_slider(page, label: str, key: str, times: int) -> None:
+    """Move a slider with the keyboard, as a person using arrow keys would."""
+    thumb = page.locator('[data-testid="stSlider"]').filter(has_text=label).get_by_role("slider")
+    thumb.focus()
+    for _ in range(times):
+        thumb.press(key)

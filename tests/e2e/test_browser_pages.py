@@ -1,0 +1,89 @@
+"""Every page in a real browser, and what a person does there: round-trip a digit, generate digits
+and turn a latent dial. Screenshots land in tests/screenshots/."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import browser_ui as ui
+
+MODEL = "e2e_mlp_vae"
+# Round trip is the default page, so its address is the root ("/"), not /round_trip.
+PAGES = {
+    "train": ("🏋️ Train", ["New run", "The run", "Past runs"]),
+    "": ("🔁 Round trip", ["How the three models are wired", "Encode, then decode"]),
+    "denoise": ("🧽 Denoise", ["1. The digits", "2. The noise", "3. Cleaned up"]),
+    "generate": ("✨ Generate", ["New digits from the prior", "Turn the dials"]),
+}
+
+
+@pytest.mark.parametrize("path", list(PAGES), ids=[p or "round_trip" for p in PAGES])
+def test_every_page_opens_and_shows_its_parts(server, page, path):
+    heading, parts = PAGES[path]
+    ui.open_page(page, server, path, heading, model=MODEL)
+    for part in parts:
+        assert ui.main(page).get_by_text(part, exact=False).first.is_visible(), part
+    # The sidebar offers the shared model picker, set to the model in the address.
+    assert ui.sidebar(page).get_by_text("Active model").is_visible()
+    assert ui.sidebar(page).get_by_role("combobox", name="Model").input_value() == MODEL
+    if path != "train":
+        assert ui.main(page).locator('[data-testid="stImage"] img').count() >= 1
+    else:
+        assert ui.main(page).get_by_role("button", name=re.compile("Start training")).is_visible()
+    ui.shot(page, f"page_{path or 'round_trip'}")
+    assert not page.js_errors, page.js_errors
+
+
+def test_round_trip_a_digit_and_shuffle_to_others(server, page):
+    ui.open_page(page, server, "", "🔁 Round trip", model=MODEL)
+    body = ui.main(page)
+    # The bordered box of the first digit: the innermost block holding its title.
+    digit1 = body.locator('[data-testid="stVerticalBlock"]').filter(
+        has=page.get_by_text(re.compile(r"^Digit 1 ·"))
+    )
+    digit1.last.wait_for()
+    assert body.get_by_text("input x").count() >= 1
+    assert body.get_by_text(re.compile(r"decoder\(z_mean\): error \d\.\d{4}")).count() >= 1
+    before_imgs = ui.image_srcs(digit1.last)
+    before_text = digit1.last.inner_text()
+    assert len(before_imgs) >= 4  # input, decoder(z_mean), vae.predict, vae(training=True), samples
+
+    body.get_by_role("button", name="Shuffle").click()
+    ui.wait_until(
+        lambda: digit1.last.inner_text() != before_text, 90, "the first digit changed after Shuffle"
+    )
+    ui.settle(page)
+    assert ui.image_srcs(digit1.last)[0] != before_imgs[0]  # another input digit is shown
+    assert "idx=" in page.url  # the choice is kept in the address
+    ui.assert_clean(page)
+    ui.shot(page, "round_trip_shuffled")
+
+
+def test_generate_new_digits_and_turn_a_dial(server, page):
+    ui.open_page(page, server, "generate", "✨ Generate", model=MODEL)
+    body = ui.main(page)
+    caption = body.get_by_text(re.compile(r"^\d+ digits, seed \d+, temperature"))
+    first = caption.inner_text()
+    prior = body.locator('[data-testid="stImage"]').filter(has_text="digits, seed")
+    prior_src = ui.image_srcs(prior)[0]
+
+    body.get_by_role("button", name="New seed").click()
+    ui.wait_until(lambda: caption.inner_text() != first, 90, "the seed in the caption changed")
+    ui.settle(page)
+    assert ui.image_srcs(prior)[0] != prior_src  # new digits are drawn
+    assert re.search(r"seed=\d+", page.url)
+
+    dial = body.locator('[data-testid="stImage"]').filter(has_text="decoder(z)")
+    dial_src = ui.image_srcs(dial)[0]
+    z_text = body.get_by_text(re.compile(r"^z = \["))
+    assert z_text.inner_text().startswith("z = [0., 0.]") or "0." in z_text.inner_text()
+    ui.press_slider(page, "z[0]", "ArrowRight", 5)
+    ui.wait_until(
+        lambda: z_text.inner_text().startswith("z = [0.5"), 90, "z[0] reached 0.5 after 5 steps"
+    )
+    ui.settle(page)
+    ui.wait_until(lambda: ui.image_srcs(dial)[0] != dial_src, 30, "the decoded digit changed")
+    ui.assert_clean(page)
+    ui.shot(page, "generate_dial_moved")
