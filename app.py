@@ -7,16 +7,25 @@ from app_pages import shared
 st.set_page_config(page_title="VAE Lab", page_icon="🔢", layout="wide")
 
 PAGES = [
-    st.Page("app_pages/train.py", title="Train", icon="🏋️", url_path="train"),
+    st.Page(
+        "app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train"
+    ),
     st.Page(
         "app_pages/round_trip.py",
         title="Round trip",
-        icon="🔁",
+        icon=":material/sync_alt:",
         url_path="round_trip",
         default=True,
     ),
-    st.Page("app_pages/denoise.py", title="Denoise", icon="🧽", url_path="denoise"),
-    st.Page("app_pages/generate.py", title="Generate", icon="✨", url_path="generate"),
+    st.Page(
+        "app_pages/denoise.py", title="Denoise", icon=":material/auto_fix_high:", url_path="denoise"
+    ),
+    st.Page(
+        "app_pages/generate.py",
+        title="Generate",
+        icon=":material/auto_awesome:",
+        url_path="generate",
+    ),
 ]
 
 page = st.navigation(PAGES)

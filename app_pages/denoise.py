@@ -95,7 +95,7 @@ def _caption(report: explore.DenoiseReport, key: str, i: int) -> str:
     return f"{report.psnr[key][i]:.1f} dB · {max(report.ssim[key][i], 0.0):.2f}"
 
 
-st.title("🧽 Denoise")
+st.title("Denoise")
 st.markdown(
     "A **denoising autoencoder** (DAE) was shown noisy digits and asked to give back the clean ones. "
     "Here you add noise to a digit and watch it clean it up. A **VAE**, trained on clean digits only, "
@@ -120,7 +120,7 @@ with col_dae:
             "*Convolutional denoising autoencoder* and start a run (a few minutes on the sample); "
             "it appears here when it finishes."
         )
-        st.page_link("app_pages/train.py", label="Go to Train", icon="🏋️")
+        st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
 with col_vae:
     if vaes:
         default_vae = active.name if active and active.kind in VAE_KINDS else vaes[0].name
@@ -189,7 +189,7 @@ else:
         sources["mnist"] = "The MNIST test set (10,000 digits)"
     source = c1.selectbox("From", list(sources), format_func=sources.get, key="dn_source")
     n = c2.slider("How many", 1, MAX_DIGITS, 8, key="dn_count")
-    if c3.button("🎲 Other digits", key="dn_redraw"):
+    if c3.button("Other digits", key="dn_redraw"):
         st.session_state["dn_draw"] = st.session_state.get("dn_draw", 0) + 1
     try:
         clean, names = _test_digits(source, n, st.session_state.get("dn_draw", 0))

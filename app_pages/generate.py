@@ -16,7 +16,7 @@ from vae_core.models import ModelBundle
 MAX_DIALS = 16
 DIAL_RANGE = 3.0
 
-st.title("✨ Generate")
+st.title("Generate")
 st.markdown(
     "The decoder is a model of its own: give it a handful of numbers, a point **z** in the latent "
     "space, and it draws a digit. Here you choose the numbers."
@@ -34,7 +34,7 @@ if not spec.is_vae:
         "mostly give smudges. Pick a VAE in the sidebar to generate digits, or see what this model "
         "is good at on the **Denoise** page."
     )
-    st.page_link("app_pages/denoise.py", label="Go to Denoise", icon="🧽")
+    st.page_link("app_pages/denoise.py", label="Go to Denoise", icon=":material/auto_fix_high:")
     st.stop()
 
 d = spec.latent_dim
@@ -74,7 +74,7 @@ def _new_seed() -> None:
 
 
 seed = c[2].number_input("Seed", 0, 10**6, key="gen_seed", help="The same seed draws the same z.")
-c[3].button("🎲 New seed", on_click=_new_seed)
+c[3].button("New seed", on_click=_new_seed)
 for name, value in (("n", n), ("temp", temp), ("seed", seed)):
     digits.set_param(name, value)
 try:
@@ -155,7 +155,7 @@ def dial_panel(bundle: ModelBundle, label: int | None) -> None:
         b = st.columns(2)
         b[0].button("Reset to 0", on_click=_dials_to, args=(np.zeros(dials),), key="gen_reset")
         b[1].button(
-            "🎲 Random",
+            "Random",
             key="gen_random",
             on_click=lambda: _dials_to(
                 np.clip(np.random.default_rng().standard_normal(dials), -DIAL_RANGE, DIAL_RANGE)

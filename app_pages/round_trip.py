@@ -63,7 +63,7 @@ def _background(
 
 
 # ---------------------------------------------------------------- the page
-st.title("🔁 Round trip")
+st.title("Round trip")
 st.markdown(
     "Follow a handwritten digit through the autoencoder: the **encoder** turns it into a few "
     "numbers (the *latent code*), the **decoder** turns numbers back into a picture."

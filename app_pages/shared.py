@@ -61,6 +61,19 @@ def _describe(entry: StoreEntry) -> str:
     return " · ".join(parts)
 
 
+# The first view of a fresh install: the 2-D VAE shows the most (latent map, manifold, sampling).
+PREFERRED_FIRST = ("mlp_vae_2d",)
+
+
+def _default_index(entries: list[StoreEntry]) -> int:
+    """Which model a visitor without a choice sees: the preferred shipped one, else the first VAE."""
+    names = [e.name for e in entries]
+    for name in PREFERRED_FIRST:
+        if name in names:
+            return names.index(name)
+    return next((i for i, e in enumerate(entries) if e.kind != "conv_dae"), 0)
+
+
 def render_sidebar() -> None:
     """The model picker every page shares; the choice is kept in the URL."""
     entries = store().list()
@@ -75,7 +88,7 @@ def render_sidebar() -> None:
         else:
             names = [e.name for e in good]
             wanted = st.query_params.get(MODEL_PARAM)
-            index = names.index(wanted) if wanted in names else 0
+            index = names.index(wanted) if wanted in names else _default_index(good)
             name = st.selectbox("Model", names, index=index, key="sidebar_model",
                                 help="Every page uses this model. The choice is kept in the page address, "
                                 "so a copied link opens the same model.")  # fmt: skip

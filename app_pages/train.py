@@ -222,7 +222,7 @@ def live_view(run_dir: Path) -> None:
 
 
 # ---------------------------------------------------------------- the page
-st.title("🏋️ Train")
+st.title("Train")
 st.markdown(
     "Pick a kind of autoencoder, press **Start** and watch it learn. Training runs in the "
     "background: you can close the tab or open it elsewhere and see the same run."
