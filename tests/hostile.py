@@ -61,7 +61,9 @@ def exif_rotated_jpeg() -> bytes:
 
 
 def sixteen_bit_png() -> bytes:
-    return encode(Image.fromarray((np.asarray(seven(), np.float32) / 255 * 65535).astype(np.uint16)))
+    return encode(
+        Image.fromarray((np.asarray(seven(), np.float32) / 255 * 65535).astype(np.uint16))
+    )
 
 
 def cmyk_jpeg() -> bytes:

@@ -61,7 +61,7 @@ def _manifold(at: AppTest) -> dict:
 
 
 def _downloads(at: AppTest) -> list[str]:
-    return [b.proto.label for b in at.get("download_button")]
+    return [b.proto.label for b in at.main.get("download_button")]  # not the sidebar's
 
 
 @pytest.mark.parametrize("model", list(STORE_SPECS))

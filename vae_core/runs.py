@@ -10,12 +10,14 @@ the page calls it on every poll.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import re
 import secrets
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -275,6 +277,19 @@ def _check_new_model_name(name: str) -> None:
     raise RunError(f"A model named '{name}' already exists; pick another name.")
 
 
+def _not_writable(root: Path, err: OSError) -> RunError:
+    """A full, read-only or forbidden runs folder, in one sentence."""
+    reasons = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is used up",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+        errno.EROFS: "the disk is read-only",
+    }
+    reason = reasons.get(err.errno) or err.strerror or str(err) or type(err).__name__
+    return RunError(f"The runs folder at {root} is not writable: {reason}.")
+
+
 def create_run(
     model_spec: ModelSpec,
     train_spec: TrainSpec,
@@ -282,18 +297,30 @@ def create_run(
     root: Path | None = None,
     save_as: str | None = None,
 ) -> Path:
-    """A new run folder under `root` (default: the runs folder) holding its config.json."""
+    """A new run folder under `root` (default: the runs folder) holding its config.json.
+
+    A folder that cannot be written gives RunError with a sentence, and no half-made run is left.
+    """
     if save_as:
         _check_new_model_name(save_as)
     root = Path(root) if root is not None else paths.runs_dir()
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _not_writable(root, err) from err
     for _ in range(10):
         run_dir = root / new_run_id()
         try:
             run_dir.mkdir()
         except FileExistsError:
             continue
-        write_config(run_dir, model_spec, train_spec, save_as=save_as, run_id=run_dir.name)
+        except OSError as err:
+            raise _not_writable(root, err) from err
+        try:
+            write_config(run_dir, model_spec, train_spec, save_as=save_as, run_id=run_dir.name)
+        except OSError as err:
+            shutil.rmtree(run_dir, ignore_errors=True)  # a folder without settings is no run
+            raise _not_writable(root, err) from err
         return run_dir
     raise RunError("Could not create a new run folder; try again.")
 
@@ -396,6 +423,13 @@ def start_run(run_dir: Path) -> int:
     """
     run_dir = Path(run_dir).resolve()
     read_config(run_dir)  # refuse a folder without usable settings before spawning anything
+    try:
+        return _start_locked(run_dir)
+    except OSError as err:  # the status or log cannot be written: a full or read-only disk
+        raise _not_writable(run_dir.parent, err) from err
+
+
+def _start_locked(run_dir: Path) -> int:
     with _start_lock(run_dir.parent):
         busy = active_run(run_dir.parent)
         if busy is not None:

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "screenshots"
-FIRST_LOAD_MS = 180_000  # the first visit imports TensorFlow and loads a model: slow on 2 busy cores
+FIRST_LOAD_MS = (
+    180_000  # the first visit imports TensorFlow and loads a model: slow on 2 busy cores
+)
 STEP_MS = 90_000
 # Exception text that must never reach a page: a traceback, or "SomethingError: ..." from Python.
 TRACE = re.compile(
@@ -46,7 +48,9 @@ def settle(page, timeout: float = STEP_MS, quiet_checks: int = 3) -> None:
 def open_page(page, server, path: str, heading: str, timeout: float = FIRST_LOAD_MS, **params):
     """Go to a page and wait for its heading and the end of its first run."""
     page.goto(server.url(path, **params))
-    page.get_by_role("heading", name=heading).first.wait_for(timeout=timeout)
+    # Only the words: icons in titles come and go.
+    title = re.compile(rf"(^|\s){re.escape(heading)}$")
+    page.get_by_role("heading", name=title).first.wait_for(timeout=timeout)
     settle(page, timeout)
     assert_clean(page)
 
@@ -63,7 +67,10 @@ def assert_clean(page) -> None:
 
 def errors(page) -> list[str]:
     """The st.error sentences in the main area."""
-    return [e.strip() for e in main(page).locator('[data-testid="stAlertContentError"]').all_inner_texts()]
+    return [
+        e.strip()
+        for e in main(page).locator('[data-testid="stAlertContentError"]').all_inner_texts()
+    ]
 
 
 def shot(page, name: str) -> Path:

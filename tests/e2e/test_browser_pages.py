@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 import browser_ui as ui
+import pytest
 
 MODEL = "e2e_mlp_vae"
 # Round trip is the default page, so its address is the root ("/"), not /round_trip.
 PAGES = {
-    "train": ("🏋️ Train", ["New run", "The run", "Past runs"]),
-    "": ("🔁 Round trip", ["How the three models are wired", "Encode, then decode"]),
-    "denoise": ("🧽 Denoise", ["1. The digits", "2. The noise", "3. Cleaned up"]),
-    "generate": ("✨ Generate", ["New digits from the prior", "Turn the dials"]),
+    "train": ("Train", ["New run", "The run", "Past runs"]),
+    "": ("Round trip", ["How the three models are wired", "Encode, then decode"]),
+    "denoise": ("Denoise", ["1. The digits", "2. The noise", "3. Cleaned up"]),
+    "generate": ("Generate", ["New digits from the prior", "Turn the dials"]),
 }
 
 
@@ -37,7 +36,7 @@ def test_every_page_opens_and_shows_its_parts(server, page, path):
 
 
 def test_round_trip_a_digit_and_shuffle_to_others(server, page):
-    ui.open_page(page, server, "", "🔁 Round trip", model=MODEL)
+    ui.open_page(page, server, "", "Round trip", model=MODEL)
     body = ui.main(page)
     # The bordered box of the first digit: the innermost block holding its title.
     digit1 = body.locator('[data-testid="stVerticalBlock"]').filter(
@@ -62,7 +61,7 @@ def test_round_trip_a_digit_and_shuffle_to_others(server, page):
 
 
 def test_generate_new_digits_and_turn_a_dial(server, page):
-    ui.open_page(page, server, "generate", "✨ Generate", model=MODEL)
+    ui.open_page(page, server, "generate", "Generate", model=MODEL)
     body = ui.main(page)
     caption = body.get_by_text(re.compile(r"^\d+ digits, seed \d+, temperature"))
     first = caption.inner_text()

@@ -10,9 +10,9 @@ import signal
 import time
 from pathlib import Path
 
+import browser_ui as ui
 import pytest
 
-import browser_ui as ui
 from vae_core import runs
 from vae_core.specs import ModelSpec, TrainSpec
 
@@ -32,9 +32,11 @@ def _assert_every_epoch_once(run_dir: Path, epochs: int) -> None:
     assert [r["epoch"] for r in _epoch_lines(run_dir)] == list(range(1, epochs + 1))
 
 
-def _state_text(page, label: str, timeout_s: float = 120) -> None:
+def _state_text(page, state: str, timeout_s: float = 120) -> None:
+    """Wait for the run's header line ("Run <id> · MLP VAE · bundled sample · <icon> state")."""
+    line = re.compile(rf"^Run \S+ · .*\b{state}\s*$", re.MULTILINE)
     ui.wait_until(
-        lambda: label in ui.main(page).inner_text(), timeout_s, f"the page shows '{label}'"
+        lambda: line.search(ui.main(page).inner_text()), timeout_s, f"the run shows '{state}'"
     )
 
 
@@ -58,7 +60,7 @@ def _start(root: Path, epochs: int, name: str) -> tuple[Path, int]:
 
 def test_train_on_the_sample_watch_it_stop_and_resume(server, page):
     name = "e2e_trained_in_browser"
-    ui.open_page(page, server, "train", "🏋️ Train", model="e2e_mlp_vae")
+    ui.open_page(page, server, "train", "Train", model="e2e_mlp_vae")
     body = ui.main(page)
     body.get_by_text("The bundled sample: 400 digits").click()
     body.get_by_role("spinbutton", name="Epochs", exact=True).fill("60")
@@ -67,7 +69,7 @@ def test_train_on_the_sample_watch_it_stop_and_resume(server, page):
     body.get_by_role("button", name=re.compile("Start training")).click()
 
     # The progress bar moves: two different "Epoch N of 60" texts, the later one further on.
-    _state_text(page, "🏃 running")
+    _state_text(page, "running")
     seen: list[int] = []
 
     def moved():
@@ -87,7 +89,7 @@ def test_train_on_the_sample_watch_it_stop_and_resume(server, page):
     ui.shot(page, "train_running")
 
     body.get_by_role("button", name=re.compile("Stop")).click()
-    _state_text(page, "⏸️ stopped", 120)
+    _state_text(page, "stopped", 120)
     stopped_at = int(re.search(r"Stopped after epoch (\d+) of 60", body.inner_text()).group(1))
     assert 1 <= stopped_at < 60
     run_dir = runs.active_run(server.home / "runs") or runs.list_runs(server.home / "runs")[0].path
@@ -96,7 +98,7 @@ def test_train_on_the_sample_watch_it_stop_and_resume(server, page):
     ui.shot(page, "train_stopped")
 
     body.get_by_role("button", name=re.compile("Resume")).click()
-    _state_text(page, "✅ completed", 240)
+    _state_text(page, "completed", 240)
     body.get_by_text(re.compile(f"The model {name} is saved")).wait_for(timeout=60_000)
     ui.settle(page)
     ui.assert_clean(page)
@@ -112,16 +114,17 @@ def test_train_on_the_sample_watch_it_stop_and_resume(server, page):
 def test_a_killed_training_process_shows_interrupted_and_resumes(server, page, runs_here):
     epochs, name = 40, "e2e_killed_then_resumed"
     models_before = {p.name: p.stat().st_mtime for p in (server.home / "models").iterdir()}
-    ui.open_page(page, server, "train", "🏋️ Train", model="e2e_mlp_vae")
+    ui.open_page(page, server, "train", "Train", model="e2e_mlp_vae")
     run_dir, pid = _start(runs_here, epochs, name)
     # A page opened before the run started only polls once a run is active: look again.
-    ui.open_page(page, server, "train", "🏋️ Train", model="e2e_mlp_vae")
-    _state_text(page, "🏃 running")
+    ui.open_page(page, server, "train", "Train", model="e2e_mlp_vae")
+    _state_text(page, "running")
 
     # Kill it mid-epoch, once a few epochs are checkpointed.
     def mid_epoch():
         status = json.loads((run_dir / "status.json").read_text())
         return status.get("epoch", 0) >= 3 and status.get("step", 0) > 0 and status
+
     ui.wait_until(mid_epoch, 180, "the run is part-way into epoch 4 or later", every=0.05)
     os.kill(pid, signal.SIGKILL)
     ui.wait_until(lambda: not runs.is_training_process(pid), 10, "the child is gone")
@@ -130,7 +133,7 @@ def test_a_killed_training_process_shows_interrupted_and_resumes(server, page, r
     assert [r["epoch"] for r in kept if r["kind"] == "epoch"] == list(range(1, checkpoint + 1))
     assert runs.read_status(run_dir)["state"] == "interrupted"
 
-    _state_text(page, "⚠️ interrupted")
+    _state_text(page, "interrupted")
     warning = ui.main(page).get_by_text("ended without finishing").inner_text()
     done = int(re.search(r"after epoch (\d+) of 40", warning).group(1))
     assert done >= checkpoint
@@ -138,7 +141,7 @@ def test_a_killed_training_process_shows_interrupted_and_resumes(server, page, r
     ui.shot(page, "train_interrupted")
 
     ui.main(page).get_by_role("button", name=re.compile("Resume")).click()
-    _state_text(page, "✅ completed", 240)
+    _state_text(page, "completed", 240)
     ui.settle(page)
     ui.assert_clean(page)
     # Nothing that was finished is lost: the lines of every checkpointed epoch are still there,
@@ -155,18 +158,18 @@ def test_a_killed_training_process_shows_interrupted_and_resumes(server, page, r
 
 
 def test_after_a_server_restart_the_page_shows_the_true_state(server, page, runs_here):
-    ui.open_page(page, server, "train", "🏋️ Train", model="e2e_mlp_vae")
+    ui.open_page(page, server, "train", "Train", model="e2e_mlp_vae")
     run_dir, pid = _start(runs_here, 200, "e2e_survives_restart")
-    ui.open_page(page, server, "train", "🏋️ Train", model="e2e_mlp_vae")
-    _state_text(page, "🏃 running")
+    ui.open_page(page, server, "train", "Train", model="e2e_mlp_vae")
+    _state_text(page, "running")
 
     server.stop(signal.SIGKILL)  # the server dies; the child lives in its own session
     time.sleep(1)
     assert runs.is_training_process(pid), "the training child died with the server"
     server.start()
 
-    ui.open_page(page, server, "train", "🏋️ Train", model="e2e_mlp_vae")
-    _state_text(page, "🏃 running")
+    ui.open_page(page, server, "train", "Train", model="e2e_mlp_vae")
+    _state_text(page, "running")
     first = ui.wait_until(lambda: PROGRESS.search(_progress_text(page)), 60, "progress is shown")
     ui.wait_until(
         lambda: (m := PROGRESS.search(_progress_text(page))) and m.group(1) != first.group(1),
@@ -175,6 +178,6 @@ def test_after_a_server_restart_the_page_shows_the_true_state(server, page, runs
     )
     ui.shot(page, "train_after_server_restart")
     ui.main(page).get_by_role("button", name=re.compile("Stop")).click()
-    _state_text(page, "⏸️ stopped", 120)
+    _state_text(page, "stopped", 120)
     assert runs.read_status(run_dir)["state"] == "stopped"
     ui.assert_clean(page)

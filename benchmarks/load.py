@@ -1,0 +1,242 @@
+"""Load: N browser sessions use the Generate and Round trip pages of one app server at once.
+
+Each session is its own Chromium context (its own Streamlit session) and repeats what a person does:
+on Generate a new seed and a nudge of a latent dial, on Round trip a shuffle of the digits and a change
+of the number of samples. The latency of an interaction is the time from the click or key press until
+the page has changed and the app is idle again, as the person sees it.
+
+    python -m benchmarks.load [--sessions 8] [--seconds 60] [--url http://localhost:8501 --model NAME]
+
+Without --url it starts its own server (the README's `streamlit run app.py`) with a temporary home.
+Prints one JSON line; `run()` returns the same dict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import median, p95
+from benchmarks.serve import CHROMIUM, CHROMIUM_ARGS, AppServer
+
+TRACE = re.compile(r"Traceback \(most recent call last\)|\b[A-Z]\w*(?:Error|Exception): ")
+# What the person sees, as one string: the main area's text and its pictures' addresses.
+SIGNATURE_JS = """() => {
+    const main = document.querySelector('[data-testid="stMainBlockContainer"]');
+    if (!main) return '';
+    return main.innerText + [...main.querySelectorAll('img')].map(i => i.src).join('|');
+}"""
+IDLE_JS = """([before]) => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    const main = document.querySelector('[data-testid="stMainBlockContainer"]');
+    if (!app || !main) return false;
+    const idle = app.getAttribute('data-test-script-state') === 'notRunning'
+        && app.getAttribute('data-test-connection-state') === 'CONNECTED'
+        && !document.querySelector('[data-testid="stStatusWidget"]');
+    const sig = main.innerText + [...main.querySelectorAll('img')].map(i => i.src).join('|');
+    // After an action, the app must have started a script run (seen by the observer) and the
+    // page must differ: a slider's own label changes at once, before the server has answered.
+    const changed = before === null || (window.__ran && sig !== before);
+    window.__quiet = idle && changed ? (window.__quiet || 0) + 1 : 0;
+    return window.__quiet >= 2;
+}"""
+ARM_JS = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    window.__ran = false;
+    if (!window.__observer && app) {
+        // A run may start and end between two callbacks: look at the old values too.
+        window.__observer = new MutationObserver((records) => {
+            const now = app.getAttribute('data-test-script-state');
+            if (now === 'running' || records.some(r => r.oldValue === 'running')) window.__ran = true;
+        });
+        window.__observer.observe(app, {attributes: true, attributeOldValue: true,
+                                        attributeFilter: ['data-test-script-state']});
+    }
+}"""
+TIMEOUT_MS = 60_000
+
+
+def _stats(xs: list[float]) -> dict:
+    if not xs:
+        return {"n": 0}
+    return {"n": len(xs), "p50_ms": round(median(xs), 1), "p95_ms": round(p95(xs), 1),
+            "max_ms": round(max(xs), 1)}  # fmt: skip
+
+
+async def _until_changed(page, before: str | None) -> None:
+    await page.evaluate("window.__quiet = 0")
+    await page.wait_for_function(IDLE_JS, arg=[before], polling=100, timeout=TIMEOUT_MS)
+
+
+async def _check_page(page) -> str | None:
+    """An exception box or traceback text on the page, described; None when clean."""
+    if await page.locator('[data-testid="stException"]').count():
+        return (
+            "exception box: "
+            + (await page.locator('[data-testid="stException"]').first.inner_text())[:200]
+        )
+    text = await page.locator('[data-testid="stApp"]').inner_text()
+    found = TRACE.search(text)
+    return f"exception text: {text[found.start() : found.start() + 200]}" if found else None
+
+
+async def _act(page, action: str, turn: int) -> None:
+    main = page.locator('[data-testid="stMainBlockContainer"]')
+    key = "ArrowRight" if turn % 2 == 0 else "ArrowLeft"
+    if action == "new_seed":
+        await main.get_by_role("button", name="New seed").click()
+    elif action == "shuffle":
+        await main.get_by_role("button", name="Shuffle").click()
+    else:  # a slider nudged with the keyboard: the first dial, or the number of samples
+        label = "z[0]" if action == "dial" else "Samples of z per digit"
+        thumb = (
+            page.locator('[data-testid="stSlider"]').filter(has_text=label).get_by_role("slider")
+        )
+        await thumb.focus()
+        await thumb.press(key)
+
+
+async def _open(i: int, browser, base: str, model: str, out: dict):
+    """Session i's page, loaded: even sessions use Generate, odd ones Round trip."""
+    generate = i % 2 == 0
+    context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = await context.new_page()
+    t0 = time.perf_counter()
+    try:
+        await page.goto(f"{base}/{'generate' if generate else ''}?model={model}")
+        heading = re.compile("Generate" if generate else "Round trip")
+        await page.get_by_role("heading", name=heading).first.wait_for(timeout=TIMEOUT_MS)
+        await _until_changed(page, None)
+    except Exception as err:  # noqa: BLE001 -- a page that never loads is an error, not a crash
+        out["errors"].append(f"session {i} load: {type(err).__name__}: {str(err)[:200]}")
+        await context.close()
+        return None
+    out["page_load"].append((time.perf_counter() - t0) * 1000)
+    return context, page, ("new_seed", "dial") if generate else ("shuffle", "samples")
+
+
+async def _loop(i: int, opened, stop_at: float, out: dict) -> None:
+    context, page, actions = opened
+    turn = 0
+    try:
+        while time.perf_counter() < stop_at:
+            action = actions[turn % 2]
+            before = await page.evaluate(SIGNATURE_JS)
+            await page.evaluate(ARM_JS)
+            t0 = time.perf_counter()
+            try:
+                await _act(page, action, turn // 2)
+                await _until_changed(page, before)
+            except Exception as err:  # noqa: BLE001 -- a timeout or a vanished element is an error
+                out["errors"].append(
+                    f"session {i} {action}: {type(err).__name__}: {str(err)[:200]}"
+                )
+            else:
+                out["latency"].setdefault(action, []).append((time.perf_counter() - t0) * 1000)
+                problem = await _check_page(page)
+                if problem:
+                    out["errors"].append(f"session {i} {action}: {problem}")
+            turn += 1
+    finally:
+        await context.close()
+
+
+async def _drive(base: str, model: str, sessions: int, seconds: float) -> dict:
+    from playwright.async_api import async_playwright
+
+    out: dict = {"latency": {}, "errors": [], "page_load": []}
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            # All sessions load their page first (the first load imports TensorFlow and loads
+            # the model); then the clock starts, so the measured time is all interaction.
+            opened = await asyncio.gather(
+                *(_open(i, browser, base, model, out) for i in range(sessions))
+            )
+            stop_at = time.perf_counter() + seconds
+            await asyncio.gather(
+                *(_loop(i, o, stop_at, out) for i, o in enumerate(opened) if o is not None)
+            )
+        finally:
+            await browser.close()
+    all_ms = [ms for xs in out["latency"].values() for ms in xs]
+    return {
+        "benchmark": "load",
+        "sessions": sessions,
+        "seconds": seconds,
+        "model": model,
+        "interactions": len(all_ms),
+        "interactions_per_s": round(len(all_ms) / seconds, 2),
+        "errors": len(out["errors"]),
+        # Of those, interactions that took longer than TIMEOUT_MS (a person would give up).
+        "timeouts": sum("TimeoutError" in e for e in out["errors"]),
+        "timeout_s": TIMEOUT_MS / 1000,
+        "error_samples": out["errors"][:5],
+        "latency": _stats(all_ms),
+        "by_action": {k: _stats(v) for k, v in sorted(out["latency"].items())},
+        "page_load": _stats(out["page_load"]),
+        "cpus": os.cpu_count(),
+    }
+
+
+def _own_server() -> tuple[AppServer, str]:
+    """A server with a temporary home; the shipped 2-D MLP VAE, or an untrained one of its shape."""
+    from vae_core import paths
+    from vae_core.store import Store
+
+    root = Path(tempfile.mkdtemp(prefix="vae_lab_load_"))
+    server = AppServer(root / "home", root / "user")
+    store = Store(root / "home" / "models", shipped_root=paths.SHIPPED_MODELS_DIR)
+    shipped = [e for e in store.list() if e.shipped and e.error is None and e.kind == "mlp_vae"]
+    if shipped:
+        model = sorted(shipped, key=lambda e: (e.latent_dim != 2, e.name))[0].name
+    else:
+        from vae_core.models import build_model
+        from vae_core.specs import PRESETS
+
+        model = "load_mlp_vae"
+        store.save(model, build_model(PRESETS["mlp_vae"][0]), {"dataset": "sample"})
+    server.start()
+    return server, model
+
+
+def run(
+    sessions: int = 8, seconds: float = 60, url: str | None = None, model: str | None = None
+) -> dict:
+    """Drive `sessions` browser sessions for `seconds` against `url` (or a server of its own)."""
+    server = None
+    if url is None:
+        server, model = _own_server()
+        url = server.base
+    elif model is None:
+        raise ValueError("with --url, name the model to use (--model)")
+    try:
+        result = asyncio.run(_drive(url.rstrip("/"), model, sessions, seconds))
+    finally:
+        if server is not None:
+            server.stop()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--url", help="an app that is already running (default: start one)")
+    parser.add_argument("--model", help="the store model to use with --url (a VAE)")
+    args = parser.parse_args(argv)
+    result = run(args.sessions, args.seconds, args.url, args.model)
+    print(json.dumps(result), flush=True)
+    return 0 if result["errors"] == 0 and result["interactions"] > 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
