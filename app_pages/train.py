@@ -53,6 +53,7 @@ PHASES = {
     "saving": "saving the model",
 }
 POLL_S = 1.0  # seconds between looks at the run folder while a run is active
+IDLE_POLL_S = 3.0  # while nothing on view trains: how often to look for a run started elsewhere
 
 
 # ---------------------------------------------------------------- small helpers
@@ -334,6 +335,18 @@ with right:
         if active is not None and Path(active) != run_dir:
             st.caption(f"Another run, **{Path(active).name}**, is training right now.")
         st.fragment(run_every=every)(live_view)(run_dir)
+
+
+def watch_for_new_runs(known_active: str | None) -> None:
+    """Notice a run started elsewhere (another tab, the command line) and show it."""
+    active_now = runs.active_run()
+    if active_now is not None and str(active_now) != known_active:
+        st.session_state["tr_view"] = str(active_now)
+        st.rerun(scope="app")
+
+
+if every is None:
+    st.fragment(run_every=IDLE_POLL_S)(watch_for_new_runs)(str(active) if active else None)
 
 
 # ---------------------------------------------------------------- history
