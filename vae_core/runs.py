@@ -31,6 +31,7 @@ from typing import Any
 
 from vae_core import paths
 from vae_core.errors import RunError
+from vae_core.fsutil import fsync_dir
 from vae_core.specs import ModelSpec, TrainSpec
 
 CONFIG, STATUS, PROGRESS = "config.json", "status.json", "progress.jsonl"
@@ -64,16 +65,6 @@ def write_json_atomic(path: Path, data: dict) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename in `path` durable (best effort: some filesystems refuse)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _json_default(value: Any) -> Any:

@@ -26,6 +26,7 @@ import keras
 
 from vae_core import models, paths
 from vae_core.errors import StoreError, UserError
+from vae_core.fsutil import fsync_dir, fsync_file
 from vae_core.specs import KIND_LABELS, MODEL_KINDS, ModelSpec
 
 MODEL_SUFFIX, META_SUFFIX = ".keras", ".json"
@@ -370,7 +371,7 @@ class Store:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             bundle.composite.save(tmp_model)
-            _fsync_file(tmp_model)
+            fsync_file(tmp_model)
             with open(tmp_meta, "x", encoding="utf-8") as f:
                 f.write(text)
                 f.flush()
@@ -392,7 +393,7 @@ class Store:
                 else:
                     model_path.unlink(missing_ok=True)
                 raise
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         except OSError as err:
             raise self._not_writable(err) from err
         except StoreError:
@@ -464,24 +465,6 @@ def default_store() -> Store:
 
 
 # ---------------------------------------------------------------- helpers
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make the renames durable; some filesystems cannot fsync a directory, which is fine."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _safe_member(name: str) -> bool:
     """A zip member name that cannot land outside the folder it is extracted to."""
     if not name or "\\" in name or "\x00" in name or name.startswith("/"):
