@@ -8,6 +8,7 @@ tests wait on) -- i.e. the running indicator is gone and nothing on the page is 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -182,7 +183,10 @@ def _wait_health(base: str, server: subprocess.Popen, timeout_s: float) -> None:
 
 
 def _title_word(label: str) -> str:
-    """The nav label without its icon: the page's h1 contains it ("🧽 Denoise" for "Denoise")."""
+    """The nav label without its icon: the page's h1 contains it ("🧽 Denoise" for "Denoise").
+    A Material icon shows up in the text as its ligature name ("sync_alt" + "Round trip")."""
+    lines = [ln.strip() for ln in label.splitlines() if ln.strip()]
+    label = re.sub(r"^[a-z0-9_]+(?=[A-Z])", "", lines[-1] if lines else label)
     return " ".join("".join(ch for ch in label if ch.isalnum() or ch in " -'").split())
 
 

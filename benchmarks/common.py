@@ -79,7 +79,11 @@ def machine() -> dict:
         ]
         info["cpu"] = names[0] if names else platform.processor()
         flags = next((ln for ln in cpuinfo.splitlines() if ln.startswith("flags")), "")
-        info["simd"] = [f for f in ("avx2", "avx512f", "fma", "amx_tile") if f" {f}" in flags]
+        info["simd"] = [
+            f
+            for f in ("avx2", "avx512f", "fma", "avx512_bf16", "amx_tile", "amx_bf16")
+            if f" {f}" in flags
+        ]
     except OSError:
         info["cpu"] = platform.processor()
     info["cores"] = os.cpu_count()

@@ -77,36 +77,71 @@ class Job:
 
     # ------------------------------------------------------------ VAE Lab
     def _setup_ours(self, noise):
+        """What vae_core.train does for this kind by default (its preset, `compile_options`,
+        `make_optimizer`, the dtype policy), unless the config overrides one setting to measure
+        it: jit, steps_per_execution, drop_remainder, precision, lr, schedule, reconstruction."""
         from vae_core import data, models
-        from vae_core.specs import ModelSpec
+        from vae_core import train as vae_train
+        from vae_core.specs import PRESETS, ModelSpec, TrainSpec
 
-        kind = self.cfg["model"]
-        spec = ModelSpec(
-            kind, latent_dim=int(self.cfg["latent_dim"]), hidden=512 if kind == "mlp_vae" else 256
+        kind, cfg = self.cfg["model"], self.cfg
+        m0, t0 = PRESETS[kind]
+        spec = ModelSpec.from_dict(
+            {
+                **m0.to_dict(),
+                "latent_dim": int(cfg["latent_dim"]),
+                "reconstruction": cfg.get("reconstruction", m0.reconstruction),
+            }
         )
+        train_over = {"epochs": int(cfg.get("epochs", t0.epochs)), "batch_size": self.batch}
+        for key, field in (("lr", "learning_rate"), ("schedule", "lr_schedule")):
+            if key in cfg:
+                train_over[field] = cfg[key]
+        if "precision" in cfg:
+            train_over["precision"] = cfg["precision"]
+        tspec = TrainSpec.from_dict({**t0.to_dict(), **train_over})
+        devices = {"gpus": len(self.tf.config.list_logical_devices("GPU"))}
+        opts = vae_train.compile_options(spec, tspec, devices, n_train=len(self.x_train))
+        for key, field in (
+            ("jit", "jit_compile"),
+            ("steps_per_execution", "steps_per_execution"),
+            ("drop_remainder", "drop_remainder"),
+        ):
+            if key in cfg:
+                opts[field] = cfg[key]
+        drop = bool(opts["drop_remainder"])
+        steps = len(self.x_train) // self.batch if drop else -(-len(self.x_train) // self.batch)
+        self.keras.config.set_dtype_policy(opts["precision"])
         self.bundle = models.build_model(spec)
         self.model = models.Trainer(self.bundle)
-        lr = float(self.cfg.get("lr", 1e-3))
-        drop = bool(self.cfg.get("drop_remainder", True))
-        steps = len(self.x_train) // self.batch if drop else -(-len(self.x_train) // self.batch)
-        if self.cfg.get("schedule") == "cosine":
-            total = steps * int(self.cfg.get("epochs", 10))
-            lr = self.keras.optimizers.schedules.CosineDecay(lr, total, alpha=0.0)
         self.model.compile(
-            optimizer=self.keras.optimizers.Adam(lr),
-            jit_compile=bool(self.cfg.get("jit", False)),
-            steps_per_execution=int(self.cfg.get("steps_per_execution", 1)),
+            optimizer=vae_train.make_optimizer(tspec, steps),
+            jit_compile=opts["jit_compile"],
+            steps_per_execution=int(opts["steps_per_execution"]),
         )
+        self.keras.config.set_dtype_policy("float32")
+        self.ours_settings = {
+            **opts,
+            "learning_rate": tspec.learning_rate,
+            "lr_schedule": tspec.lr_schedule,
+            "latent_dim": spec.latent_dim,
+            "reconstruction": spec.reconstruction,
+        }
         ds = data.make_tf_dataset(
             self.x_train,
             batch_size=self.batch,
-            seed=int(self.cfg.get("seed", 0)),
+            seed=int(cfg.get("seed", 0)),
             noise=noise,
             drop_remainder=drop,
         )
         self.fit_args = {"x": ds}
         self.samples_per_epoch = steps * self.batch if drop else len(self.x_train)
-        self.encoder, self.decoder = self.bundle.encoder, self.bundle.decoder
+
+    def _scored_bundle(self):
+        """The float32 copy vae_core.train evaluates and saves (the model itself under float32)."""
+        from vae_core import train as vae_train
+
+        return vae_train.float32_bundle(self.bundle)
 
     def _setup_ours_mlp_vae(self):
         self._setup_ours(None)
@@ -140,23 +175,23 @@ class Job:
     def evaluate(self) -> dict:
         from benchmarks import quality
 
+        ours = self.cfg["impl"] == "ours"
+        bundle = self._scored_bundle() if ours else None
         if self.cfg["model"] == "conv_dae":
-            out = quality.dae_scores(self._predict, self.x_test)
+            model = bundle.composite if ours else self.model
+            out = quality.dae_scores(lambda x: model(x, training=False), self.x_test)
         else:
-            out = quality.neg_elbo_probs(self.encoder, self.decoder, self.x_test)
-            if self.cfg["impl"] == "ours":  # the library's own number (from logits), to cross-check
+            encoder, decoder = (
+                (bundle.encoder, bundle.decoder) if ours else (self.encoder, self.decoder)
+            )
+            out = quality.neg_elbo_probs(encoder, decoder, self.x_test)
+            if ours:  # the library's own number (from logits), to cross-check
                 from vae_core import metrics
 
-                out["vae_core_neg_elbo"] = metrics.negative_elbo(self.bundle, self.x_test)[
-                    "neg_elbo"
-                ]
+                out["vae_core_neg_elbo"] = metrics.negative_elbo(bundle, self.x_test)["neg_elbo"]
         out["epochs"] = self.epochs_done
         out["n_test"] = len(self.x_test)
         return out
-
-    def _predict(self, x):
-        model = self.bundle.composite if self.cfg["impl"] == "ours" else self.model
-        return model(x, training=False)
 
 
 class _EpochTimer:
@@ -193,6 +228,7 @@ def main() -> None:
             "tf": tf.__version__,
             "keras": keras.__version__,
             "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+            "ours_settings": getattr(job, "ours_settings", None),
         },
     )
     for line in sys.stdin:

@@ -386,3 +386,107 @@ def test_mirrored_strategy_over_two_logical_cpus(home, tmp_path, children):
     assert status["devices"]["replicas"] == 2
     assert len(status["devices"]["replica_devices"]) == 2
     assert np.isfinite(status["test_metrics"]["neg_elbo"])
+
+
+# ---------------------------------------------------------------- compile settings and precision
+def test_cpu_bf16_flags_are_read_from_cpuinfo():
+    from vae_core.train import cpu_has_bf16
+
+    assert cpu_has_bf16("processor : 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert cpu_has_bf16("flags : sse amx_bf16 amx_tile\n")
+    assert not cpu_has_bf16("flags : fpu avx2 avx512f fma\n")
+    assert not cpu_has_bf16("")
+
+
+def test_compile_options_follow_the_kind_the_device_and_the_spec(monkeypatch):
+    from vae_core import train
+
+    cpu, gpu = {"gpus": 0}, {"gpus": 1}
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda cpuinfo=None: True)
+    mlp = train.compile_options(ModelSpec("mlp_vae"), TrainSpec(), cpu, n_train=60_000)
+    # bfloat16 on a CPU: TensorFlow's oneDNN kernels (XLA's CPU GEMMs do not use bfloat16 math).
+    assert mlp == {"precision": "mixed_bfloat16", "jit_compile": False,
+                   "steps_per_execution": train.STEPS_PER_EXECUTION, "drop_remainder": True}  # fmt: skip
+    # float32 on a CPU: XLA for the dense kinds, one step per call; small sets keep their last batch.
+    f32 = train.compile_options(ModelSpec("cvae"), TrainSpec(precision="float32"), cpu, 400)
+    assert f32["jit_compile"] is True and f32["steps_per_execution"] == 1
+    assert not f32["drop_remainder"]
+    conv = train.compile_options(ModelSpec("conv_dae"), TrainSpec(precision="float32"), cpu, 60_000)
+    assert conv["jit_compile"] is False and conv["drop_remainder"]
+    assert conv["steps_per_execution"] == train.CONV_CPU_STEPS_PER_EXECUTION
+    on_gpu = train.compile_options(ModelSpec("mlp_vae"), TrainSpec(), gpu, 60_000)
+    assert on_gpu["precision"] == "float32" and on_gpu["jit_compile"] == "auto"
+    # tf.distribute gets no XLA and one step per call.
+    spec = TrainSpec(precision="float32", strategy="mirrored")
+    mirrored = train.compile_options(ModelSpec("mlp_vae"), spec, cpu, 60_000)
+    assert mirrored["precision"] == "float32" and mirrored["jit_compile"] is False
+    assert mirrored["steps_per_execution"] == 1
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda cpuinfo=None: False)
+    assert (
+        train.compile_options(ModelSpec("mlp_vae"), TrainSpec(), cpu, 10)["precision"] == "float32"
+    )
+
+
+def test_bad_precision_or_schedule_is_a_user_error():
+    with pytest.raises(Exception, match="precision"):
+        TrainSpec(precision="float16")
+    with pytest.raises(Exception, match="schedule"):
+        TrainSpec(lr_schedule="step")
+
+
+def test_mixed_bfloat16_training_saves_a_float32_model(home, store, tmp_path):
+    import keras
+
+    from vae_core.train import run_training
+
+    before = keras.config.dtype_policy().name
+    run_dir = tmp_path / "bf16"
+    train = TrainSpec("sample", epochs=1, batch_size=32, precision="mixed_bfloat16")
+    status = run_training(run_dir, ModelSpec("mlp_vae", latent_dim=2, **TINY), train, store=store)
+
+    assert status["state"] == "completed" and status["compile"]["precision"] == "mixed_bfloat16"
+    assert keras.config.dtype_policy().name == before  # the caller's policy is back
+    assert runs.latest_epoch_png(run_dir) is not None
+    assert math.isfinite(status["test_metrics"]["neg_elbo"])
+    bundle = store.load(status["model_name"])
+    policies = {layer.dtype_policy.name for layer in bundle.composite._flatten_layers()}
+    assert policies == {"float32"}
+    out = bundle.composite(np.zeros((2, 28, 28, 1), np.float32), training=False)
+    assert np.asarray(out).dtype == np.float32
+    assert store.get(status["model_name"]).meta["trained_with"]["precision"] == "mixed_bfloat16"
+
+
+def _restored_iterations(run_dir: Path, model_spec: ModelSpec, train_spec: TrainSpec, steps: int):
+    """optimizer.iterations and the learning rate as a fresh trainer restores them."""
+    from vae_core.models import Trainer, build_model
+    from vae_core.train import make_optimizer, restore_checkpoint
+
+    trainer = Trainer(build_model(model_spec))
+    trainer.compile(optimizer=make_optimizer(train_spec, steps))
+    trainer(np.zeros((1, 28, 28, 1), np.float32))
+    trainer.optimizer.build(trainer.trainable_variables)
+    epoch = restore_checkpoint(trainer, run_dir / runs.BACKUP_DIR)
+    lr = float(np.asarray(trainer.optimizer.learning_rate))
+    return epoch, int(trainer.optimizer.iterations.numpy()), lr
+
+
+def test_resume_continues_the_cosine_schedule(home, store, tmp_path):
+    from vae_core.train import run_training
+
+    run_dir = tmp_path / "cosine"
+    model = ModelSpec(**TINY)
+    # 400 digits / 40 = 10 steps, 5 per execution: 3 checks per epoch (2 batch ends, its end)
+    # plus 1 before fit; 4 pass, so the stop lands right after epoch 1 is saved.
+    train = TrainSpec("sample", epochs=3, batch_size=40, learning_rate=3e-3, lr_schedule="cosine")
+    train.extra["steps_per_execution"] = 5
+    status = run_training(run_dir, model, train, store=store, stop_event=_StopAfter(4))
+    assert status["state"] == "stopped" and status["epoch"] == 1
+    epoch, iterations, lr = _restored_iterations(run_dir, model, train, steps=10)
+    assert (epoch, iterations) == (1, 10)
+    assert lr == pytest.approx(3e-3 * 0.5 * (1 + math.cos(math.pi * 10 / 30)), rel=1e-4)
+
+    status = run_training(run_dir, store=store)
+    assert status["state"] == "completed" and status["epoch"] == 3
+    epoch, iterations, lr = _restored_iterations(run_dir, model, train, steps=10)
+    assert (epoch, iterations) == (3, 30)  # not 20: the schedule went on from step 10
+    assert lr == pytest.approx(0.0, abs=1e-9)

@@ -46,15 +46,19 @@ from vae_core.errors import RunError, StoreError, UserError
 from vae_core.images import tile, to_png
 from vae_core.metrics import evaluate
 from vae_core.models import ModelBundle, Trainer, build_model
-from vae_core.specs import PRESETS, ModelSpec, TrainSpec
+from vae_core.specs import LR_SCHEDULES, PRECISIONS, PRESETS, ModelSpec, TrainSpec
 from vae_core.store import Store, default_store
 
 MAX_VALIDATION = 10_000  # images validated after each epoch (all of MNIST's test split)
-# Batches per Python round trip (a stop lands after at most this many). 16 halves the time of a
-# Dense model's epoch on a CPU; a conv step on a CPU is slow enough that the round trip is noise,
-# and 2 keeps step lines and stops within a second or so.
+# Batches per Python round trip (a stop lands after at most this many), when XLA is off: 16 halves
+# the time of a Dense model's epoch on a CPU; a conv step on a CPU is slow enough that the round
+# trip is noise (16 measured slower than 1). With XLA one step per call is as fast.
 STEPS_PER_EXECUTION = 16
-CONV_CPU_STEPS_PER_EXECUTION = 2
+CONV_CPU_STEPS_PER_EXECUTION = 1
+# Static batch shapes (drop_remainder) only when an epoch has at least this many steps: the dropped
+# partial batch is then < 1% of the data (reshuffled each epoch, so no image is lost for good);
+# smaller sets keep every sample and the last batch's shape is traced (or compiled) once more.
+STATIC_BATCHES_MIN_STEPS = 100
 GRID_DIGITS, GRID_SAMPLES, GRID_SEED = 8, 16, 1234
 KEEP_CHECKPOINTS = 2  # the newest, and one more in case the newest is damaged
 LOGICAL_CPUS_ENV = (
@@ -451,6 +455,123 @@ def worker_role(strategy_name: str) -> tuple[bool, str]:
     return chief, f"{kind}_{index}"
 
 
+# ---------------------------------------------------------------- compile settings
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bfloat16 math
+
+
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
+    """Does this CPU multiply bfloat16 natively (AVX512_BF16 or AMX-BF16)? Linux only; else False."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return bool(set(line.partition(":")[2].split()) & set(BF16_CPU_FLAGS))
+    return False
+
+
+def resolve_precision(train_spec: TrainSpec, devices: dict) -> str:
+    """The Keras dtype policy to train under: "float32" or "mixed_bfloat16".
+
+    "auto" picks mixed_bfloat16 only on a CPU-only machine whose CPU has native bfloat16 dot
+    products (AVX512_BF16, AMX-BF16): the GEMMs and convolutions (oneDNN, or XLA for the dense
+    kinds) then run at up to twice the float32 rate, while the variables (and Adam's state), the
+    losses and the KL stay float32, so the ELBO/PSNR reached is the same (benchmarks/RESULTS.md).
+    Without those instructions bfloat16 is emulated and slower than float32; on a GPU it has not
+    been measured here (and float16 would be the usual choice there): float32.
+    """
+    if train_spec.precision != "auto":
+        return train_spec.precision
+    if devices.get("gpus"):
+        return "float32"
+    return "mixed_bfloat16" if cpu_has_bf16() else "float32"
+
+
+def compile_options(
+    model_spec: ModelSpec, train_spec: TrainSpec, devices: dict, n_train: int | None = None
+) -> dict:
+    """How this run is compiled: precision, XLA, steps per execution, static batches.
+
+    One function so that the benchmark (benchmarks/training.py) measures exactly what training
+    does. The reasons, measured on a 2-core CPU with AVX512_BF16 (benchmarks/RESULTS.md):
+    - precision: see resolve_precision.
+    - XLA (jit_compile): off under mixed_bfloat16 on a CPU -- XLA's CPU GEMMs do not use the
+      bfloat16 instructions (the MLP's 128x784x512 product: ~45 GFLOP/s under XLA against ~170
+      with TensorFlow's oneDNN kernels). In float32, on for the dense kinds on one CPU device (it
+      fuses the small element-wise kernels around the GEMMs); off for the conv kinds on a CPU
+      (XLA's convolutions are ~2x slower than oneDNN's). On a GPU Keras's "auto".
+    - steps_per_execution: 1 with XLA (as fast, and a stop lands at once); without XLA 16 for the
+      dense kinds (halves an epoch's overhead), 1 for convs on a CPU (16 was slower there).
+    - static batches (drop_remainder) on big enough sets (STATIC_BATCHES_MIN_STEPS): one traced
+      shape for the whole epoch.
+    """
+    gpu = bool(devices.get("gpus"))
+    precision = resolve_precision(train_spec, devices)
+    dense = model_spec.kind in ("mlp_vae", "cvae")
+    if gpu:
+        jit: bool | str = "auto"
+    elif precision == "mixed_bfloat16":
+        jit = False
+    else:
+        # Under tf.distribute on logical CPUs an XLA step cannot reach the other replicas'
+        # variables ("Trying to access resource ... located in device CPU:1"): one device only.
+        jit = dense and train_spec.strategy == "default"
+    if jit is True or (model_spec.kind.startswith("conv") and not gpu):
+        per_execution = 1 if jit is True else CONV_CPU_STEPS_PER_EXECUTION
+    else:
+        per_execution = STEPS_PER_EXECUTION
+    per_execution = int(train_spec.extra.get("steps_per_execution", per_execution))
+    if train_spec.strategy != "default":
+        # Keras 3 cannot run several steps per execution under tf.distribute ("You must feed a
+        # value for placeholder tensor", keras-team/keras#19246), so one step per call there.
+        per_execution = 1
+    full_steps = (n_train or 0) // train_spec.batch_size
+    return {
+        "precision": precision,
+        "jit_compile": jit,
+        "steps_per_execution": max(1, per_execution),
+        "drop_remainder": full_steps >= STATIC_BATCHES_MIN_STEPS,
+    }
+
+
+def make_optimizer(train_spec: TrainSpec, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam at the spec's rate, constant or cosine-decayed to 0 over all the run's steps. The
+    schedule reads optimizer.iterations, which checkpoints keep, so a resumed run continues it."""
+    lr: float | keras.optimizers.schedules.LearningRateSchedule = float(train_spec.learning_rate)
+    if train_spec.lr_schedule == "cosine":
+        total = max(1, steps_per_epoch * train_spec.epochs)
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=total, alpha=0.0)
+    return keras.optimizers.Adam(lr)
+
+
+@contextlib.contextmanager
+def dtype_policy_restored() -> Iterator[None]:
+    """Whatever policy the body sets, the caller's comes back (Keras keeps it per thread)."""
+    previous = keras.config.dtype_policy()
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def float32_bundle(bundle: ModelBundle) -> ModelBundle:
+    """A float32 copy of a bundle trained under a mixed policy (the same one when it is float32).
+
+    The pages and the store feed float32 numpy and expect float32 out; a saved mixed_bfloat16 layer
+    policy would hand back bfloat16. The trained variables are float32 masters already."""
+    layers_ = bundle.composite._flatten_layers(include_self=True, recursive=True)
+    if all(layer.dtype_policy.name == "float32" for layer in layers_):
+        return bundle
+    with dtype_policy_restored():
+        keras.config.set_dtype_policy("float32")
+        fresh = build_model(bundle.spec)
+    fresh.composite.set_weights([np.asarray(w) for w in bundle.composite.get_weights()])
+    fresh.meta = dict(bundle.meta)
+    return fresh
+
+
 # ---------------------------------------------------------------- the run
 def _sentence(err: BaseException) -> str:
     if isinstance(err, UserError):
@@ -559,7 +680,7 @@ def run_training(
     )
     status.update()
     stop = StopRequest(run_dir / runs.STOP_FILE, stop_event)
-    with stop.signals():
+    with stop.signals(), dtype_policy_restored():
         try:
             return _train(run_dir, out, config, model_spec, train_spec, status, stop, store, chief)
         except KeyboardInterrupt:
@@ -597,32 +718,37 @@ def _train(
     labels = model_spec.is_conditional
     noise = (train_spec.noise, train_spec.noise_strength) if not model_spec.is_vae else None
     common = dict(batch_size=train_spec.batch_size, noise=noise)
-    train_ds = make_tf_dataset(
-        x_train, y_train if labels else None, shuffle=True, seed=train_spec.seed, **common
-    )
     x_val, y_val = x_test[:MAX_VALIDATION], y_test[:MAX_VALIDATION]
     val_ds = make_tf_dataset(
         x_val, y_val if labels else None, shuffle=False, seed=train_spec.seed + 1, **common
     )
-    steps_per_epoch = math.ceil(len(x_train) / train_spec.batch_size)
-    conv_on_cpu = model_spec.kind.startswith("conv") and not devices["gpus"]
-    default = CONV_CPU_STEPS_PER_EXECUTION if conv_on_cpu else STEPS_PER_EXECUTION
-    per_execution = int(train_spec.extra.get("steps_per_execution", default))
-    per_execution = max(1, min(per_execution, steps_per_epoch))
-    if train_spec.strategy != "default":
-        # Keras 3 cannot run several steps per execution under tf.distribute ("You must feed a
-        # value for placeholder tensor", keras-team/keras#19246), so one step per call there.
-        per_execution = 1
+    options = compile_options(model_spec, train_spec, devices, n_train=len(x_train))
+    drop = options["drop_remainder"]
+    train_ds = make_tf_dataset(
+        x_train,
+        y_train if labels else None,
+        shuffle=True,
+        seed=train_spec.seed,
+        drop_remainder=drop,
+        **common,
+    )
+    if drop:
+        steps_per_epoch = len(x_train) // train_spec.batch_size
+    else:
+        steps_per_epoch = math.ceil(len(x_train) / train_spec.batch_size)
+    per_execution = min(options["steps_per_execution"], steps_per_epoch)
+    status.update(compile={**options, "steps_per_execution": per_execution})
 
-    # ---- model: built, compiled and its optimizer created inside the strategy's scope
+    # ---- model: built, compiled and its optimizer created inside the strategy's scope, under
+    # the precision's dtype policy (the caller's policy comes back in run_training)
     status.update(phase="building the model", steps_per_epoch=steps_per_epoch)
+    keras.config.set_dtype_policy(options["precision"])
     with strategy.scope():
         bundle = build_model(model_spec)
         trainer = Trainer(bundle)
         trainer.compile(
-            optimizer=keras.optimizers.Adam(train_spec.learning_rate),
-            # XLA pays off on GPUs; on a 2-core CPU it made conv_vae steps twice as slow.
-            jit_compile="auto" if devices["gpus"] else False,
+            optimizer=make_optimizer(train_spec, steps_per_epoch),
+            jit_compile=options["jit_compile"],
             steps_per_execution=per_execution,
         )
         first = x_val[:1]
@@ -679,8 +805,10 @@ def _train(
         echo(f"Stopped after epoch {done} of {train_spec.epochs}; resume to continue.")
         return status.update(state="stopped", phase=None, epoch=done, step=0, finished=time.time())
 
-    # ---- completed: test metrics on the whole test split, then into the store
+    # ---- completed: test metrics on the whole test split, then into the store, in float32
     status.update(phase="evaluating", epoch=done, step=0)
+    keras.config.set_dtype_policy("float32")
+    bundle = float32_bundle(bundle)
     test_metrics = evaluate(
         bundle,
         x_test,
@@ -702,6 +830,7 @@ def _train(
             "seed": train_spec.seed,
             "model": model_spec.to_dict(),
             "train": train_spec.to_dict(),
+            "trained_with": {**options, "steps_per_execution": per_execution},
             "description": f"Trained in run {config['run_id']}.",
         }
         default = _default_model_name(model_spec.kind, config["run_id"])
@@ -739,6 +868,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, dest="learning_rate")
+    p.add_argument("--lr-schedule", choices=list(LR_SCHEDULES), help="constant or cosine decay")
+    p.add_argument(
+        "--precision",
+        choices=list(PRECISIONS),
+        help="compute dtype while training (auto: bfloat16 on CPUs with native bfloat16)",
+    )
     p.add_argument("--kl-warmup", type=int, dest="kl_warmup_epochs")
     p.add_argument("--noise", choices=["keras", "gaussian", "salt_pepper", "mask"])
     p.add_argument("--noise-strength", type=float)
@@ -753,7 +888,8 @@ def _parser() -> argparse.ArgumentParser:
 
 MODEL_ARGS = ("latent_dim", "hidden", "beta", "reconstruction", "always_sample")
 TRAIN_ARGS = (
-    "dataset", "epochs", "batch_size", "learning_rate", "kl_warmup_epochs", "noise",
+    "dataset", "epochs", "batch_size", "learning_rate", "lr_schedule", "precision",
+    "kl_warmup_epochs", "noise",
     "noise_strength", "seed", "max_train_samples", "strategy", "log_every_s",
 )  # fmt: skip
 
