@@ -10,17 +10,18 @@ import re
 
 import streamlit as st
 
+from vae_core import store as store_module
 from vae_core.errors import StoreError, UserError
 from vae_core.models import ModelBundle
 from vae_core.specs import KIND_LABELS
-from vae_core.store import MAX_META_BYTES, Store, StoreEntry, default_store
+from vae_core.store import MAX_META_BYTES, Store, StoreEntry
 
 MODEL_PARAM = "model"
 
 
 def store() -> Store:
     """The model store (cheap to make: it only holds paths, so a fresh one sees new models)."""
-    return default_store()
+    return store_module.default_store()  # looked up at call time, so tests can swap it
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=16)

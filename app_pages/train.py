@@ -7,6 +7,7 @@ browser all show the same run.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import streamlit as st
@@ -14,7 +15,7 @@ import streamlit as st
 from vae_core import data, figures, runs
 from vae_core.errors import UserError
 from vae_core.runs import ACTIVE_STATES, RESUMABLE_STATES
-from vae_core.specs import KIND_LABELS, MODEL_KINDS, NOISE_KINDS, PRESETS, ModelSpec, TrainSpec
+from vae_core.specs import KIND_LABELS, MODEL_KINDS, NOISE_KINDS, PRESETS
 
 STATE_LABELS = {
     "created": "🆕 never started",
@@ -297,12 +298,13 @@ with left:
 
     if start:
         try:
-            mspec = ModelSpec(
-                kind=kind, latent_dim=int(latent), hidden=int(hidden), beta=float(beta)
+            # What the page does not ask about (loss, schedule, precision) comes from the preset.
+            mspec = dataclasses.replace(
+                m0, latent_dim=int(latent), hidden=int(hidden), beta=float(beta)
             )
-            tspec = TrainSpec(dataset=dataset, epochs=int(epochs), batch_size=int(batch),
-                              learning_rate=float(lr), kl_warmup_epochs=int(warmup), noise=noise,
-                              noise_strength=float(strength))  # fmt: skip
+            tspec = dataclasses.replace(t0, dataset=dataset, epochs=int(epochs), batch_size=int(batch),
+                                        learning_rate=float(lr), kl_warmup_epochs=int(warmup), noise=noise,
+                                        noise_strength=float(strength), extra={})  # fmt: skip
             runs.check_idle()  # one run at a time: say so before making a folder that never runs
             run_dir = runs.create_run(mspec, tspec, save_as=name.strip() or None)
             runs.start_run(run_dir)

@@ -21,9 +21,13 @@ declare -A ARGS=(
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(mlp_vae_2d cvae_2d conv_dae conv_vae_32d)
 for name in "${names[@]}"; do
-  echo "== $name: python -m vae_core.train ${ARGS[$name]} --dataset mnist --seed 0 --save-as $name"
+  # The shipped name is taken by the model being replaced (shipped models are read-only), so the run
+  # saves under a scratch name and the files are copied over the shipped ones afterwards.
+  echo "== $name: python -m vae_core.train ${ARGS[$name]} --dataset mnist --seed 0"
   # shellcheck disable=SC2086
-  python -m vae_core.train ${ARGS[$name]} --dataset mnist --seed 0 --save-as "$name" --run-dir "$work/runs/$name"
-  cp "$work/models/$name.keras" "$work/models/$name.json" vae_core/pretrained/
+  python -m vae_core.train ${ARGS[$name]} --dataset mnist --seed 0 --save-as "${name}_new" \
+    --run-dir "$work/runs/$name"
+  cp "$work/models/${name}_new.keras" "vae_core/pretrained/$name.keras"
+  cp "$work/models/${name}_new.json" "vae_core/pretrained/$name.json"
 done
 echo "models written to vae_core/pretrained/ (scratch: $work)"

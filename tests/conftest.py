@@ -70,12 +70,8 @@ def no_shipped_models(monkeypatch):
     def only_user_store():
         return store_mod.Store(shipped_root=None)
 
+    # The pages reach the store through store_mod.default_store, so this one patch covers them.
     monkeypatch.setattr(store_mod, "default_store", only_user_store)
-    try:
-        from app_pages import shared
-    except ImportError:  # the pages package needs streamlit; engine-only runs do not
-        return
-    monkeypatch.setattr(shared, "default_store", only_user_store)
 
 
 @pytest.fixture

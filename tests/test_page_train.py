@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from vae_core import data, runs
-from vae_core.specs import ModelSpec, TrainSpec
+from vae_core.specs import PRESETS, ModelSpec, TrainSpec
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 60
@@ -99,7 +99,7 @@ def test_choosing_a_kind_changes_the_settings(runs_root):
     assert not [w for w in at.selectbox if w.key and w.key.startswith("tr_noise")]
 
     at.selectbox(key="tr_kind").set_value("conv_dae").run()
-    assert at.number_input(key="tr_latent_conv_dae").value == 16  # the DAE preset
+    assert at.number_input(key="tr_latent_conv_dae").value == PRESETS["conv_dae"][0].latent_dim
     assert at.selectbox(key="tr_noise_conv_dae").value == "keras"
     assert at.slider(key="tr_strength_conv_dae").value == 0.5
     # A DAE has no KL term, so no beta and no warm-up.
@@ -123,6 +123,10 @@ def test_start_creates_and_starts_a_run_with_the_chosen_settings(runs_root, monk
     assert len(started) == 1 and started[0].parent == runs_root
     config = json.loads((started[0] / "config.json").read_text())
     assert config["model"]["kind"] == "conv_dae"
+    # What the page does not ask about comes from the preset (the DAE's loss and schedule).
+    dae_model, dae_train = PRESETS["conv_dae"]
+    assert config["model"]["reconstruction"] == dae_model.reconstruction
+    assert config["train"]["lr_schedule"] == dae_train.lr_schedule
     assert config["train"] == {**config["train"], "epochs": 2, "noise": "gaussian",
                                "noise_strength": 0.3, "dataset": "sample"}  # fmt: skip
     assert config["save_as"] == "my_dae"

@@ -196,7 +196,8 @@ def cli_command(
     if m.always_sample:
         args.append("--always-sample")
     args += ["--dataset", t.dataset, "--epochs", str(t.epochs), "--batch-size", str(t.batch_size)]
-    args += ["--lr", repr(float(t.learning_rate)), "--kl-warmup", str(t.kl_warmup_epochs)]
+    args += ["--lr", repr(float(t.learning_rate)), "--lr-schedule", t.lr_schedule]
+    args += ["--precision", t.precision, "--kl-warmup", str(t.kl_warmup_epochs)]
     args += ["--noise", t.noise, "--noise-strength", repr(float(t.noise_strength))]
     args += ["--seed", str(t.seed)]
     if t.max_train_samples is not None:
