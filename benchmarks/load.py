@@ -69,6 +69,15 @@ def _stats(xs: list[float]) -> dict:
             "max_ms": round(max(xs), 1)}  # fmt: skip
 
 
+def _kinds(errors: list[str]) -> dict[str, int]:
+    """Errors counted by kind: the exception's type, or "exception box" / "exception text"."""
+    kinds: dict[str, int] = {}
+    for e in errors:
+        kind = e.split(": ", 2)[1] if e.count(": ") >= 2 else e
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return dict(sorted(kinds.items(), key=lambda kv: -kv[1]))
+
+
 async def _until_changed(page, before: str | None) -> None:
     await page.evaluate("window.__quiet = 0")
     await page.wait_for_function(IDLE_JS, arg=[before], polling=100, timeout=TIMEOUT_MS)
@@ -179,6 +188,7 @@ async def _drive(base: str, model: str, sessions: int, seconds: float) -> dict:
         # Of those, interactions that took longer than TIMEOUT_MS (a person would give up).
         "timeouts": sum("TimeoutError" in e for e in out["errors"]),
         "timeout_s": TIMEOUT_MS / 1000,
+        "error_kinds": _kinds(out["errors"]),
         "error_samples": out["errors"][:5],
         "latency": _stats(all_ms),
         "by_action": {k: _stats(v) for k, v in sorted(out["latency"].items())},
@@ -224,6 +234,37 @@ def run(
         if server is not None:
             server.stop()
     return result
+
+
+def bench(rec, quick: bool) -> None:
+    """The `load` section of `python -m benchmarks.run`: 2 sessions x 5 s quick, 8 x 60 s full."""
+    sessions, seconds = (2, 5) if quick else (8, 60)
+    r = run(sessions, seconds)
+    s = lambda st, k: None if st.get(k) is None else round(st[k] / 1000, 3)  # noqa: E731
+    rec.emit(
+        "load",
+        "sessions",
+        sessions=r["sessions"],
+        seconds=r["seconds"],
+        model=r["model"],
+        interactions=r["interactions"],
+        interactions_per_s=r["interactions_per_s"],
+        p50_s=s(r["latency"], "p50_ms"),
+        p95_s=s(r["latency"], "p95_ms"),
+        max_s=s(r["latency"], "max_ms"),
+        by_action={
+            a: {"n": st["n"], "p50_s": s(st, "p50_ms"), "p95_s": s(st, "p95_ms")}
+            for a, st in r["by_action"].items()
+        },
+        page_load_p50_s=s(r["page_load"], "p50_ms"),
+        page_load_max_s=s(r["page_load"], "max_ms"),
+        errors=r["errors"],
+        timeouts=r["timeouts"],
+        timeout_s=r["timeout_s"],
+        error_kinds=r["error_kinds"],
+        error_samples=r["error_samples"],
+        cpus=r["cpus"],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

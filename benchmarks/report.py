@@ -39,11 +39,16 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
     out: list[str] = []
     w = out.append
     w("# VAE Lab benchmarks — results\n")
+    # Records older than this run's start (`--only`) were kept from an earlier run.
+    kept = sorted({r["section"] for r in records if r.get("t", 0) < meta.get("t", 0)} - {"meta"})
     if quick:
         w("> **Quick smoke run** (tiny data, 2 epochs, few repetitions): the numbers only show the "
           "command works. The real figures are in benchmarks/RESULTS.md.\n")  # fmt: skip
-    w("Produced by `python -m benchmarks.run` (every figure below comes from this one run; raw JSON "
-      "lines in `benchmarks/results.jsonl`).\n")  # fmt: skip
+    w("Produced by `python -m benchmarks.run` ("
+      + ("the sections listed under *Partial run* below come from earlier runs" if kept and not quick
+         else "every figure below comes from this one run")
+      + "; raw JSON lines in `benchmarks/results.jsonl`).\n")  # fmt: skip
+
     date = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(meta.get("t", time.time())))
     w(f"- Date: {date}; the run took {seconds / 60:.1f} min.")
     w(f"- Machine: {meta.get('cpu', '?')}, {meta.get('cpus_allowed', meta.get('cores', '?'))} CPU cores "
@@ -54,6 +59,15 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
       f"Streamlit {meta.get('streamlit')}, NumPy {meta.get('numpy')}, Playwright {meta.get('playwright')}, "
       f"{meta.get('chromium') or 'Chromium ?'}.")  # fmt: skip
     w(f"- Platform: {meta.get('platform')}\n")
+    if kept and not quick:
+        # `--only`: the other sections' records come from earlier runs; say so, with their dates.
+        def when(section: str) -> str:
+            t = min(r.get("t", 0) for r in records if r["section"] == section and "t" in r)
+            return time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+
+        w(f"**Partial run** (`--only {','.join(meta.get('sections') or [])}`): the date, machine load and "
+          "duration above are this run's; these sections' figures are kept from earlier runs: "
+          + ", ".join(f"{s} ({when(s)})" for s in kept) + ".\n")  # fmt: skip
 
     # ------------------------------------------------------------ targets
     w("## Targets\n")
@@ -134,6 +148,18 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
     if r:
         rows.append(("Server memory, every model loaded", "<= 1.5 GB", f"**{_f(r['rss_mb'], '.0f')} MB** ({len(r['models'])} models: {r['models_from']})",
                      _status(r["rss_mb"] <= 1536, f"{r['rss_mb']:.0f} MB")))  # fmt: skip
+    r = g("load", "sessions")
+    if r:
+        full = r["sessions"] >= 8 and r["seconds"] >= 60
+        res = (f"{r['sessions']} x {r['seconds']:g} s: {r['interactions']} interactions, p50 {_f(r['p50_s'])} s, "
+               f"**p95 {_f(r['p95_s'])} s**, max {_f(r['max_s'])} s; {r['errors']} errors")  # fmt: skip
+        if r["errors"]:
+            status = f"**not met** — {r['errors']} errors ({r['timeouts']} timeouts > {r['timeout_s']:g} s)"
+        elif not full:
+            status = f"not measured at full size ({r['sessions']} x {r['seconds']:g} s only)"
+        else:
+            status = "met"
+        rows.append(("Load: 8 sessions x 60 s, no errors; p95 reported", "0 errors", res, status))
     for row in rows:
         w("| " + " | ".join(row) + " |")
     errors = [r for r in records if r["name"] == "error"]
@@ -269,6 +295,49 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
         e = g("app", "server_log_errors")
         if e:
             w("Errors in the server log:\n\n```\n" + "\n".join(e["lines"]) + "\n```\n")
+
+    # ------------------------------------------------------------ load
+    r = g("load", "sessions")
+    if r:
+        w("## Load\n")
+        w(f"`benchmarks/load.py`: {r['sessions']} headless Chromium sessions (each its own browser context, "
+          f"so its own Streamlit session) against one app server (`streamlit run app.py`, temporary home, "
+          f"model `{r['model']}`) on this {r.get('cpus', '?')}-core machine. Half the sessions use Generate "
+          "(alternately a new seed and a nudge of the first latent dial), half use Round trip (alternately "
+          "shuffle and a change of the number of samples), back to back with no think time, for "
+          f"{r['seconds']:g} s after every page has loaded. Latency = from the click or key press until the "
+          "page has visibly changed and the app is idle again (script finished, status widget gone), as the "
+          f"person sees it; an interaction not done within {r['timeout_s']:g} s counts as an error (timeout), "
+          "as does an exception shown on the page.\n")  # fmt: skip
+        w(f"{r['interactions']} interactions completed ({_f(r['interactions_per_s'])}/s in all): p50 {_f(r['p50_s'])} s, "
+          f"p95 {_f(r['p95_s'])} s, max {_f(r['max_s'])} s"
+          + (f" — over completed interactions only: the {r['errors']} that failed are not in these figures, "
+             "so the true tail is worse" if r["errors"] else "")
+          + f". First page load per session (all at once, before the clock starts): p50 {_f(r['page_load_p50_s'])} s, "
+          f"max {_f(r['page_load_max_s'])} s.\n")  # fmt: skip
+        w("| Action | Page | Interactions | p50 | p95 |")
+        w("|---|---|---|---|---|")
+        pages = {
+            "new_seed": "Generate",
+            "dial": "Generate",
+            "shuffle": "Round trip",
+            "samples": "Round trip",
+        }
+        for a, st in r["by_action"].items():
+            w(
+                f"| {a} | {pages.get(a, '?')} | {st['n']} | {_f(st['p50_s'])} s | {_f(st['p95_s'])} s |"
+            )
+        w("")
+        if r["errors"]:
+            kinds = ", ".join(f"{k} x{n}" for k, n in r["error_kinds"].items())
+            w(
+                f"**{r['errors']} errors** ({kinds}; not yet diagnosed whether the app or the harness's "
+                "page-changed check is at fault); first ones:\n\n```\n"
+                + "\n".join(r["error_samples"])
+                + "\n```\n"
+            )
+        else:
+            w("No errors: no timeouts and no exception on any page.\n")
 
     if not quick:
         w(NOTES)

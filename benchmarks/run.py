@@ -18,7 +18,17 @@ from pathlib import Path
 
 from benchmarks.common import BENCH_DIR, Recorder, log, machine
 
-SECTIONS = ("training", "quality", "latency", "app")
+SECTIONS = ("training", "quality", "latency", "app", "load")
+# Left out of a plain `--quick` (ask with `--only load`): 2 sessions x 5 s still need a server
+# start and the pages' first loads, ~25 s in all.
+QUICK_SKIPS = ("load",)
+# Section -> (module, function(rec, quick)); training also yields quality (see below).
+MODULES = {
+    "training": ("benchmarks.training", "run"),
+    "latency": ("benchmarks.latency", "run"),
+    "app": ("benchmarks.app_bench", "run"),
+    "load": ("benchmarks.load", "bench"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,12 +39,17 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="tiny smoke run (< 60 s); writes to benchmarks/out/"
     )
     ap.add_argument(
-        "--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}"
+        "--only",
+        default=None,
+        help=f"comma-separated subset of {','.join(SECTIONS)} (default: all; with --quick all but "
+        "load, whose quick run alone takes ~25 s)",
     )
     ap.add_argument(
         "--out", type=Path, default=None, help="folder for the report (default: see above)"
     )
     args = ap.parse_args(argv)
+    if args.only is None:
+        args.only = ",".join(s for s in SECTIONS if not (args.quick and s in QUICK_SKIPS))
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(only) - set(SECTIONS)
     if unknown:
@@ -52,17 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     # Training and quality come from the same runs (the timed models are the ones evaluated), so
     # asking for either runs both.
     failures = []
-    plan = [("training", "benchmarks.training")] if {"training", "quality"} & set(only) else []
-    plan += [
-        (s, f"benchmarks.{'app_bench' if s == 'app' else s}")
-        for s in ("latency", "app")
-        if s in only
-    ]
-    for section, module in plan:
+    plan = ["training"] if {"training", "quality"} & set(only) else []
+    plan += [s for s in ("latency", "app", "load") if s in only]
+    for section in plan:
+        module, func = MODULES[section]
         t0 = time.time()
         log(f"== {section}")
         try:
-            __import__(module, fromlist=["run"]).run(rec, args.quick)
+            getattr(__import__(module, fromlist=[func]), func)(rec, args.quick)
             if section == "training":
                 from benchmarks import quality
 
@@ -77,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         log(f"== {section} done in {time.time() - t0:.0f} s")
 
-    ran = {"training", "quality"} if plan and plan[0][0] == "training" else set()
-    ran |= {s for s, _ in plan}
+    ran = {"training", "quality"} if plan and plan[0] == "training" else set()
+    ran |= set(plan)
     records = rec.records
     jsonl = out_dir / f"{stem}.jsonl"
     if not args.quick and ran != set(SECTIONS) and jsonl.exists():
