@@ -279,3 +279,15 @@ def test_start_run_refuses_a_folder_without_settings(root):
     empty.mkdir(parents=True)
     with pytest.raises(RunError, match="no settings"):
         runs.start_run(empty)
+
+
+def test_finished_children_are_reaped_even_when_nobody_reads_their_run(tmp_path):
+    """A completed run's child must not stay a zombie of the app server."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    runs._CHILDREN[child.pid] = child
+    deadline = time.time() + 10
+    while child.pid in runs._CHILDREN and time.time() < deadline:
+        runs.active_run(tmp_path)
+        time.sleep(0.05)
+    assert child.pid not in runs._CHILDREN
+    assert child.returncode == 0

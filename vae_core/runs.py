@@ -49,6 +49,13 @@ _TAIL_BYTES = 64 * 1024  # list_runs looks for the last epoch line in this much 
 _CHILDREN: dict[int, subprocess.Popen] = {}
 
 
+def _reap_exited() -> None:
+    """Collect every child of ours that has exited, whether or not anyone still looks at its run."""
+    for pid, child in list(_CHILDREN.items()):
+        if child.poll() is not None:
+            _CHILDREN.pop(pid, None)
+
+
 # ---------------------------------------------------------------- small file helpers
 def write_json_atomic(path: Path, data: dict) -> None:
     """Write JSON so readers see the old or the new file, never half of one (temp, fsync, replace)."""
@@ -555,6 +562,7 @@ def list_runs(root: Path | None = None) -> list[RunInfo]:
 
 def active_run(root: Path | None = None) -> Path | None:
     """The run folder whose child is training now, if any."""
+    _reap_exited()  # the train page asks this on every look, so finished children never linger
     root = Path(root) if root is not None else paths.runs_dir()
     try:
         dirs = [p for p in root.iterdir() if p.is_dir() and (p / STATUS).is_file()]
