@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
+from tests.hostile import encode, seven
 from vae_core.errors import ImageError
 from vae_core.images import (
     MAX_BYTES,
@@ -25,25 +26,6 @@ from vae_core.images import (
 )
 
 # --- building test images in memory -----------------------------------------------------------
-
-
-def seven(size=(120, 160), ink=0, paper=255, mode="L") -> Image.Image:
-    """A thick '7'-like stroke: a bar on top and a long diagonal, so it has an up and a down."""
-    w, h = size
-    img = Image.new(mode, size, paper)
-    draw = ImageDraw.Draw(img)
-    draw.line(
-        [(w * 0.2, h * 0.15), (w * 0.8, h * 0.15), (w * 0.4, h * 0.85)],
-        fill=ink,
-        width=max(2, w // 10),
-    )
-    return img
-
-
-def encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format=fmt, **kw)
-    return buf.getvalue()
 
 
 def com(digit: np.ndarray) -> tuple[float, float]:

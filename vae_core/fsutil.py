@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from pathlib import Path
 
@@ -20,3 +21,17 @@ def fsync_dir(path: Path) -> None:
     """Make a rename in `path` durable (best effort: some filesystems cannot fsync a directory)."""
     with contextlib.suppress(OSError):
         fsync_file(path)
+
+
+_REASONS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "the disk is read-only",
+}
+
+
+def why_not_writable(err: OSError) -> str:
+    """A failed write's cause in words a non-programmer knows ("the disk is full")."""
+    return _REASONS.get(err.errno) or err.strerror or str(err) or type(err).__name__

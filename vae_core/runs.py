@@ -10,7 +10,6 @@ the page calls it on every poll.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -31,7 +30,7 @@ from typing import Any
 
 from vae_core import paths
 from vae_core.errors import RunError
-from vae_core.fsutil import fsync_dir
+from vae_core.fsutil import fsync_dir, why_not_writable
 from vae_core.specs import ModelSpec, TrainSpec
 
 CONFIG, STATUS, PROGRESS = "config.json", "status.json", "progress.jsonl"
@@ -278,14 +277,7 @@ def _check_new_model_name(name: str) -> None:
 
 def _not_writable(root: Path, err: OSError) -> RunError:
     """A full, read-only or forbidden runs folder, in one sentence."""
-    reasons = {
-        errno.ENOSPC: "the disk is full",
-        errno.EDQUOT: "the disk quota is used up",
-        errno.EACCES: "permission denied",
-        errno.EPERM: "permission denied",
-        errno.EROFS: "the disk is read-only",
-    }
-    reason = reasons.get(err.errno) or err.strerror or str(err) or type(err).__name__
+    reason = why_not_writable(err)
     return RunError(f"The runs folder at {root} is not writable: {reason}.")
 
 

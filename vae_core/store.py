@@ -8,7 +8,6 @@ sees half a model; loads are always in Keras safe mode, so a file cannot run cod
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import json
 import math
@@ -26,7 +25,7 @@ import keras
 
 from vae_core import models, paths
 from vae_core.errors import StoreError, UserError
-from vae_core.fsutil import fsync_dir, fsync_file
+from vae_core.fsutil import fsync_dir, fsync_file, why_not_writable
 from vae_core.specs import KIND_LABELS, MODEL_KINDS, ModelSpec
 
 MODEL_SUFFIX, META_SUFFIX = ".keras", ".json"
@@ -327,14 +326,7 @@ class Store:
             raise StoreError(f"A model named '{name}' already exists; pick another name.")
 
     def _not_writable(self, err: OSError) -> StoreError:
-        reasons = {
-            errno.ENOSPC: "the disk is full",
-            errno.EDQUOT: "the disk quota is used up",
-            errno.EACCES: "permission denied",
-            errno.EPERM: "permission denied",
-            errno.EROFS: "the disk is read-only",
-        }
-        reason = reasons.get(err.errno) or err.strerror or str(err) or type(err).__name__
+        reason = why_not_writable(err)
         return StoreError(f"The model store at {self.root} is not writable: {reason}.")
 
     def _temp(self, name: str, suffix: str) -> Path:
