@@ -124,6 +124,10 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
             else (q.get("note") or "no shipped VAE with test metrics")
         )
         rows.append(("Best shipped VAE: test −ELBO", "<= 90", res, _status(None if best is None else best <= 90, f"{(best or 0) - 90:+.1f} nats")))  # fmt: skip
+        for dae in [r for r in q.get("shipped", []) if r.get("psnr") is not None]:
+            rows.append((f"Shipped DAE `{dae['name']}` (latent {dae['latent_dim']}, {dae['epochs']} epochs), Keras-example noise: test PSNR / SSIM",
+                         ">= 20 dB; SSIM reported", f"**{_f(dae['psnr'], '.1f')} dB / {_f(dae['ssim'], '.3f')}** (from its metadata)",
+                         _status(dae["psnr"] >= 20, f"{dae['psnr'] - 20:+.1f} dB")))  # fmt: skip
     q = g("quality", "conv_dae_psnr")
     if q:
         rows.append((f"DAE, Keras-example noise, {q['epochs']} epochs: test PSNR / SSIM", ">= 20 dB; SSIM reported",
