@@ -293,6 +293,11 @@ class RunMonitor(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         # With steps_per_execution, `batch` is the last step of the execution just run.
         self.steps_done = min(int(batch) + 1, self.steps_per_epoch)
+        # Slow motion, for demos and tests that must catch a run part-way (a tiny run on the
+        # bundled sample otherwise finishes in a blink): TrainSpec.extra["step_delay_s"].
+        delay = float(self.train.extra.get("step_delay_s", 0) or 0)
+        if delay > 0:
+            time.sleep(delay)
         now = time.monotonic()
         if self.first_end_steps == 0:
             self.first_end_steps, self.first_end_at = self.steps_done, now

@@ -51,7 +51,14 @@ def runs_here(server, monkeypatch):
 def _start(root: Path, epochs: int, name: str) -> tuple[Path, int]:
     run_dir = runs.create_run(
         ModelSpec("mlp_vae", latent_dim=2, hidden=512),
-        TrainSpec(dataset="sample", epochs=epochs, batch_size=16, log_every_s=0.25),
+        # Slow motion and one step per call, so the test can catch the run part-way on any machine.
+        TrainSpec(
+            dataset="sample",
+            epochs=epochs,
+            batch_size=16,
+            log_every_s=0.25,
+            extra={"step_delay_s": 0.02, "steps_per_execution": 1},
+        ),  # fmt: skip
         root=root,
         save_as=name,
     )
