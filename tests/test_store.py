@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.hostile import zip_bytes
 from vae_core import store as store_mod
 from vae_core.errors import StoreError
 from vae_core.models import build_model
@@ -474,14 +475,6 @@ def test_import_refuses_a_model_that_is_not_vae_lab_shaped(store, tmp_path):
     assert _files(store.root) == []
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
 def test_import_refuses_paths_that_escape(store, bundles, tmp_path):
     good = zipfile.ZipFile(io.BytesIO(_keras_bytes(bundles["mlp_vae"].composite, tmp_path)))
     members = {n: good.read(n) for n in good.namelist()}
@@ -493,7 +486,7 @@ def test_import_refuses_paths_that_escape(store, bundles, tmp_path):
         "C:evil.txt",
     ):
         with pytest.raises(StoreError, match="outside its own folder"):
-            store.import_file(_zip({**members, evil: b"gotcha"}), "evil")
+            store.import_file(zip_bytes({**members, evil: b"gotcha"}), "evil")
     assert not list(tmp_path.rglob("evil.txt")) and not Path("/tmp/evil.txt").exists()
     assert _files(store.root) == []
 
@@ -503,9 +496,9 @@ def test_import_refuses_paths_that_escape(store, bundles, tmp_path):
     [lambda good: os.urandom(4096),
      lambda good: b"",
      lambda good: good[: len(good) // 2],
-     lambda good: _zip({"hello.txt": b"hi"}),
-     lambda good: _zip({"config.json": b"{not json"}),
-     lambda good: _zip({"config.json": zipfile.ZipFile(io.BytesIO(good)).read("config.json")})],
+     lambda good: zip_bytes({"hello.txt": b"hi"}),
+     lambda good: zip_bytes({"config.json": b"{not json"}),
+     lambda good: zip_bytes({"config.json": zipfile.ZipFile(io.BytesIO(good)).read("config.json")})],
     ids=["random", "empty", "truncated", "no_config", "bad_config", "no_weights"],
 )  # fmt: skip
 def test_import_refuses_files_that_are_not_models(store, bundles, tmp_path, make):

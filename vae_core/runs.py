@@ -30,7 +30,7 @@ from typing import Any
 
 from vae_core import paths
 from vae_core.errors import RunError
-from vae_core.fsutil import fsync_dir, why_not_writable
+from vae_core.fsutil import why_not_writable, write_bytes_atomic
 from vae_core.specs import ModelSpec, TrainSpec
 
 CONFIG, STATUS, PROGRESS = "config.json", "status.json", "progress.jsonl"
@@ -57,20 +57,9 @@ def _reap_exited() -> None:
 
 # ---------------------------------------------------------------- small file helpers
 def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON so readers see the old or the new file, never half of one (temp, fsync, replace)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True, default=_json_default)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
+    """Write JSON so readers see the old or the new file, never half of one."""
+    text = json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n"
+    write_bytes_atomic(Path(path), text.encode("utf-8"))
 
 
 def _json_default(value: Any) -> Any:

@@ -43,6 +43,7 @@ from tensorflow.core.framework import summary_pb2
 from vae_core import runs
 from vae_core.data import add_noise, load_dataset, make_tf_dataset, to_float
 from vae_core.errors import RunError, StoreError, UserError
+from vae_core.fsutil import fsync_dir, write_bytes_atomic
 from vae_core.images import tile, to_png
 from vae_core.metrics import evaluate
 from vae_core.models import ModelBundle, Trainer, build_model
@@ -140,7 +141,7 @@ def save_checkpoint(trainer: Trainer, backup_dir: Path, epoch: int) -> Path:
     finally:
         os.close(fd)
     os.replace(tmp, final)
-    runs.fsync_dir(backup_dir)
+    fsync_dir(backup_dir)
     runs.write_json_atomic(
         backup_dir / "checkpoint.json", {"epoch": epoch, "weights": final.name, "time": time.time()}
     )
@@ -216,13 +217,6 @@ class EpochGrid:
             ]
         images = np.concatenate([np.asarray(r, dtype=np.float32) for r in rows])
         return to_png(tile(images, ncols=GRID_DIGITS), scale=2)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------- callbacks
@@ -352,7 +346,9 @@ class RunMonitor(keras.callbacks.Callback):
             "time": time.time(),
         }
         self._progress(record)
-        _write_atomic(runs.epoch_png_path(self.out, completed), self.grid.png())
+        png_path = runs.epoch_png_path(self.out, completed)
+        png_path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(png_path, self.grid.png())
         save_checkpoint(self.model, self.out / runs.BACKUP_DIR, completed)
         self.completed = completed
         self.status.update(epoch=completed, step=0, phase="training")
