@@ -141,7 +141,7 @@ def test_a_second_start_says_one_run_at_a_time(busy_run, runs_root):
     _start_button(at).click().run()
     assert not at.exception
     assert any("already in progress" in e.value and busy_run.name in e.value for e in at.error)
-    assert [p.name for p in runs_root.iterdir()] == [busy_run.name]  # no orphan folder was made
+    assert [r.path.name for r in runs.list_runs(runs_root)] == [busy_run.name]  # no orphan folder
 
 
 def test_past_runs_table_lists_fabricated_runs_and_survives_a_corrupt_one(runs_root):
@@ -212,7 +212,7 @@ def test_a_real_one_epoch_run_on_the_sample_finishes_and_lands_in_the_store(runs
     at.text_input(key="tr_name_mlp_vae").input("tiny_mlp")
     _start_button(at).click().run()
     assert not at.error, [e.value for e in at.error]
-    run_dir = next(runs_root.iterdir())
+    (run_dir,) = [r.path for r in runs.list_runs(runs_root)]  # not runs/.start.lock
     deadline = time.time() + 90
     while runs.read_status(run_dir)["state"] in runs.ACTIVE_STATES and time.time() < deadline:
         time.sleep(1)
