@@ -59,6 +59,19 @@ ARM_JS = """() => {
                                         attributeFilter: ['data-test-script-state']});
     }
 }"""
+# What the page looked like when an interaction timed out: tells "the app never ran" from
+# "it ran and nothing changed" from "it is still running".
+STATE_JS = """([before]) => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    const main = document.querySelector('[data-testid="stMainBlockContainer"]');
+    const sig = main ? main.innerText + [...main.querySelectorAll('img')].map(i => i.src).join('|') : '';
+    return {script: app && app.getAttribute('data-test-script-state'),
+            connection: app && app.getAttribute('data-test-connection-state'),
+            status_widget: !!document.querySelector('[data-testid="stStatusWidget"]'),
+            ran: !!window.__ran, changed: sig !== before,
+            sliders: [...document.querySelectorAll('[data-testid="stSlider"]')].map(
+                s => s.innerText.replace(/\\s+/g, ' ').slice(0, 60))};
+}"""
 TIMEOUT_MS = 60_000
 
 
@@ -80,7 +93,14 @@ def _kinds(errors: list[str]) -> dict[str, int]:
 
 async def _until_changed(page, before: str | None) -> None:
     await page.evaluate("window.__quiet = 0")
-    await page.wait_for_function(IDLE_JS, arg=[before], polling=100, timeout=TIMEOUT_MS)
+    try:
+        await page.wait_for_function(IDLE_JS, arg=[before], polling=100, timeout=TIMEOUT_MS)
+    except Exception as err:  # noqa: BLE001 -- say what the page looked like, then re-raise
+        try:
+            state = await page.evaluate(STATE_JS, [before])
+        except Exception as inner:  # noqa: BLE001
+            state = f"unreadable ({type(inner).__name__})"
+        raise type(err)(f"{str(err)[:80]} page state: {json.dumps(state)}") from err
 
 
 async def _check_page(page) -> str | None:
@@ -144,7 +164,7 @@ async def _loop(i: int, opened, stop_at: float, out: dict) -> None:
                 await _until_changed(page, before)
             except Exception as err:  # noqa: BLE001 -- a timeout or a vanished element is an error
                 out["errors"].append(
-                    f"session {i} {action}: {type(err).__name__}: {str(err)[:200]}"
+                    f"session {i} {action}: {type(err).__name__}: {str(err)[:600]}"
                 )
             else:
                 out["latency"].setdefault(action, []).append((time.perf_counter() - t0) * 1000)
