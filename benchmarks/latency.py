@@ -76,6 +76,36 @@ def _time(fn, reps: int, warmup: int = 3) -> list[float]:
     return out
 
 
+def _post_run_gc(rec, reps: int) -> None:
+    """What Streamlit adds to every script run: full garbage collections, heap frozen or not.
+
+    After each run Streamlit collects twice (`runner.postScriptGC`, and `keras.backend.clear_session()`
+    in its Keras clean-up). With TensorFlow and models loaded, as here and in the app server, each
+    walks every tracked object unless `app_pages.shared.settle_heap()` has frozen them. A and B
+    alternate.
+    """
+    import gc
+
+    plain, frozen = [], []
+    try:
+        for _ in range(max(3, reps // 4)):
+            gc.unfreeze()
+            t0 = time.perf_counter()
+            gc.collect()
+            plain.append((time.perf_counter() - t0) * 1000)
+            tracked = len(gc.get_objects())
+            gc.freeze()
+            t0 = time.perf_counter()
+            gc.collect()
+            frozen.append((time.perf_counter() - t0) * 1000)
+    finally:
+        gc.unfreeze()
+    rec.emit("latency", "post_run_gc", model="TensorFlow + the models above", median_ms=median(frozen),
+             p95_ms=p95(frozen), reps=len(frozen), unfrozen_median_ms=median(plain),
+             tracked_objects=tracked, ratio=median(plain) / max(median(frozen), 1e-3))  # fmt: skip
+    log(f"  post-run gc: {median(plain):.1f} ms unfrozen, {median(frozen):.2f} ms frozen")
+
+
 def run(rec, quick: bool) -> None:
     from benchmarks import reference
     from vae_core import data, explore, images
@@ -118,6 +148,8 @@ def run(rec, quick: bool) -> None:
             target_ms=TARGET_MS.get(name),
         )
         log(f"  {name}: median {median(times):.1f} ms, p95 {p95(times):.1f} ms")
+
+    _post_run_gc(rec, reps)
 
     # The keras-io way: one decoder.predict per cell; it takes about a minute, so fewer repetitions.
     n = 3 if quick else 30

@@ -3,7 +3,8 @@
 Each session is its own Chromium context (its own Streamlit session) and repeats what a person does:
 on Generate a new seed and a nudge of a latent dial, on Round trip a shuffle of the digits and a change
 of the number of samples. The latency of an interaction is the time from the click or key press until
-the page has changed and the app is idle again, as the person sees it.
+the app's output has changed and the app is idle again, as the person sees it. It also reports where
+the CPU went: the app server's share against the whole machine's (the rest is the browsers).
 
     python -m benchmarks.load [--sessions 8] [--seconds 60] [--url http://localhost:8501 --model NAME]
 
@@ -26,26 +27,34 @@ from benchmarks.common import median, p95
 from benchmarks.serve import CHROMIUM, CHROMIUM_ARGS, AppServer
 
 TRACE = re.compile(r"Traceback \(most recent call last\)|\b[A-Z]\w*(?:Error|Exception): ")
-# What the person sees, as one string: the main area's text and its pictures' addresses.
-SIGNATURE_JS = """() => {
+# The app's output as one string: the main area's text and its pictures' addresses, without the
+# sliders (a slider shows its new value at once, before the server has run anything).
+OUTPUT_JS = """(() => {
     const main = document.querySelector('[data-testid="stMainBlockContainer"]');
-    if (!main) return '';
-    return main.innerText + [...main.querySelectorAll('img')].map(i => i.src).join('|');
-}"""
-IDLE_JS = """([before]) => {
+    if (!main) return null;
+    const copy = main.cloneNode(true);
+    copy.querySelectorAll('[data-testid="stSlider"]').forEach(e => e.remove());
+    return copy.textContent + [...main.querySelectorAll('img')].map(i => i.src).join('|');
+})()"""
+SIGNATURE_JS = "() => " + OUTPUT_JS
+# Done: the output differs from before the action (only the server changes it) and the app has
+# been idle for two polls in a row. The script-state attribute alone cannot tell "ran": under load
+# the browser may apply a whole short run in one render, so the attribute never reads "running".
+IDLE_JS = (
+    """([before]) => {
     const app = document.querySelector('[data-testid="stApp"]');
-    const main = document.querySelector('[data-testid="stMainBlockContainer"]');
-    if (!app || !main) return false;
+    const sig = """
+    + OUTPUT_JS
+    + """;
+    if (!app || sig === null) return false;
     const idle = app.getAttribute('data-test-script-state') === 'notRunning'
         && app.getAttribute('data-test-connection-state') === 'CONNECTED'
         && !document.querySelector('[data-testid="stStatusWidget"]');
-    const sig = main.innerText + [...main.querySelectorAll('img')].map(i => i.src).join('|');
-    // After an action, the app must have started a script run (seen by the observer) and the
-    // page must differ: a slider's own label changes at once, before the server has answered.
-    const changed = before === null || (window.__ran && sig !== before);
+    const changed = before === null || sig !== before;
     window.__quiet = idle && changed ? (window.__quiet || 0) + 1 : 0;
     return window.__quiet >= 2;
 }"""
+)
 ARM_JS = """() => {
     const app = document.querySelector('[data-testid="stApp"]');
     window.__ran = false;
@@ -61,10 +70,12 @@ ARM_JS = """() => {
 }"""
 # What the page looked like when an interaction timed out: tells "the app never ran" from
 # "it ran and nothing changed" from "it is still running".
-STATE_JS = """([before]) => {
+STATE_JS = (
+    """([before]) => {
     const app = document.querySelector('[data-testid="stApp"]');
-    const main = document.querySelector('[data-testid="stMainBlockContainer"]');
-    const sig = main ? main.innerText + [...main.querySelectorAll('img')].map(i => i.src).join('|') : '';
+    const sig = """
+    + OUTPUT_JS
+    + """;
     return {script: app && app.getAttribute('data-test-script-state'),
             connection: app && app.getAttribute('data-test-connection-state'),
             status_widget: !!document.querySelector('[data-testid="stStatusWidget"]'),
@@ -72,7 +83,33 @@ STATE_JS = """([before]) => {
             sliders: [...document.querySelectorAll('[data-testid="stSlider"]')].map(
                 s => s.innerText.replace(/\\s+/g, ' ').slice(0, 60))};
 }"""
+)
 TIMEOUT_MS = 60_000
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process `pid` and its descendants."""
+    tick, total, todo, seen = os.sysconf("SC_CLK_TCK"), 0.0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(k) for k in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, /proc/stat)."""
+    parts = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)  # idle + iowait
+    return (sum(parts[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def _stats(xs: list[float]) -> dict:
@@ -176,7 +213,9 @@ async def _loop(i: int, opened, stop_at: float, out: dict) -> None:
         await context.close()
 
 
-async def _drive(base: str, model: str, sessions: int, seconds: float) -> dict:
+async def _drive(
+    base: str, model: str, sessions: int, seconds: float, server_pid: int | None = None
+) -> dict:
     from playwright.async_api import async_playwright
 
     out: dict = {"latency": {}, "errors": [], "page_load": []}
@@ -190,10 +229,13 @@ async def _drive(base: str, model: str, sessions: int, seconds: float) -> dict:
             opened = await asyncio.gather(
                 *(_open(i, browser, base, model, out) for i in range(sessions))
             )
-            stop_at = time.perf_counter() + seconds
+            t0, busy0 = time.perf_counter(), _machine_busy_s()
+            server0 = _tree_cpu_s(server_pid) if server_pid else None
             await asyncio.gather(
-                *(_loop(i, o, stop_at, out) for i, o in enumerate(opened) if o is not None)
+                *(_loop(i, o, t0 + seconds, out) for i, o in enumerate(opened) if o is not None)
             )
+            wall, busy = time.perf_counter() - t0, _machine_busy_s() - busy0
+            server = _tree_cpu_s(server_pid) - server0 if server_pid else None
         finally:
             await browser.close()
     all_ms = [ms for xs in out["latency"].values() for ms in xs]
@@ -214,6 +256,16 @@ async def _drive(base: str, model: str, sessions: int, seconds: float) -> dict:
         "by_action": {k: _stats(v) for k, v in sorted(out["latency"].items())},
         "page_load": _stats(out["page_load"]),
         "cpus": os.cpu_count(),
+        # Where the CPU went while the sessions ran: the app server (with its children) and the
+        # whole machine (the rest is the browsers, this driver and anything else running).
+        "cpu": {
+            "wall_s": round(wall, 1),
+            "machine_busy_core_s": round(busy, 1),
+            "server_core_s": None if server is None else round(server, 1),
+            "server_per_interaction_s": (
+                round(server / len(all_ms), 3) if server is not None and all_ms else None
+            ),
+        },
     }
 
 
@@ -249,7 +301,8 @@ def run(
     elif model is None:
         raise ValueError("with --url, name the model to use (--model)")
     try:
-        result = asyncio.run(_drive(url.rstrip("/"), model, sessions, seconds))
+        pid = server.proc.pid if server is not None and server.proc is not None else None
+        result = asyncio.run(_drive(url.rstrip("/"), model, sessions, seconds, pid))
     finally:
         if server is not None:
             server.stop()
@@ -284,6 +337,7 @@ def bench(rec, quick: bool) -> None:
         error_kinds=r["error_kinds"],
         error_samples=r["error_samples"],
         cpus=r["cpus"],
+        cpu=r["cpu"],
     )
 
 

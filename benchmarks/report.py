@@ -269,6 +269,12 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
             w(
                 f"| {r['name']} | {r['model']} | {_f(r['median_ms'], '.1f')} ms | {_f(r['p95_ms'], '.1f')} ms | {r['reps']} |"
             )
+        gc_ = g("latency", "post_run_gc")
+        if gc_:
+            w(f"\n`post_run_gc` is one full garbage collection with TensorFlow and these models loaded, the heap "
+              f"frozen as the app freezes it (`app_pages.shared.settle_heap`); unfrozen, the same collection "
+              f"walks {gc_['tracked_objects']:,} objects and takes {_f(gc_['unfrozen_median_ms'], '.0f')} ms "
+              f"(**{_f(gc_['ratio'], '.0f')}x**). Streamlit runs two after every script run.\n")  # fmt: skip
         k = next((r for r in lat if "keras_io" in r["name"]), None)
         if k:
             w(f"\nThe keras-io way (`plot_latent_space`: one `decoder.predict` per cell), {k['name'].split('_')[1]}: "
@@ -310,9 +316,10 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
           "(alternately a new seed and a nudge of the first latent dial), half use Round trip (alternately "
           "shuffle and a change of the number of samples), back to back with no think time, for "
           f"{r['seconds']:g} s after every page has loaded. Latency = from the click or key press until the "
-          "page has visibly changed and the app is idle again (script finished, status widget gone), as the "
-          f"person sees it; an interaction not done within {r['timeout_s']:g} s counts as an error (timeout), "
-          "as does an exception shown on the page.\n")  # fmt: skip
+          "app's output has changed (the main area's text and pictures, sliders left out: a slider shows its "
+          "new value before the server has answered) and the app is idle again (script finished, status "
+          "widget gone) for two polls 100 ms apart, as the person sees it; an interaction not done within "
+          f"{r['timeout_s']:g} s counts as an error (timeout), as does an exception shown on the page.\n")  # fmt: skip
         w(f"{r['interactions']} interactions completed ({_f(r['interactions_per_s'])}/s in all): p50 {_f(r['p50_s'])} s, "
           f"p95 {_f(r['p95_s'])} s, max {_f(r['max_s'])} s"
           + (f" — over completed interactions only: the {r['errors']} that failed are not in these figures, "
@@ -335,13 +342,19 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
         if r["errors"]:
             kinds = ", ".join(f"{k} x{n}" for k, n in r["error_kinds"].items())
             w(
-                f"**{r['errors']} errors** ({kinds}; not yet diagnosed whether the app or the harness's "
-                "page-changed check is at fault); first ones:\n\n```\n"
-                + "\n".join(r["error_samples"])
-                + "\n```\n"
+                f"**{r['errors']} errors** ({kinds}; a timeout says what the page looked like at the "
+                "end); first ones:\n\n```\n" + "\n".join(r["error_samples"]) + "\n```\n"
             )
         else:
             w("No errors: no timeouts and no exception on any page.\n")
+        c = r.get("cpu") or {}
+        if c.get("server_core_s") is not None:
+            w(f"Where the CPU went during the {_f(c['wall_s'], '.0f')} s: the machine was busy for "
+              f"{_f(c['machine_busy_core_s'], '.0f')} core-seconds of the {_f(c['wall_s'] * r['cpus'], '.0f')} its "
+              f"{r['cpus']} cores had; the app server used {_f(c['server_core_s'], '.0f')} of them "
+              f"({_f(c['server_per_interaction_s'] * 1000, '.0f')} ms per interaction), the rest went to the "
+              f"{r['sessions']} Chromium renderers and the driver. On this machine the browsers, not the "
+              "server, set the latencies above.\n")  # fmt: skip
 
     if not quick:
         w(NOTES)
@@ -356,6 +369,21 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
 # What was tried beyond this run's own sweeps (earlier probes on this machine, same data, batch 128,
 # one seed each; the ELBO figures vary by about +-1 nat from seed to seed).
 NOTES = """## Gaps, and what was tried
+
+**Load: the earlier timeouts, and the server's time per click.** An earlier 8 x 60 s run had 4
+timeouts. Each timed-out interaction now records the page's state: the server *had* answered (new
+pictures on the page, script state `notRunning`), but the harness waited for the script-state
+attribute to read `running` first, and under load the browser sometimes applied a whole short run in
+one render, so it never did. The harness now waits for the app's output itself to change (sliders
+left out) and the app to be idle. The same runs showed the server spending ~0.4 CPU-seconds per
+click: after every script run Streamlit collects garbage twice (`runner.postScriptGC`, and
+`keras.backend.clear_session()` in its Keras clean-up), and with TensorFlow loaded each full
+collection walks ~350,000 objects (~150 ms, holding the GIL every other visitor's run needs).
+`app_pages.shared.settle_heap()` freezes the heap (`gc.freeze()`) after each model load, so those
+collections skip it (see `post_run_gc` under Interaction latency); one session's dial move went from
+a median of 537 ms to 231 ms and the server's CPU per interaction from 409 ms to 79 ms (two 30 s
+runs of `python -m benchmarks.load --sessions 1`, one after the other), and at 8 sessions the
+server now uses a fraction of the machine (see Load).
 
 **Precision.** This CPU (AMD EPYC, 2 cores) has AVX512_BF16 (no AMX). `TrainSpec.precision` is
 "auto" by default: `mixed_bfloat16` on a CPU-only machine whose /proc/cpuinfo flags include

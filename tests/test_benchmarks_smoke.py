@@ -55,6 +55,7 @@ def test_quick_benchmark_prints_json_lines_and_keeps_results(tmp_path):
         ("quality", "conv_dae_psnr"),
         ("latency", "round_trip_16"),
         ("latency", "manifold_30x30"),
+        ("latency", "post_run_gc"),
         ("meta", "done"),
     }
     if "app" in sections:
