@@ -76,13 +76,13 @@ def _time(fn, reps: int, warmup: int = 3) -> list[float]:
     return out
 
 
-def _post_run_gc(rec, reps: int) -> None:
+def _post_run_gc(rec, reps: int, work) -> None:
     """What Streamlit adds to every script run: full garbage collections, heap frozen or not.
 
     After each run Streamlit collects twice (`runner.postScriptGC`, and `keras.backend.clear_session()`
     in its Keras clean-up). With TensorFlow and models loaded, as here and in the app server, each
-    walks every tracked object unless `app_pages.shared.settle_heap()` has frozen them. A and B
-    alternate.
+    walks every tracked object unless `app_pages.shared.settle_heap()` has frozen them. Before each
+    collection `work()` (a round trip, as a click asks for) leaves its young objects. A and B alternate.
     """
     import gc
 
@@ -90,11 +90,13 @@ def _post_run_gc(rec, reps: int) -> None:
     try:
         for _ in range(max(3, reps // 4)):
             gc.unfreeze()
+            work()
             t0 = time.perf_counter()
             gc.collect()
             plain.append((time.perf_counter() - t0) * 1000)
             tracked = len(gc.get_objects())
             gc.freeze()
+            work()
             t0 = time.perf_counter()
             gc.collect()
             frozen.append((time.perf_counter() - t0) * 1000)
@@ -149,7 +151,7 @@ def run(rec, quick: bool) -> None:
         )
         log(f"  {name}: median {median(times):.1f} ms, p95 {p95(times):.1f} ms")
 
-    _post_run_gc(rec, reps)
+    _post_run_gc(rec, reps, cases["round_trip_16"][1])
 
     # The keras-io way: one decoder.predict per cell; it takes about a minute, so fewer repetitions.
     n = 3 if quick else 30

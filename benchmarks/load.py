@@ -204,7 +204,10 @@ async def _loop(i: int, opened, stop_at: float, out: dict) -> None:
                     f"session {i} {action}: {type(err).__name__}: {str(err)[:600]}"
                 )
             else:
-                out["latency"].setdefault(action, []).append((time.perf_counter() - t0) * 1000)
+                ms = (time.perf_counter() - t0) * 1000
+                out["latency"].setdefault(action, []).append(ms)
+                if turn >= 2:  # past each session's first two (all sessions start together)
+                    out["steady"].append(ms)
                 problem = await _check_page(page)
                 if problem:
                     out["errors"].append(f"session {i} {action}: {problem}")
@@ -218,7 +221,7 @@ async def _drive(
 ) -> dict:
     from playwright.async_api import async_playwright
 
-    out: dict = {"latency": {}, "errors": [], "page_load": []}
+    out: dict = {"latency": {}, "errors": [], "page_load": [], "steady": []}
     async with async_playwright() as p:
         browser = await p.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
@@ -253,6 +256,7 @@ async def _drive(
         "error_kinds": _kinds(out["errors"]),
         "error_samples": out["errors"][:5],
         "latency": _stats(all_ms),
+        "steady_latency": _stats(out["steady"]),
         "by_action": {k: _stats(v) for k, v in sorted(out["latency"].items())},
         "page_load": _stats(out["page_load"]),
         "cpus": os.cpu_count(),
@@ -325,6 +329,8 @@ def bench(rec, quick: bool) -> None:
         p50_s=s(r["latency"], "p50_ms"),
         p95_s=s(r["latency"], "p95_ms"),
         max_s=s(r["latency"], "max_ms"),
+        steady={k: s(r["steady_latency"], k + "_ms") for k in ("p50", "p95", "max")}
+        | {"n": r["steady_latency"]["n"]},
         by_action={
             a: {"n": st["n"], "p50_s": s(st, "p50_ms"), "p95_s": s(st, "p95_ms")}
             for a, st in r["by_action"].items()

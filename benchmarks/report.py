@@ -324,6 +324,9 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
           f"p95 {_f(r['p95_s'])} s, max {_f(r['max_s'])} s"
           + (f" — over completed interactions only: the {r['errors']} that failed are not in these figures, "
              "so the true tail is worse" if r["errors"] else "")
+          + (f". Leaving out each session's first two interactions (all {r['sessions']} sessions start at once, "
+             f"so those meet the others' first runs): p50 {_f(r['steady']['p50'])} s, p95 {_f(r['steady']['p95'])} s, "
+             f"max {_f(r['steady']['max'])} s over {r['steady']['n']}" if r.get("steady") else "")
           + f". First page load per session (all at once, before the clock starts): p50 {_f(r['page_load_p50_s'])} s, "
           f"max {_f(r['page_load_max_s'])} s.\n")  # fmt: skip
         w("| Action | Page | Interactions | p50 | p95 |")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from vae_core import explore, metrics
+from vae_core.data import load_sample
 from vae_core.errors import UserError
 from vae_core.models import build_model
 from vae_core.specs import ModelSpec
@@ -137,6 +138,26 @@ def test_psnr_and_ssim_behave():
     np.testing.assert_allclose(metrics.psnr(clean, noisy), 10 * np.log10(1 / mse), rtol=1e-5)
     very_noisy = np.clip(clean + RNG.normal(0, 0.5, clean.shape), 0, 1)
     assert np.all(metrics.ssim(clean, very_noisy) < metrics.ssim(clean, noisy))
+
+
+def test_ssim_gives_tensorflows_numbers():
+    import tensorflow as tf
+
+    clean = RNG.random((4, 28, 28)).astype(np.float32)
+    clean[0] = load_sample()[0][0].reshape(28, 28) / 255  # a real digit, then noisy/random/dim/blank
+    restored = np.stack([
+        np.clip(clean[0] + RNG.normal(0, 0.2, (28, 28)), 0, 1),
+        RNG.random((28, 28)),
+        clean[2] * 0.5,
+        np.zeros((28, 28)),
+    ]).astype(np.float32)  # fmt: skip
+    want = tf.image.ssim(clean[..., None], restored[..., None], max_val=1.0).numpy()
+    np.testing.assert_allclose(metrics.ssim(clean, restored), want, atol=2e-5)
+    wide = RNG.random((2, 20, 33)).astype(np.float32)  # not square, not 28
+    want = tf.image.ssim(wide[..., None], wide[::-1, ..., None], max_val=1.0).numpy()
+    np.testing.assert_allclose(metrics.ssim(wide, wide[::-1]), want, atol=2e-5)
+    with pytest.raises(ValueError, match="at least 11x11"):
+        metrics.ssim(np.zeros((1, 8, 8)), np.zeros((1, 8, 8)))
 
 
 def test_negative_elbo_is_reconstruction_plus_kl_and_seeded(vae):

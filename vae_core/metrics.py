@@ -16,10 +16,40 @@ def psnr(clean: np.ndarray, restored: np.ndarray) -> np.ndarray:
     return np.minimum(10.0 * np.log10(1.0 / np.maximum(mse, 1e-10)), 100.0)
 
 
+SSIM_WINDOW, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
+
+
+def _gaussian_valid(n: int) -> np.ndarray:
+    """(n - 10, n): row i is the normalised 11-tap Gaussian placed at i, so M @ x is a 'valid' blur."""
+    taps = np.arange(SSIM_WINDOW) - (SSIM_WINDOW - 1) / 2
+    g = np.exp(-(taps**2) / (2 * SSIM_SIGMA**2))
+    g /= g.sum()
+    m = np.zeros((n - SSIM_WINDOW + 1, n))
+    for i in range(m.shape[0]):
+        m[i, i : i + SSIM_WINDOW] = g
+    return m
+
+
 def ssim(clean: np.ndarray, restored: np.ndarray) -> np.ndarray:
-    """Structural similarity per image (Gaussian window 11, sigma 1.5, as Wang et al. 2004)."""
-    clean, restored = _as_batch(clean), _as_batch(restored)
-    return tf.image.ssim(clean, restored, max_val=1.0).numpy().astype(np.float64)
+    """Structural similarity per image (Gaussian window 11, sigma 1.5, as Wang et al. 2004).
+
+    The same numbers as `tf.image.ssim(clean, restored, max_val=1.0)` (tested), in NumPy: the
+    Gaussian blur is two small matrix products, so scoring a digit takes microseconds instead of the
+    ~6 ms of TensorFlow's eager ops -- the Denoise page scores three images per click.
+    """
+    x = _as_batch(clean)[..., 0].astype(np.float64)
+    y = _as_batch(restored)[..., 0].astype(np.float64)
+    h, w = x.shape[1:]
+    if min(h, w) < SSIM_WINDOW:
+        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels")
+    mh, mw = _gaussian_valid(h), _gaussian_valid(w)
+    blur = lambda a: np.einsum("ij,njk,lk->nil", mh, a, mw)  # noqa: E731
+    c1, c2 = SSIM_K1**2, SSIM_K2**2  # max_val = 1
+    mx, my = blur(x), blur(y)
+    num0, den0 = 2 * mx * my, mx**2 + my**2
+    luminance = (num0 + c1) / (den0 + c1)
+    cs = (2 * blur(x * y) - num0 + c2) / (blur(x**2 + y**2) - den0 + c2)
+    return (luminance * cs).mean(axis=(1, 2))
 
 
 def _as_batch(images: np.ndarray) -> np.ndarray:
