@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,8 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from benchmarks.common import REPO, child_env, log, median, p95
+from benchmarks.common import REPO, child_env, log, median, p95, process_tree
+from benchmarks.serve import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -27,27 +27,14 @@ DONE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 NAV_LINK = '[data-testid="stSidebarNavLink"]'
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants, from /proc (psutil is not required)."""
-    total, todo, seen = 0, [pid], set()
-    while todo:
-        p = todo.pop()
-        if p in seen:
-            continue
-        seen.add(p)
+    """Resident memory of a process and all its descendants (/proc VmRSS)."""
+    total = 0
+    for p in process_tree(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
-            for task in Path(f"/proc/{p}/task").iterdir():
-                kids = (task / "children").read_text().split()
-                todo += [int(k) for k in kids]
         except (OSError, ValueError):
             continue
     return total / 1024
@@ -89,7 +76,7 @@ def run(rec, quick: bool) -> None:
         return
     home = Path(tempfile.mkdtemp(prefix="vae_bench_home_"))
     model_names, source = _seed_store(home)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     server_log = open(home / "streamlit.log", "w")  # noqa: SIM115 - closed in finally
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",

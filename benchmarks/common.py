@@ -52,6 +52,22 @@ def _plain(value):
     return str(value)
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its living descendants, from /proc (psutil is not required)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        if p in out:
+            continue
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(k) for k in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        out.append(p)
+    return out
+
+
 def log(msg: str) -> None:
     """Progress for people goes to stderr; stdout is kept for the JSON lines."""
     sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {msg}\n")

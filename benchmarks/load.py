@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import median, p95
+from benchmarks.common import median, p95, process_tree
 from benchmarks.serve import CHROMIUM, CHROMIUM_ARGS, AppServer
 
 TRACE = re.compile(r"Traceback \(most recent call last\)|\b[A-Z]\w*(?:Error|Exception): ")
@@ -89,20 +89,14 @@ TIMEOUT_MS = 60_000
 
 def _tree_cpu_s(pid: int) -> float:
     """CPU seconds (user + system) used so far by process `pid` and its descendants."""
-    tick, total, todo, seen = os.sysconf("SC_CLK_TCK"), 0.0, [pid], set()
-    while todo:
-        p = todo.pop()
-        if p in seen:
-            continue
-        seen.add(p)
+    total = 0.0
+    for p in process_tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(k) for k in (task / "children").read_text().split()]
+            total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
         except (OSError, ValueError, IndexError):
             continue
-    return total
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _machine_busy_s() -> float:
