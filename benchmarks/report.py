@@ -264,17 +264,18 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
         w("| Interaction | Model | Median | p95 | Repetitions |")
         w("|---|---|---|---|---|")
         for r in lat:
-            if "keras_io" in r["name"]:
+            if "keras_io" in r["name"] or r["name"] == "post_run_gc":
                 continue
             w(
                 f"| {r['name']} | {r['model']} | {_f(r['median_ms'], '.1f')} ms | {_f(r['p95_ms'], '.1f')} ms | {r['reps']} |"
             )
         gc_ = g("latency", "post_run_gc")
         if gc_:
-            w(f"\n`post_run_gc` is one full garbage collection with TensorFlow and these models loaded, the heap "
-              f"frozen as the app freezes it (`app_pages.shared.settle_heap`); unfrozen, the same collection "
-              f"walks {gc_['tracked_objects']:,} objects and takes {_f(gc_['unfrozen_median_ms'], '.0f')} ms "
-              f"(**{_f(gc_['ratio'], '.0f')}x**). Streamlit runs two after every script run.\n")  # fmt: skip
+            w(f"\nStreamlit runs two full garbage collections after every script run. One, with TensorFlow and "
+              f"these models loaded and a round trip's garbage: median **{_f(gc_['median_ms'] * 1000, '.0f')} µs** "
+              f"with the heap frozen as the app freezes it (`app_pages.shared.settle_heap`), "
+              f"{_f(gc_['unfrozen_median_ms'], '.0f')} ms without ({gc_['tracked_objects']:,} objects to walk; "
+              f"{gc_['reps']} of each, alternating).\n")  # fmt: skip
         k = next((r for r in lat if "keras_io" in r["name"]), None)
         if k:
             w(f"\nThe keras-io way (`plot_latent_space`: one `decoder.predict` per cell), {k['name'].split('_')[1]}: "
@@ -422,8 +423,11 @@ Test −ELBO in nats (`vae_core.metrics.negative_elbo`):
 | lr 2e-3 constant | 153.1 | 105.1 |
 | lr 3e-3, cosine decay to 0 over the run, float32 (previous run) | 153.9 | 103.3 |
 | lr 3e-3, cosine decay to 0, mixed_bfloat16 (the presets' default; 2026-11-21 06:35 run) | 154.4 | 103.5 |
+| batch 64, lr 2e-3 cosine, mixed_bfloat16 (`vae_core.train`, 2026-11-21 08:45) | 153.4 | — |
+| batch 32, lr 1e-3 cosine, mixed_bfloat16 (`vae_core.train`, 2026-11-21 08:45) | 154.2 | 103.5 |
 
-bfloat16 neither helps nor hurts the ELBO beyond seed noise (about a nat). The remaining gap to
+bfloat16 neither helps nor hurts the ELBO beyond seed noise (about a nat), and neither do smaller
+batches (two to four times the updates per epoch). The remaining gap to
 150 / 102 is a capacity-and-epochs gap for a one-hidden-layer MLP: closing it needs a bigger `mlp_vae`
 (e.g. a second hidden layer), more epochs, or importance-weighted training -- model changes, not
 training settings (the shipped `mlp_vae_2d`, 30 epochs, is at 151.0).
