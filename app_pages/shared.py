@@ -33,7 +33,9 @@ def settle_heap() -> None:
     With TensorFlow and the models loaded that is ~350,000 objects, ~150 ms each time, holding the
     GIL that every other visitor's run is waiting for. Frozen objects are skipped, so those sweeps
     take about a millisecond. Unfreezing first lets this one collection free what the model cache
-    has evicted since the last call.
+    has evicted since the last call (an evicted model's cycles wait for the next load; objects
+    only reference counting frees go at once). What is created after a load stays in the sweeps, so
+    they slowly grow again until the next load settles the heap once more.
     """
     gc.unfreeze()
     gc.collect()

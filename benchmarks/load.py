@@ -93,7 +93,8 @@ def _tree_cpu_s(pid: int) -> float:
     for p in process_tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+            # utime, stime, and cutime, cstime (children that exited and were waited for)
+            total += sum(int(f) for f in fields[11:15])
         except (OSError, ValueError, IndexError):
             continue
     return total / os.sysconf("SC_CLK_TCK")
@@ -131,7 +132,9 @@ async def _until_changed(page, before: str | None) -> None:
             state = await page.evaluate(STATE_JS, [before])
         except Exception as inner:  # noqa: BLE001
             state = f"unreadable ({type(inner).__name__})"
-        raise type(err)(f"{str(err)[:80]} page state: {json.dumps(state)}") from err
+        if type(err).__name__ != "TimeoutError":
+            raise
+        raise TimeoutError(f"{str(err)[:80]} page state: {json.dumps(state)}") from err
 
 
 async def _check_page(page) -> str | None:
@@ -242,7 +245,7 @@ async def _drive(
         "seconds": seconds,
         "model": model,
         "interactions": len(all_ms),
-        "interactions_per_s": round(len(all_ms) / seconds, 2),
+        "interactions_per_s": round(len(all_ms) / wall, 2),
         "errors": len(out["errors"]),
         # Of those, interactions that took longer than TIMEOUT_MS (a person would give up).
         "timeouts": sum("TimeoutError" in e for e in out["errors"]),

@@ -273,9 +273,9 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
         if gc_:
             w(f"\nStreamlit runs two full garbage collections after every script run. One, with TensorFlow and "
               f"these models loaded and a round trip's garbage: median **{_f(gc_['median_ms'] * 1000, '.0f')} µs** "
-              f"with the heap frozen as the app freezes it (`app_pages.shared.settle_heap`), "
+              f"with the heap settled as the app settles it after a model load (`app_pages.shared.settle_heap`), "
               f"{_f(gc_['unfrozen_median_ms'], '.0f')} ms without ({gc_['tracked_objects']:,} objects to walk; "
-              f"{gc_['reps']} of each, alternating).\n")  # fmt: skip
+              f"{gc_['reps']} of each, in alternating blocks).\n")  # fmt: skip
         k = next((r for r in lat if "keras_io" in r["name"]), None)
         if k:
             w(f"\nThe keras-io way (`plot_latent_space`: one `decoder.predict` per cell), {k['name'].split('_')[1]}: "
@@ -352,13 +352,18 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
         else:
             w("No errors: no timeouts and no exception on any page.\n")
         c = r.get("cpu") or {}
-        if c.get("server_core_s") is not None:
+        if c.get("server_core_s") is not None and r.get("cpus"):
+            share = c["server_core_s"] / max(c["machine_busy_core_s"], 1e-9)
+            per = c.get("server_per_interaction_s")
             w(f"Where the CPU went during the {_f(c['wall_s'], '.0f')} s: the machine was busy for "
               f"{_f(c['machine_busy_core_s'], '.0f')} core-seconds of the {_f(c['wall_s'] * r['cpus'], '.0f')} its "
-              f"{r['cpus']} cores had; the app server used {_f(c['server_core_s'], '.0f')} of them "
-              f"({_f(c['server_per_interaction_s'] * 1000, '.0f')} ms per interaction), the rest went to the "
-              f"{r['sessions']} Chromium renderers and the driver. On this machine the browsers, not the "
-              "server, set the latencies above.\n")  # fmt: skip
+              f"{r['cpus']} cores had; the app server used {_f(c['server_core_s'], '.0f')} of them ({share:.0%}"
+              + (f", {per * 1000:.0f} ms per interaction" if per is not None else "")
+              + f"); the rest went to the {r['sessions']} Chromium renderers, the driver and anything else "
+              "running on the machine."
+              + (" With the server using under half of the busy CPU, the browsers, not the server, set "
+                 "most of the latencies above." if share < 0.5 else "")
+              + "\n")  # fmt: skip
 
     if not quick:
         w(NOTES)

@@ -6,6 +6,7 @@ so pictures are digit-like enough for tests to notice changes, yet building them
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,14 @@ STORE_SPECS = {
     "conv_dae": dict(kind="conv_dae", latent_dim=8, hidden=32),
     "cvae": dict(kind="cvae", latent_dim=2, hidden=64),
 }
+
+
+@pytest.fixture(autouse=True)
+def thawed_heap():
+    """Every test leaves the collector unfrozen (the app's model loads freeze it: shared.settle_heap)."""
+    yield
+    if gc.get_freeze_count():
+        gc.unfreeze()
 
 
 def _train_briefly(bundle, x: np.ndarray, y: np.ndarray, epochs: int = 1) -> None:

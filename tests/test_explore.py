@@ -144,7 +144,9 @@ def test_ssim_gives_tensorflows_numbers():
     import tensorflow as tf
 
     clean = RNG.random((4, 28, 28)).astype(np.float32)
-    clean[0] = load_sample()[0][0].reshape(28, 28) / 255  # a real digit, then noisy/random/dim/blank
+    clean[0] = (
+        load_sample()[0][0].reshape(28, 28) / 255
+    )  # a real digit, then noisy/random/dim/blank
     restored = np.stack([
         np.clip(clean[0] + RNG.normal(0, 0.2, (28, 28)), 0, 1),
         RNG.random((28, 28)),
@@ -156,8 +158,17 @@ def test_ssim_gives_tensorflows_numbers():
     wide = RNG.random((2, 20, 33)).astype(np.float32)  # not square, not 28
     want = tf.image.ssim(wide[..., None], wide[::-1, ..., None], max_val=1.0).numpy()
     np.testing.assert_allclose(metrics.ssim(wide, wide[::-1]), want, atol=2e-5)
+    rgb = RNG.random((2, 16, 16, 3)).astype(np.float32)  # channels are averaged, as TF does
+    want = tf.image.ssim(rgb, rgb[::-1], max_val=1.0).numpy()
+    np.testing.assert_allclose(metrics.ssim(rgb, rgb[::-1]), want, atol=2e-5)
+    # One image, with or without the channel axis, against a batch of the same shape.
+    one = metrics.ssim(clean[0], restored[0])
+    np.testing.assert_allclose(one, metrics.ssim(clean[:1, ..., None], restored[:1, ..., None]))
+    np.testing.assert_allclose(one, metrics.ssim(clean, restored)[:1], atol=1e-12)
     with pytest.raises(ValueError, match="at least 11x11"):
         metrics.ssim(np.zeros((1, 8, 8)), np.zeros((1, 8, 8)))
+    with pytest.raises(ValueError, match="same size"):
+        metrics.ssim(np.zeros((1, 28, 28)), np.zeros((1, 20, 20)))
 
 
 def test_negative_elbo_is_reconstruction_plus_kl_and_seeded(vae):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import gc
 import weakref
 
-import pytest
-
 from app_pages import shared
 from vae_core.models import ModelBundle
 
@@ -16,13 +14,6 @@ class _Node:
 
     def __init__(self) -> None:
         self.me = self
-
-
-@pytest.fixture(autouse=True)
-def thawed():
-    """Leave the test process's collector as it was found."""
-    yield
-    gc.unfreeze()
 
 
 def test_settle_heap_freezes_what_is_alive_and_frees_cycles_it_froze_before():
@@ -44,12 +35,14 @@ def test_settle_heap_freezes_what_is_alive_and_frees_cycles_it_froze_before():
 
 def test_loading_a_model_through_the_cache_settles_the_heap(lab_home, monkeypatch):
     calls = []
-    monkeypatch.setattr(shared, "settle_heap", lambda: calls.append(gc.get_freeze_count()))
+    monkeypatch.setattr(shared, "settle_heap", lambda: calls.append("settled"))
     shared._load.clear()
-    entry = shared.store().get("mlp_vae")
-    bundle = shared.load_bundle(entry)
-    assert isinstance(bundle, ModelBundle) and bundle.spec.kind == "mlp_vae"
-    assert len(calls) == 1
-    assert shared.load_bundle(entry) is bundle  # cached: no second load, no second settle
-    assert len(calls) == 1
-    shared._load.clear()
+    try:
+        entry = shared.store().get("mlp_vae")
+        bundle = shared.load_bundle(entry)
+        assert isinstance(bundle, ModelBundle) and bundle.spec.kind == "mlp_vae"
+        assert calls == ["settled"]
+        assert shared.load_bundle(entry) is bundle  # cached: no second load, no second settle
+        assert calls == ["settled"]
+    finally:
+        shared._load.clear()
