@@ -22,6 +22,14 @@ STORE_SPECS = {
 }
 
 
+@pytest.fixture
+def sample_only(monkeypatch, tmp_path):
+    """No full MNIST unless a test asks for it: no data dir, and no Keras cache in HOME."""
+    monkeypatch.delenv("VAE_LAB_DATA_DIR", raising=False)
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+
 @pytest.fixture(autouse=True)
 def thawed_heap():
     """Every test leaves the collector unfrozen (the app's model loads freeze it: shared.settle_heap)."""

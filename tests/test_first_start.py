@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import socket
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
-from streamlit.testing.v1 import AppTest
 
+from tests.apptest import open_app
 from vae_core import data, explore
 from vae_core.store import Store
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 SHIPPED = {
     "mlp_vae_2d": "mlp_vae",
     "conv_vae_32d": "conv_vae",
@@ -89,11 +87,7 @@ def test_the_shipped_models_work_offline_on_the_bundled_sample(first_start):
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_works_on_first_start(first_start, page):
-    at = AppTest.from_file(APP, default_timeout=90)
-    at.run()
-    at.switch_page(page)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = open_app(page, timeout=90)
     assert not at.error, [e.value for e in at.error]
     text = " ".join(m.value for m in at.markdown) + " ".join(i.value for i in at.info)
     if page.endswith("train.py"):

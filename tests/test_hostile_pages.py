@@ -13,21 +13,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests import hostile
+from tests.apptest import open_app
 from vae_core import runs
 from vae_core import store as store_mod
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
-TIMEOUT = 90
-
 
 def _open(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    if page:
-        at.switch_page(page)
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_app(page, timeout=90)
 
 
 @pytest.fixture

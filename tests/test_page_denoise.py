@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import io
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
+from tests.apptest import open_app
 from vae_core import explore
 from vae_core.errors import UserError
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
-TIMEOUT = 60  # the first run imports TensorFlow and loads models
 
-
-def _open(timeout: int = TIMEOUT) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=timeout)
-    at.run()
-    at.switch_page("app_pages/denoise.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+def _open() -> AppTest:
+    return open_app("app_pages/denoise.py")
 
 
 def _psnr(at: AppTest, label_start: str) -> float:

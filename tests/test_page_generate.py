@@ -3,36 +3,19 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.apptest import TIMEOUT, open_app
 from tests.conftest import STORE_SPECS
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
-TIMEOUT = 60  # the first run imports TensorFlow and loads a model
-
-
-@pytest.fixture(autouse=True)
-def sample_only(monkeypatch, tmp_path):
-    """Interpolation digits come from the bundled sample: no data dir, no Keras cache."""
-    monkeypatch.delenv("VAE_LAB_DATA_DIR", raising=False)
-    monkeypatch.delenv("KERAS_HOME", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
+# Interpolation digits come from the bundled sample.
+pytestmark = pytest.mark.usefixtures("sample_only")
 
 
 def _open(model: str | None = None, timeout: int = TIMEOUT, **params: str) -> AppTest:
-    # The URL is read on the first run (the sidebar's model picker keeps its choice after that);
-    # switching before the first run would skip app.py and its sidebar, so run the default first.
-    at = AppTest.from_file(APP, default_timeout=timeout)
-    if model:
-        at.query_params["model"] = model
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()
-    at.switch_page("app_pages/generate.py")
-    at.run()
+    at = open_app("app_pages/generate.py", model=model, timeout=timeout, **params)
     _ok(at)
     return at
 

@@ -12,28 +12,16 @@ import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
+from tests.apptest import TIMEOUT, open_app
 from tests.conftest import STORE_SPECS
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
-TIMEOUT = 60  # the first run imports TensorFlow and loads a model
+# No full MNIST unless a test asks for it.
+pytestmark = pytest.mark.usefixtures("sample_only")
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
-@pytest.fixture(autouse=True)
-def sample_only(monkeypatch, tmp_path):
-    """No full MNIST unless a test asks for it: no data dir, and no Keras cache in HOME."""
-    monkeypatch.delenv("VAE_LAB_DATA_DIR", raising=False)
-    monkeypatch.delenv("KERAS_HOME", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-
-
 def _open(model: str | None = None, timeout: int = TIMEOUT, **params: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=timeout)
-    if model:
-        at.query_params["model"] = model
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()  # round trip is the default page
+    at = open_app(model=model, timeout=timeout, **params)  # round trip is the default page
     _ok(at)
     return at
 

@@ -1,0 +1,31 @@
+"""Opening VAE Lab in Streamlit's AppTest the way a visitor arrives: the entrypoint, then a page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TIMEOUT = 60  # the first run imports TensorFlow and loads a model
+
+
+def open_app(
+    page: str | None = None, *, model: str | None = None, timeout: int = TIMEOUT, **params: str
+) -> AppTest:
+    """The app after its first run, on `page` (e.g. "app_pages/generate.py"; None: the default).
+
+    The URL (`model` and `params`) is read on the first run, and switching before it would skip
+    app.py and its sidebar, so the default page always runs first. Fails on any exception shown.
+    """
+    at = AppTest.from_file(APP, default_timeout=timeout)
+    if model:
+        at.query_params["model"] = model
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
