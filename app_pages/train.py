@@ -12,10 +12,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from vae_core import data, figures, runs
+from vae_core import data, figures, kinds, rundir, runs
 from vae_core.errors import UserError
 from vae_core.runs import ACTIVE_STATES, RESUMABLE_STATES
-from vae_core.specs import KIND_LABELS, MODEL_KINDS, NOISE_KINDS, PRESETS
+from vae_core.specs import NOISE_KINDS, NOISES, preset
 
 STATE_LABELS = {
     "created": "🆕 never started",
@@ -27,18 +27,6 @@ STATE_LABELS = {
     "stopped": "⏸️ stopped",
     "failed": "❌ failed",
     "interrupted": "⚠️ interrupted",
-}
-KIND_BLURBS = {
-    "mlp_vae": "Plain dense layers. With latent size 2 you can see its whole latent space as a map.",
-    "conv_vae": "Convolutions see strokes and corners: sharper digits, a little slower to train.",
-    "conv_dae": "Learns to turn noisy digits into clean ones; try it on the **Denoise** page.",
-    "cvae": "Is told which digit it is looking at, so you can ask it to draw a 7.",
-}
-NOISE_LABELS = {
-    "keras": "Grey fog (the Keras example)",
-    "gaussian": "Gaussian speckle",
-    "salt_pepper": "Salt & pepper",
-    "mask": "Dropped pixels (masking)",
 }
 DATASET_LABELS = {
     "mnist": "MNIST: 60,000 handwritten digits",
@@ -71,7 +59,7 @@ def _duration(seconds) -> str:
 
 def _config(run_dir: Path) -> dict:
     try:
-        return runs.read_config(run_dir)
+        return rundir.read_config(run_dir)
     except UserError:
         return {}
 
@@ -82,7 +70,7 @@ def _rows(run_dir: Path, status: dict) -> list[dict]:
     cached = st.session_state.get("tr_rows")
     rows = cached[2] if cached and cached[:2] == (key, started) else []
     # A resume cuts the file back (and changes `started`), so then it is read from the start.
-    rows = rows + runs.read_progress(run_dir, rows[-1]["_line"] + 1 if rows else 0)
+    rows = rows + rundir.read_progress(run_dir, rows[-1]["_line"] + 1 if rows else 0)
     st.session_state["tr_rows"] = (key, started, rows)
     return rows
 
@@ -152,6 +140,7 @@ def live_view(run_dir: Path) -> None:
     config = _config(run_dir)
     mspec, tspec = config.get("model") or {}, config.get("train") or {}
     kind = mspec.get("kind")
+    info = kinds.get(kind) if kinds.known(kind) else None
     epochs = int(tspec.get("epochs") or status.get("epochs") or 1)
     rows = _rows(run_dir, status)
     last_epoch = next((r for r in reversed(rows) if r.get("kind") == "epoch"), None)
@@ -159,7 +148,7 @@ def live_view(run_dir: Path) -> None:
 
     head = [f"Run **{run_dir.name}**"]
     if kind:
-        head.append(KIND_LABELS.get(kind, kind))
+        head.append(kinds.label(kind))
     if tspec.get("dataset"):
         head.append(DATASET_SHORT.get(tspec["dataset"], tspec["dataset"]))
     head.append(STATE_LABELS.get(state, state))
@@ -205,15 +194,15 @@ def live_view(run_dir: Path) -> None:
             st.rerun(scope="app")
 
     if rows:
-        # The DAE has no KL term and its reconstruction is its whole loss: one panel says it all.
-        terms = ["loss"] if kind == "conv_dae" else ["loss", "reconstruction_loss", "kl_loss"]
+        # A DAE has no KL term and its reconstruction is its whole loss: one panel says it all.
+        terms = list(info.loss_terms) if info else ["loss"]
         st.plotly_chart(figures.training_curves(rows, terms), key="tr_curves")
     elif state in ACTIVE_STATES:
         st.caption("The loss curves appear after the first few batches.")
-    pngs = runs.epoch_pngs(run_dir)
+    pngs = rundir.epoch_pngs(run_dir)
     if pngs:
         epoch = max(pngs)
-        if kind == "conv_dae":
+        if info is not None and not info.variational:
             what = "rows of noisy test digits, the model's clean-up, and the clean originals"
         else:
             what = ("test digits (top row), how the model redraws them (second row) and new "
@@ -235,11 +224,12 @@ left, right = st.columns([1, 2], gap="large")
 # ---------------------------------------------------------------- settings
 with left:
     st.subheader("New run")
-    kind = st.selectbox("Kind of model", MODEL_KINDS, format_func=KIND_LABELS.get, key="tr_kind",
+    kind = st.selectbox("Kind of model", kinds.names(trainable=True), format_func=kinds.label, key="tr_kind",
                         help="What to train; each kind starts from sensible settings.")  # fmt: skip
-    st.caption(KIND_BLURBS[kind])
-    m0, t0 = PRESETS[kind]
-    is_vae = m0.is_vae
+    info = kinds.get(kind)
+    st.caption(info.blurb)
+    m0, t0 = preset(kind)
+    is_vae, limits = info.variational, info.limits
 
     datasets = [d for d in ("mnist", "fashion_mnist") if data.dataset_available(d)] + ["sample"]
     if "mnist" not in datasets:
@@ -255,10 +245,10 @@ with left:
         dataset = st.radio("Data", datasets, format_func=DATASET_LABELS.get, key=f"tr_data_{kind}",
                            help="What the model learns from; some digits are kept aside to test it on digits it never saw.")  # fmt: skip
         c1, c2 = st.columns(2)
-        latent = c1.number_input("Latent size", 1, 64, m0.latent_dim, key=f"tr_latent_{kind}",
+        latent = c1.number_input("Latent size", *limits.latent_dim, m0.latent_dim, key=f"tr_latent_{kind}",
                                  help="How many numbers the encoder squeezes each digit into; "
                                  "2 lets the app draw the latent space as a map.")  # fmt: skip
-        hidden = c2.select_slider("Hidden size", [64, 128, 256, 512, 1024], m0.hidden,
+        hidden = c2.select_slider("Hidden size", sorted({*limits.hidden_choices, m0.hidden}), m0.hidden,
                                   key=f"tr_hidden_{kind}",
                                   help="Units in the dense layer: more can learn finer detail but train slower.")  # fmt: skip
         beta, warmup = 1.0, 0
@@ -272,9 +262,9 @@ with left:
                                      help="Epochs over which the KL weight grows from 0 to beta, so the "
                                      "model first learns to redraw digits at all.")  # fmt: skip
         c1, c2 = st.columns(2)
-        epochs = c1.number_input("Epochs", 1, 200, t0.epochs, key=f"tr_epochs_{kind}",
+        epochs = c1.number_input("Epochs", *limits.epochs, t0.epochs, key=f"tr_epochs_{kind}",
                                  help="How many times the model sees every training digit.")  # fmt: skip
-        batch = c2.select_slider("Batch size", [16, 32, 64, 128, 256, 512], t0.batch_size,
+        batch = c2.select_slider("Batch size", sorted({*limits.batch_choices, t0.batch_size}), t0.batch_size,
                                  key=f"tr_batch_{kind}",
                                  help="Digits per learning step: bigger is faster per epoch, smaller "
                                  "takes more (noisier) steps.")  # fmt: skip
@@ -285,7 +275,7 @@ with left:
         noise, strength = t0.noise, t0.noise_strength
         if not is_vae:
             noise = st.selectbox("Noise to remove", NOISE_KINDS, NOISE_KINDS.index(t0.noise),
-                                 format_func=NOISE_LABELS.get, key=f"tr_noise_{kind}",
+                                 format_func=NOISES.get, key=f"tr_noise_{kind}",
                                  help="How the training digits are spoiled; the model learns to undo it.")  # fmt: skip
             strength = st.slider("Noise strength", 0.0, 1.0, t0.noise_strength, 0.05,
                                  key=f"tr_strength_{kind}",
@@ -304,7 +294,7 @@ with left:
             )
             tspec = dataclasses.replace(t0, dataset=dataset, epochs=int(epochs), batch_size=int(batch),
                                         learning_rate=float(lr), kl_warmup_epochs=int(warmup), noise=noise,
-                                        noise_strength=float(strength), extra={})  # fmt: skip
+                                        noise_strength=float(strength))  # fmt: skip
             runs.check_idle()  # one run at a time: say so before making a folder that never runs
             run_dir = runs.create_run(mspec, tspec, save_as=name.strip() or None)
             runs.start_run(run_dir)
@@ -367,7 +357,7 @@ def history(viewed: str | None) -> None:
         table.append(
             {
                 "run": info.run_id,
-                "model kind": KIND_LABELS.get(kind_, kind_ or "?"),
+                "model kind": kinds.label(kind_),
                 "data": DATASET_SHORT.get(tspec.get("dataset"), tspec.get("dataset") or "?"),
                 "state": STATE_LABELS.get(info.state, info.state),
                 "epochs done": f"{done} of {tspec.get('epochs', '?')}",

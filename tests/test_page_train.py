@@ -13,8 +13,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.apptest import open_app
-from vae_core import data, runs
-from vae_core.specs import PRESETS, ModelSpec, TrainSpec
+from vae_core import data, rundir, runs
+from vae_core.specs import ModelSpec, TrainSpec, preset
 
 
 def _open() -> AppTest:
@@ -30,7 +30,7 @@ def _fake_run(root: Path, run_id: str, *, kind="mlp_vae", state="completed", epo
     """A run folder as the training child leaves it: config, status and progress lines."""
     run_dir = root / run_id
     run_dir.mkdir(parents=True)
-    runs.write_config(
+    rundir.write_config(
         run_dir, ModelSpec(kind=kind), TrainSpec(dataset=dataset, epochs=epochs), run_id=run_id
     )
     status = {"state": state, "epoch": done, "epochs": epochs, **(status_extra or {})}
@@ -92,7 +92,7 @@ def test_choosing_a_kind_changes_the_settings(runs_root):
     assert not [w for w in at.selectbox if w.key and w.key.startswith("tr_noise")]
 
     at.selectbox(key="tr_kind").set_value("conv_dae").run()
-    assert at.number_input(key="tr_latent_conv_dae").value == PRESETS["conv_dae"][0].latent_dim
+    assert at.number_input(key="tr_latent_conv_dae").value == preset("conv_dae")[0].latent_dim
     assert at.selectbox(key="tr_noise_conv_dae").value == "keras"
     assert at.slider(key="tr_strength_conv_dae").value == 0.5
     # A DAE has no KL term, so no beta and no warm-up.
@@ -117,7 +117,7 @@ def test_start_creates_and_starts_a_run_with_the_chosen_settings(runs_root, monk
     config = json.loads((started[0] / "config.json").read_text())
     assert config["model"]["kind"] == "conv_dae"
     # What the page does not ask about comes from the preset (the DAE's loss and schedule).
-    dae_model, dae_train = PRESETS["conv_dae"]
+    dae_model, dae_train = preset("conv_dae")
     assert config["model"]["reconstruction"] == dae_model.reconstruction
     assert config["train"]["lr_schedule"] == dae_train.lr_schedule
     assert config["train"] == {**config["train"], "epochs": 2, "noise": "gaussian",

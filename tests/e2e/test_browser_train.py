@@ -13,7 +13,7 @@ from pathlib import Path
 import browser_ui as ui
 import pytest
 
-from vae_core import runs
+from vae_core import rundir, runs
 from vae_core.specs import ModelSpec, TrainSpec
 
 PROGRESS = re.compile(r"Epoch (\d+) of (\d+)")
@@ -25,7 +25,7 @@ def _progress_text(page) -> str:
 
 
 def _epoch_lines(run_dir: Path) -> list[dict]:
-    return [r for r in runs.read_progress(run_dir) if r.get("kind") == "epoch"]
+    return [r for r in rundir.read_progress(run_dir) if r.get("kind") == "epoch"]
 
 
 def _assert_every_epoch_once(run_dir: Path, epochs: int) -> None:
@@ -57,8 +57,9 @@ def _start(root: Path, epochs: int, name: str) -> tuple[Path, int]:
             epochs=epochs,
             batch_size=16,
             log_every_s=0.25,
-            extra={"step_delay_s": 0.02, "steps_per_execution": 1},
-        ),  # fmt: skip
+            step_delay_s=0.02,
+            steps_per_execution=1,
+        ),
         root=root,
         save_as=name,
     )
@@ -136,7 +137,7 @@ def test_a_killed_training_process_shows_interrupted_and_resumes(server, page, r
     os.kill(pid, signal.SIGKILL)
     ui.wait_until(lambda: not runs.is_training_process(pid), 10, "the child is gone")
     checkpoint = json.loads((run_dir / "backup" / "checkpoint.json").read_text())["epoch"]
-    kept = [r for r in runs.read_progress(run_dir) if r.get("epoch", 0) <= checkpoint]
+    kept = [r for r in rundir.read_progress(run_dir) if r.get("epoch", 0) <= checkpoint]
     assert [r["epoch"] for r in kept if r["kind"] == "epoch"] == list(range(1, checkpoint + 1))
     assert runs.read_status(run_dir)["state"] == "interrupted"
 
@@ -153,7 +154,7 @@ def test_a_killed_training_process_shows_interrupted_and_resumes(server, page, r
     ui.assert_clean(page)
     # Nothing that was finished is lost: the lines of every checkpointed epoch are still there,
     # unchanged, and every epoch appears exactly once.
-    after = runs.read_progress(run_dir)
+    after = rundir.read_progress(run_dir)
     assert after[: len(kept)] == kept
     _assert_every_epoch_once(run_dir, epochs)
     restart = next(r for r in after if r.get("kind") == "start" and r.get("resumed"))
