@@ -54,7 +54,7 @@ def test_a_registered_kind_reaches_the_train_page(toy, sample_only, empty_lab_ho
     kind_box.set_value("toy_vae").run()
     assert not at.exception
     assert any("exists only inside this test" in c.value for c in at.caption)
-    latent = at.number_input(key="tr_latent_toy_vae")
+    latent = at.number_input(key="tr_latent_toy_vae_sample")  # only the sample is here
     assert (latent.value, latent.max) == (3, 8)
 
 

@@ -10,6 +10,7 @@ import io
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -219,34 +220,40 @@ class _StopAfter:
         return self.calls > self.n
 
 
-def test_a_stop_mid_epoch_keeps_completed_epochs_and_resume_redoes_the_cut_one(
-    home, store, tmp_path
+def test_a_stop_mid_epoch_keeps_its_steps_and_resume_goes_on_from_that_step(
+    home, store, tmp_path, capsys
 ):
     from vae_core.train import run_training
 
     run_dir = tmp_path / "stopped"
     # 400 digits / 8 = 50 steps, 5 per execution: 10 batch-end checks per epoch, 1 at its end,
     # 1 before fit. 15 checks pass, so the stop lands after step 20 of epoch 2.
-    train = TrainSpec("sample", epochs=3, batch_size=8, log_every_s=0)
+    model, train = ModelSpec(**TINY), TrainSpec("sample", epochs=3, batch_size=8, log_every_s=0)
     train.steps_per_execution = 5
-    status = run_training(run_dir, ModelSpec(**TINY), train, store=store, stop_event=_StopAfter(15))
+    status = run_training(run_dir, model, train, store=store, stop_event=_StopAfter(15))
 
-    assert status["state"] == "stopped" and status["epoch"] == 1
+    assert status["state"] == "stopped" and (status["epoch"], status["step"]) == (1, 20)
     assert status["model_name"] is None
     assert [e["epoch"] for e in _epoch_lines(run_dir)] == [1]
     last_step = [r for r in rundir.read_progress(run_dir) if r["kind"] == "step"][-1]
     assert (last_step["epoch"], last_step["step"]) == (2, 20)
-    assert sorted(p.name for p in (run_dir / "backup").glob("epoch_*")) == ["epoch_0001.weights.h5"]
-    assert sorted(rundir.epoch_pngs(run_dir)) == [1]
+    backups = sorted(p.name for p in (run_dir / "backup").glob("epoch_*"))
+    assert backups == ["epoch_0001.weights.h5", "epoch_0001_step_000020.weights.h5"]
+    assert _restored_iterations(run_dir, model, train, steps=50)[:2] == ((1, 20), 70)
+    assert "Stopped at step 20 of 50 in epoch 2 of 3" in capsys.readouterr().out
 
     status = run_training(run_dir, store=store)  # the stored config wins; no specs needed
     assert status["state"] == "completed" and status["epoch"] == 3
     records = rundir.read_progress(run_dir)
     assert [e["epoch"] for e in records if e["kind"] == "epoch"] == [1, 2, 3]
     starts = [i for i, r in enumerate(records) if r["kind"] == "start"]
-    assert [records[i]["epoch"] for i in starts] == [0, 1]
-    # The cut epoch's steps were dropped with it: nothing of epoch 2 before the second start.
-    assert not [r for r in records[: starts[1]] if r.get("epoch") == 2]
+    assert [(records[i]["epoch"], records[i]["step"]) for i in starts] == [(0, 0), (1, 20)]
+    # Epoch 2's first 20 steps stay on the record, and its rest starts after them.
+    before = [r["step"] for r in records[: starts[1]] if r.get("epoch") == 2]
+    after = [r["step"] for r in records[starts[1] :] if r.get("epoch") == 2 and r["kind"] == "step"]
+    assert before and max(before) == 20 and min(after) > 20
+    # Not one step lost or done twice: 3 epochs of 50 steps.
+    assert _restored_iterations(run_dir, model, train, steps=50)[:2] == ((3, 0), 150)
     assert status["attempt"] == 2
 
 
@@ -356,7 +363,7 @@ def test_stop_then_resume_through_runs_and_one_run_at_a_time(home, children):
     assert [e["epoch"] for e in _epoch_lines(run_dir)] == list(range(1, done + 1))
     assert (run_dir / "backup" / f"epoch_{done:04d}.weights.h5").is_file()
     assert runs.active_run(root) is None
-    assert "Stopped after epoch" in (run_dir / rundir.LOG_FILE).read_text()
+    assert re.search(r"Stopped (after epoch|at step)", (run_dir / rundir.LOG_FILE).read_text())
 
     pid = runs.resume_run(run_dir)
     children.append(runs._CHILDREN[pid])
@@ -471,9 +478,9 @@ def _restored_iterations(run_dir: Path, model_spec: ModelSpec, train_spec: Train
     trainer.compile(optimizer=make_optimizer(train_spec, steps))
     trainer(np.zeros((1, 28, 28, 1), np.float32))
     trainer.optimizer.build(trainer.trainable_variables)
-    epoch = restore_checkpoint(trainer, run_dir)
+    position = restore_checkpoint(trainer, run_dir)
     lr = float(np.asarray(trainer.optimizer.learning_rate))
-    return epoch, int(trainer.optimizer.iterations.numpy()), lr
+    return position, int(trainer.optimizer.iterations.numpy()), lr
 
 
 def test_resume_continues_the_cosine_schedule(home, store, tmp_path):
@@ -482,17 +489,17 @@ def test_resume_continues_the_cosine_schedule(home, store, tmp_path):
     run_dir = tmp_path / "cosine"
     model = ModelSpec(**TINY)
     # 400 digits / 40 = 10 steps, 5 per execution: 3 checks per epoch (2 batch ends, its end)
-    # plus 1 before fit; 4 pass, so the stop lands right after epoch 1 is saved.
+    # plus 1 before fit; 4 pass, so the stop lands after step 5 of epoch 2, which it keeps.
     train = TrainSpec("sample", epochs=3, batch_size=40, learning_rate=3e-3, lr_schedule="cosine")
     train.steps_per_execution = 5
     status = run_training(run_dir, model, train, store=store, stop_event=_StopAfter(4))
-    assert status["state"] == "stopped" and status["epoch"] == 1
+    assert status["state"] == "stopped" and (status["epoch"], status["step"]) == (1, 5)
     epoch, iterations, lr = _restored_iterations(run_dir, model, train, steps=10)
-    assert (epoch, iterations) == (1, 10)
-    assert lr == pytest.approx(3e-3 * 0.5 * (1 + math.cos(math.pi * 10 / 30)), rel=1e-4)
+    assert (epoch, iterations) == ((1, 5), 15)
+    assert lr == pytest.approx(3e-3 * 0.5 * (1 + math.cos(math.pi * 15 / 30)), rel=1e-4)
 
     status = run_training(run_dir, store=store)
     assert status["state"] == "completed" and status["epoch"] == 3
     epoch, iterations, lr = _restored_iterations(run_dir, model, train, steps=10)
-    assert (epoch, iterations) == (3, 30)  # not 20: the schedule went on from step 10
+    assert (epoch, iterations) == ((3, 0), 30)  # the schedule went on from step 15
     assert lr == pytest.approx(0.0, abs=1e-9)

@@ -50,9 +50,16 @@ class Kind:
     preview: str = "vae_core.preview:DigitGrid"  # "module:Class" drawing each epoch's picture
     preset: dict[str, Any] = field(default_factory=dict)  # ModelSpec fields of a new run
     train_preset: dict[str, Any] = field(default_factory=dict)  # TrainSpec fields of a new run
+    # ...and on the bundled sample (400 digits): enough epochs for recognisable digits in ~1 min.
+    sample_preset: dict[str, Any] = field(default_factory=dict)
     limits: Limits = Limits()
     pages: tuple[str, ...] = ("round_trip", "generate")
     trainable: bool = True  # offered on the Train page and by the CLI
+
+    @property
+    def headline(self) -> tuple[str, bool]:
+        """The test metric that says how good a trained model is, and whether higher is better."""
+        return ("neg_elbo", False) if self.variational else ("psnr", True)
 
     @property
     def loss_terms(self) -> tuple[str, ...]:
@@ -132,6 +139,9 @@ def build(spec: Any) -> Any:
 # The dense VAEs: Adam at 3e-3 decayed to 0 by a cosine over the run beats a constant 1e-3 after
 # 10 epochs (benchmarks/RESULTS.md).
 _DENSE_VAE_TRAIN = dict(epochs=10, learning_rate=3e-3, lr_schedule="cosine")
+# 400 digits are 13 steps an epoch at batch 32: many short epochs give recognisable digits within
+# about a minute (benchmarks/RESULTS.md, "Presets on the bundled sample").
+_DENSE_VAE_SAMPLE = dict(epochs=60, batch_size=32)
 
 register(
     Kind(
@@ -140,6 +150,7 @@ register(
         "Plain dense layers. With latent size 2 you can see its whole latent space as a map.",
         preset=dict(latent_dim=2, hidden=512),
         train_preset=_DENSE_VAE_TRAIN,
+        sample_preset=_DENSE_VAE_SAMPLE,
         pages=("round_trip", "generate", "denoise"),
     )
 )
@@ -151,6 +162,9 @@ register(
         dense=False,
         preset=dict(latent_dim=16, hidden=256),
         train_preset=dict(epochs=10),
+        sample_preset=dict(
+            hidden=128, epochs=40, batch_size=32, learning_rate=3e-3, lr_schedule="cosine"
+        ),
         pages=("round_trip", "generate", "denoise"),
     )
 )
@@ -165,6 +179,7 @@ register(
         # PSNR), trained on MSE, which is what PSNR measures (benchmarks/RESULTS.md).
         preset=dict(latent_dim=64, hidden=256, reconstruction="mse"),
         train_preset=dict(epochs=5, learning_rate=3e-3, lr_schedule="cosine"),
+        sample_preset=dict(epochs=30, batch_size=32),
         pages=("round_trip", "denoise"),
     )
 )
@@ -176,5 +191,6 @@ register(
         conditional=True,
         preset=dict(latent_dim=2, hidden=512),
         train_preset=_DENSE_VAE_TRAIN,
+        sample_preset=_DENSE_VAE_SAMPLE,
     )
 )

@@ -9,7 +9,8 @@ A run folder holds
   an "epoch" line when an epoch ends ("epoch" is the epoch just completed, with val_* losses);
 - `epochs/epoch_NNN.png`: the kind's picture after each epoch;
 - `backup/epoch_NNNN.weights.h5` and `backup/checkpoint.json`: weights and optimizer state after each
-  completed epoch (the file name carries the epoch; a partial epoch is never saved);
+  completed epoch; `backup/epoch_NNNN_step_SSSSSS.weights.h5` where a Stop cut epoch NNNN+1 short
+  after SSSSSS steps (the file name carries the position, so a resume knows where to go on);
 - `tb/train`, `tb/validation`: TensorBoard scalars; `train.log`: the child's output; `STOP`: a request.
 
 All state lives in these files, so a restarted app, a second viewer or a refreshed tab sees the same
@@ -40,7 +41,7 @@ CHECKPOINT_INFO = "checkpoint.json"
 TRAIN_MODULE = "vae_core.train"
 KEEP_CHECKPOINTS = 2  # the newest, and one more in case the newest is damaged
 _EPOCH_PNG = re.compile(r"epoch_(\d+)\.png")
-_CHECKPOINT = re.compile(r"epoch_(\d+)\.weights\.h5")
+_CHECKPOINT = re.compile(r"epoch_(\d+)(?:_step_(\d+))?\.weights\.h5")
 _TAIL_BYTES = 64 * 1024  # last_epoch_record looks for the last epoch line in this much of the end
 
 
@@ -198,8 +199,9 @@ def read_progress(run_dir: Path, since_line: int = 0) -> list[dict]:
     return records
 
 
-def cut_progress(run_dir: Path, completed_epochs: int) -> int:
-    """Cut progress.jsonl back to the line of epoch `completed_epochs` (the checkpoint); returns lines kept.
+def cut_progress(run_dir: Path, completed_epochs: int, step: int = 0) -> int:
+    """Cut progress.jsonl back to the checkpoint: epoch `completed_epochs` and `step` steps into the
+    next one; returns the lines kept.
 
     What follows belongs to work the checkpoint does not hold (a torn line, steps of a lost partial
     epoch, an epoch line written just before a kill), and that work is about to be done again.
@@ -212,10 +214,7 @@ def cut_progress(run_dir: Path, completed_epochs: int) -> int:
     keep_bytes = keep_lines = 0
     for index, (_, end, raw) in enumerate(_complete_lines(data)):
         record = _parse_line(raw)
-        if record is None or record.get("kind") != "epoch":
-            continue
-        epoch = record.get("epoch")
-        if isinstance(epoch, int) and epoch <= completed_epochs:
+        if record is not None and _held_by_checkpoint(record, completed_epochs, step):
             keep_bytes, keep_lines = end, index + 1
     if keep_bytes != len(data):
         with open(path, "r+b") as f:
@@ -223,6 +222,20 @@ def cut_progress(run_dir: Path, completed_epochs: int) -> int:
             f.flush()
             os.fsync(f.fileno())
     return keep_lines
+
+
+def _held_by_checkpoint(record: dict, completed_epochs: int, step: int) -> bool:
+    epoch = record.get("epoch")
+    if not isinstance(epoch, int):
+        return False
+    if record.get("kind") == "epoch":
+        return epoch <= completed_epochs
+    # A step line of the epoch a Stop cut short, up to where it stopped.
+    done = record.get("step")
+    return bool(
+        step and record.get("kind") == "step" and epoch == completed_epochs + 1
+        and isinstance(done, int) and done <= step
+    )  # fmt: skip
 
 
 def last_epoch_record(run_dir: Path) -> dict | None:
@@ -270,49 +283,58 @@ def epoch_pngs(run_dir: Path) -> dict[int, Path]:
     return found
 
 
-def forget_after(run_dir: Path, completed_epochs: int) -> None:
+def forget_after(run_dir: Path, completed_epochs: int, step: int = 0) -> None:
     """Drop the progress lines and pictures of work after the checkpoint (it will be done again)."""
-    cut_progress(run_dir, completed_epochs)
+    cut_progress(run_dir, completed_epochs, step)
     for epoch, png in epoch_pngs(run_dir).items():
         if epoch > completed_epochs:
             png.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- checkpoints
-def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    """(epoch, file) of the complete checkpoints, newest first (temp files are not listed)."""
+# A checkpoint's position: (completed epochs, steps done in the next one); (3, 0) is "after epoch 3".
+Position = tuple[int, int]
+
+
+def checkpoints(run_dir: Path) -> list[tuple[Position, Path]]:
+    """(position, file) of the complete checkpoints, newest first (temp files are not listed)."""
     found = []
     with contextlib.suppress(OSError):
         for path in (Path(run_dir) / BACKUP_DIR).iterdir():
             match = _CHECKPOINT.fullmatch(path.name)
             if match:
-                found.append((int(match.group(1)), path))
+                found.append(((int(match.group(1)), int(match.group(2) or 0)), path))
     return sorted(found, reverse=True)
 
 
-def checkpoint_epoch(run_dir: Path) -> int:
-    """The epoch of the newest checkpoint (0: none)."""
+def checkpoint_position(run_dir: Path) -> Position:
+    """Where the newest checkpoint is ((0, 0): none)."""
     found = checkpoints(run_dir)
-    return found[0][0] if found else 0
+    return found[0][0] if found else (0, 0)
 
 
-def checkpoint_temp(run_dir: Path, epoch: int) -> Path:
+def _checkpoint_name(position: Position) -> str:
+    epoch, step = position
+    return f"epoch_{epoch:04d}" + (f"_step_{step:06d}" if step else "") + ".weights.h5"
+
+
+def checkpoint_temp(run_dir: Path, position: Position) -> Path:
     """Where to write a checkpoint before `commit_checkpoint` (Keras wants the .weights.h5 end)."""
     backup = Path(run_dir) / BACKUP_DIR
     backup.mkdir(parents=True, exist_ok=True)
-    return backup / f"tmp_epoch_{epoch:04d}.weights.h5"
+    return backup / f"tmp_{_checkpoint_name(position)}"
 
 
-def commit_checkpoint(run_dir: Path, written: Path, epoch: int) -> Path:
-    """Make a fully written checkpoint durable under its epoch's name; keep the newest few."""
+def commit_checkpoint(run_dir: Path, written: Path, position: Position) -> Path:
+    """Make a fully written checkpoint durable under its position's name; keep the newest few."""
     backup = Path(run_dir) / BACKUP_DIR
-    final = backup / f"epoch_{epoch:04d}.weights.h5"
+    final = backup / _checkpoint_name(position)
     fsync_file(written)
     os.replace(written, final)
     fsync_dir(backup)
-    write_json_atomic(
-        backup / CHECKPOINT_INFO, {"epoch": epoch, "weights": final.name, "time": time.time()}
-    )
+    epoch, step = position
+    info = {"epoch": epoch, "step": step, "weights": final.name, "time": time.time()}
+    write_json_atomic(backup / CHECKPOINT_INFO, info)
     for _, old in checkpoints(run_dir)[KEEP_CHECKPOINTS:]:
         old.unlink(missing_ok=True)
     return final

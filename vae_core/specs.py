@@ -136,10 +136,18 @@ class TrainSpec:
         return cls(**{k: v for k, v in {**extra, **d}.items() if k in known})
 
 
-def preset(kind: str) -> tuple[ModelSpec, TrainSpec]:
-    """What the Train page and the CLI start from for a kind: sensible, and quick on a 2-core CPU."""
+def preset(kind: str, dataset: str | None = None) -> tuple[ModelSpec, TrainSpec]:
+    """What the Train page and the CLI start from for a kind (on a dataset): sensible, and quick on
+    a 2-core CPU."""
     info = kinds.get(kind)
-    return ModelSpec(kind, **info.preset), TrainSpec(**info.train_preset)
+    model, train = dict(info.preset), dict(info.train_preset)
+    if dataset is not None:
+        train["dataset"] = dataset
+    if dataset == "sample":  # the sample's own preset may change the model as well as the schedule
+        model_fields = {f.name for f in dataclasses.fields(ModelSpec)}
+        for key, value in info.sample_preset.items():
+            (model if key in model_fields else train)[key] = value
+    return ModelSpec(kind, **model), TrainSpec(**train)
 
 
 # ---------------------------------------------------------------- the command line

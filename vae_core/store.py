@@ -273,6 +273,17 @@ class Store:
         user = [self._entry(self.root, n, False) for n in self._names(self.root) if n not in taken]
         return shipped + user
 
+    def shipped_of_kind(self, kind: str) -> StoreEntry | None:
+        """The best usable shipped model of a kind (by its headline test metric), if any."""
+        metric, higher = kinds.get(kind).headline
+        scored = [
+            e for e in self.list()
+            if e.shipped and e.error is None and e.kind == kind
+            and _is_number((e.meta.get("test_metrics") or {}).get(metric))
+        ]  # fmt: skip
+        best = max if higher else min
+        return best(scored, key=lambda e: e.meta["test_metrics"][metric], default=None)
+
     def get(self, name: str) -> StoreEntry:
         """The entry called `name` (shipped first); StoreError if there is none."""
         validate_name(name)
@@ -455,6 +466,26 @@ class Store:
                 spec = given
         bundle = models.bundle_from_composite(composite, spec, meta)
         return self.save(name, bundle, {**meta, "imported": True}, overwrite=overwrite)
+
+
+# How far below the shipped model of its kind a new model may fall before the page says so:
+# a quarter more nats (a VAE's -ELBO), or 2 dB less PSNR (a denoiser).
+MUCH_WORSE_NATS_RATIO, MUCH_WORSE_DB = 1.25, 2.0
+
+
+def much_worse_than_shipped(
+    store: Store, kind: str, test_metrics: dict
+) -> tuple[StoreEntry, float, float] | None:
+    """(the shipped model, its score, this score) when a trained model is far weaker than the
+    shipped one of its kind, so the page can say so before offering it; else None."""
+    metric, higher = kinds.get(kind).headline if kinds.known(kind) else ("", False)
+    ours = (test_metrics or {}).get(metric)
+    reference = store.shipped_of_kind(kind) if _is_number(ours) else None
+    if reference is None:
+        return None
+    theirs = reference.meta["test_metrics"][metric]
+    worse = ours < theirs - MUCH_WORSE_DB if higher else ours > theirs * MUCH_WORSE_NATS_RATIO
+    return (reference, float(theirs), float(ours)) if worse else None
 
 
 def default_store() -> Store:

@@ -7,7 +7,8 @@ are one code path. What the run folder holds is vae_core.rundir's to say; how th
 Resume. Keras's BackupAndRestore is not used: it writes its one checkpoint in place (a kill during the
 write loses it), and when a stop cuts an epoch short, fit still calls on_epoch_end, so it would
 record the partial epoch as done. Here each completed epoch is saved to a temp file and renamed, the
-epoch number lives in the file name, and a partial epoch is never saved: a resumed run restarts it.
+epoch number lives in the file name. A Stop part-way through an epoch saves a checkpoint at that
+step too, and a resume carries on from it; a kill loses only the steps since the last checkpoint.
 """
 
 from __future__ import annotations
@@ -83,9 +84,9 @@ def run_training(
         run_id=config["run_id"],
         started=time.time(),
         finished=None,
-        epoch=rundir.checkpoint_epoch(run_dir),
+        epoch=rundir.checkpoint_position(run_dir)[0],
         epochs=train_spec.epochs,
-        step=0,
+        step=rundir.checkpoint_position(run_dir)[1],
         error=None,
         model_name=None,
         test_metrics=None,
@@ -134,14 +135,11 @@ def _train(run: Run) -> dict:
     data = _load_data(run)
     options = machine.compile_options(run.model_spec, run.train_spec, devices, len(data.x_train))
     batches = _batches(run, data, options["drop_remainder"])
-    trainer, done = _build_and_restore(run, strategy, options, batches, data)
-    rundir.forget_after(run.out, done)  # whatever came after the checkpoint is trained again
-    done = _fit(run, trainer, batches, data, done)
+    trainer, position = _build_and_restore(run, strategy, options, batches, data)
+    rundir.forget_after(run.out, *position)  # whatever came after the checkpoint is done again
+    done, step = _fit(run, trainer, batches, data, position)
     if done < run.train_spec.epochs:
-        run.echo(f"Stopped after epoch {done} of {run.train_spec.epochs}; resume to continue.")
-        return run.status.update(
-            state="stopped", phase=None, epoch=done, step=0, finished=time.time()
-        )
+        return _stopped(run, trainer, batches, done, step)
     return _finish(run, trainer, data, options, done)
 
 
@@ -234,21 +232,25 @@ def _build_and_restore(
         first = data.x_val[:1]
         trainer(with_label(run.model_spec, first, data.y_val[:1].astype(np.int32)))  # variables
         trainer.optimizer.build(trainer.trainable_variables)
-        done = restore_checkpoint(trainer, run.run_dir)
-    return trainer, done
+        position = restore_checkpoint(trainer, run.run_dir)
+    return trainer, position
 
 
-def _fit(run: Run, trainer: Trainer, batches: Batches, data: RunData, done: int) -> int:
-    """Train from epoch `done`; returns the epochs completed (fewer than asked: stopped)."""
+def _fit(
+    run: Run, trainer: Trainer, batches: Batches, data: RunData, position: rundir.Position
+) -> rundir.Position:
+    """Train on from the checkpoint's position; returns where it got to (short of the last epoch:
+    stopped, `step` steps into the next epoch)."""
     spec, train = run.model_spec, run.train_spec
-    rundir.append_jsonl(
-        run.out / rundir.PROGRESS,
-        {"kind": "start", "epoch": done, "epochs": train.epochs, "resumed": done > 0,
-         "pid": os.getpid(), "time": time.time()},
-    )  # fmt: skip
-    run.status.update(epoch=done, phase="training")
+    done, step = position
+    start = {"kind": "start", "epoch": done, "step": step, "epochs": train.epochs,
+             "resumed": done > 0 or step > 0, "pid": os.getpid(), "time": time.time()}  # fmt: skip
+    rundir.append_jsonl(run.out / rundir.PROGRESS, start)
+    run.status.update(epoch=done, step=step, phase="training")
     where = ", ".join(run.status.data["devices"]["replica_devices"])
     resumed = f", resuming after epoch {done}" if done else ""
+    if step:
+        resumed += f" and {step} steps of epoch {done + 1}"
     run.echo(
         f"Run {run.config['run_id']}: {spec.kind} on {train.dataset}, "
         f"{train.epochs} epochs on {where}{resumed}."
@@ -256,21 +258,37 @@ def _fit(run: Run, trainer: Trainer, batches: Batches, data: RunData, done: int)
     preview = kinds.resolve(spec.kind_info.preview)(trainer.bundle, data.x_test,
                                                      data.y_test, train)  # fmt: skip
     monitor = RunMonitor(run, batches, preview)
-    monitor.completed = done
+    monitor.completed, monitor.stopped_at = done, step
     callbacks: list[keras.callbacks.Callback] = []
     if spec.is_vae and train.kl_warmup_epochs > 0:
         callbacks.append(KLWarmup(spec.beta, train.kl_warmup_epochs))
     callbacks += [monitor, EpochSummaries(run.out / rundir.TB_DIR, monitor)]
-    if done < train.epochs and not run.stop():
-        trainer.fit(
-            batches.train,
-            epochs=train.epochs,
-            initial_epoch=done,
-            callbacks=callbacks,
-            verbose=0,
-            shuffle=False,  # the dataset shuffles itself, seeded
+    fit = dict(callbacks=callbacks, verbose=0, shuffle=False)  # the dataset shuffles itself
+    if step and done < train.epochs and not run.stop():
+        # The rest of the epoch a Stop cut short, on a fresh shuffle of its data.
+        monitor.offset = step
+        trainer.fit(batches.train.take(batches.steps_per_epoch - step), epochs=done + 1,
+                    initial_epoch=done, **fit)  # fmt: skip
+        monitor.offset = 0
+    if monitor.completed == done + bool(step) and monitor.completed < train.epochs:
+        if not run.stop():
+            trainer.fit(batches.train, epochs=train.epochs, initial_epoch=monitor.completed, **fit)
+    return monitor.completed, monitor.stopped_at
+
+
+def _stopped(run: Run, trainer: Trainer, batches: Batches, done: int, step: int) -> dict:
+    """A Stop: keep the steps of the epoch it cut short in a checkpoint of their own."""
+    epochs, per = run.train_spec.epochs, batches.steps_per_epoch
+    if step:
+        save_checkpoint(trainer, run.out, (done, step))
+        run.echo(
+            f"Stopped at step {step} of {per} in epoch {done + 1} of {epochs}; resume to go on."
         )
-    return monitor.completed
+    else:
+        run.echo(f"Stopped after epoch {done} of {epochs}; resume to continue.")
+    return run.status.update(
+        state="stopped", phase=None, epoch=done, step=step, finished=time.time()
+    )
 
 
 def _finish(run: Run, trainer: Trainer, data: RunData, options: dict, done: int) -> dict:
@@ -419,23 +437,24 @@ class StopRequest:
 
 
 # ---------------------------------------------------------------- checkpoints
-def save_checkpoint(trainer: Trainer, run_dir: Path, epoch: int) -> Path:
-    """Weights and optimizer state after `epoch` completed epochs (temp file, then renamed)."""
-    written = rundir.checkpoint_temp(run_dir, epoch)
+def save_checkpoint(trainer: Trainer, run_dir: Path, position: rundir.Position) -> Path:
+    """Weights and optimizer state at `position` (completed epochs, steps into the next), written
+    to a temp file and renamed."""
+    written = rundir.checkpoint_temp(run_dir, position)
     trainer.save_weights(written, overwrite=True)
-    return rundir.commit_checkpoint(run_dir, written, epoch)
+    return rundir.commit_checkpoint(run_dir, written, position)
 
 
-def restore_checkpoint(trainer: Trainer, run_dir: Path) -> int:
-    """Load the newest readable checkpoint; returns its epoch (0: none, start from scratch)."""
+def restore_checkpoint(trainer: Trainer, run_dir: Path) -> rundir.Position:
+    """Load the newest readable checkpoint; returns its position ((0, 0): none, from scratch)."""
     found = rundir.checkpoints(run_dir)
     if not found:
-        return 0
+        return (0, 0)
     fresh = [v.numpy() for v in trainer.variables + trainer.optimizer.variables]
-    for epoch, path in found:
+    for position, path in found:
         try:
             trainer.load_weights(path)
-            return epoch
+            return position
         except Exception as err:  # h5py/Keras raise many types for a damaged file
             print(
                 f"Checkpoint {path.name} cannot be read ({err}); trying an older one.",
@@ -444,7 +463,7 @@ def restore_checkpoint(trainer: Trainer, run_dir: Path) -> int:
     # A failed load may have half-assigned the variables: put the fresh ones back.
     for var, value in zip(trainer.variables + trainer.optimizer.variables, fresh, strict=True):
         var.assign(value)
-    return 0
+    return (0, 0)
 
 
 # ---------------------------------------------------------------- callbacks
@@ -483,6 +502,8 @@ class RunMonitor(keras.callbacks.Callback):
         self.first_end_steps = 0
         self.last_rate: float | None = None  # training steps per second in the last epoch
         self.completed = 0  # epochs completed and checkpointed (set to the resume point first)
+        self.offset = 0  # steps of this epoch done before this fit (resuming a Stop mid-epoch)
+        self.stopped_at = 0  # steps into the epoch after `completed` where a Stop ended training
 
     # -------------------------------------------------------- helpers
     def _kl_weight(self) -> dict:
@@ -499,13 +520,13 @@ class RunMonitor(keras.callbacks.Callback):
 
     # -------------------------------------------------------- Keras hooks
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.steps_done, self.epoch_complete = epoch, 0, False
+        self.epoch, self.steps_done, self.epoch_complete = epoch, self.offset, False
         self.epoch_started = self.first_end_at = time.monotonic()
         self.first_end_steps = 0
 
     def on_train_batch_end(self, batch, logs=None):
         # With steps_per_execution, `batch` is the last step of the execution just run.
-        self.steps_done = min(int(batch) + 1, self.steps_per_epoch)
+        self.steps_done = min(self.offset + int(batch) + 1, self.steps_per_epoch)
         if self.train.step_delay_s > 0:
             time.sleep(self.train.step_delay_s)
         now = time.monotonic()
@@ -537,7 +558,10 @@ class RunMonitor(keras.callbacks.Callback):
         # fit() calls this even for an epoch a stop cut short; such an epoch is not kept.
         self.epoch_complete = self.steps_done >= self.steps_per_epoch
         if not self.epoch_complete:
+            self.stopped_at = self.steps_done
             return
+        self.stopped_at = 0
+        trained = self.steps_per_epoch - self.offset  # this process's steps of the epoch
         train_s = time.monotonic() - self.epoch_started
         completed = epoch + 1
         train_metrics = _floats(logs)  # before evaluate() resets the metric trackers
@@ -546,7 +570,7 @@ class RunMonitor(keras.callbacks.Callback):
         if logs is not None:
             logs.update(val)  # TensorBoard (after us in the list) logs them too
         epoch_s = time.monotonic() - self.epoch_started
-        self.last_rate = self.steps_per_epoch / train_s
+        self.last_rate = trained / train_s
         record = {
             "kind": "epoch",
             "epoch": completed,
@@ -556,7 +580,7 @@ class RunMonitor(keras.callbacks.Callback):
             **train_metrics,
             **val,
             **self._kl_weight(),
-            "samples_per_s": self.steps_per_epoch * self.train.batch_size / train_s,
+            "samples_per_s": trained * self.train.batch_size / train_s,
             "epoch_s": epoch_s,
             "eta_s": (self.train.epochs - completed) * epoch_s,
             "time": time.time(),
@@ -566,7 +590,7 @@ class RunMonitor(keras.callbacks.Callback):
         self._progress(record)
         if png is not None:
             rundir.write_epoch_png(self.out, completed, png)
-        save_checkpoint(self.model, self.out, completed)
+        save_checkpoint(self.model, self.out, (completed, 0))
         self.completed = completed
         self.status.update(epoch=completed, step=0, phase="training")
         self.echo(_epoch_line(record, self.train.epochs))
@@ -653,7 +677,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def specs_from_args(args: argparse.Namespace) -> tuple[ModelSpec, TrainSpec]:
     """The kind's preset, overridden by the flags given."""
-    base_model, base_train = preset(args.model or "mlp_vae")
+    base_model, base_train = preset(args.model or "mlp_vae", args.dataset)
     given = {f.spec: {} for f in FLAGS}
     for f in FLAGS:
         if getattr(args, f.field) is not None:

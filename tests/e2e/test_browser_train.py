@@ -98,7 +98,10 @@ def test_train_on_the_sample_watch_it_stop_and_resume(server, page):
 
     body.get_by_role("button", name=re.compile("Stop")).click()
     _state_text(page, "stopped", 120)
-    stopped_at = int(re.search(r"Stopped after epoch (\d+) of 60", body.inner_text()).group(1))
+    # A Stop between epochs, or part-way through one (whose steps are kept).
+    found = re.search(r"Stopped (?:after epoch (\d+)|at step \d+ of 25 in epoch (\d+)) of 60",
+                      body.inner_text())  # fmt: skip
+    stopped_at = int(found.group(1)) if found.group(1) else int(found.group(2)) - 1
     assert 1 <= stopped_at < 60
     run_dir = runs.active_run(server.home / "runs") or runs.list_runs(server.home / "runs")[0].path
     assert runs.read_status(run_dir)["state"] == "stopped"
@@ -117,6 +120,24 @@ def test_train_on_the_sample_watch_it_stop_and_resume(server, page):
     page.get_by_role("option", name=name).wait_for(timeout=30_000)
     page.keyboard.press("Escape")
     ui.shot(page, "train_completed")
+
+
+def test_enter_in_a_settings_box_does_not_start_training(server, page, runs_here):
+    before = {r.run_id for r in runs.list_runs(runs_here)}
+    ui.open_page(page, server, "train", "Train", model="e2e_mlp_vae")
+    body = ui.main(page)
+    body.get_by_text("The bundled sample: 400 digits to train, 100 to validate").click()
+    epochs = body.get_by_role("spinbutton", name="Epochs", exact=True)
+    epochs.fill("3")
+    epochs.press("Enter")
+    name = body.get_by_role("textbox", name="Model name (optional)")
+    name.fill("not_yet")
+    name.press("Enter")
+    time.sleep(3)  # a submitted form would have made a run folder by now
+    ui.settle(page)
+    assert {r.run_id for r in runs.list_runs(runs_here)} == before
+    assert "Training started" not in body.inner_text()
+    ui.assert_clean(page)
 
 
 def test_a_killed_training_process_shows_interrupted_and_resumes(server, page, runs_here):
