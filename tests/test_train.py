@@ -472,7 +472,7 @@ def _restored_iterations(run_dir: Path, model_spec: ModelSpec, train_spec: Train
     """optimizer.iterations and the learning rate as a fresh trainer restores them."""
     from vae_core.machine import make_optimizer
     from vae_core.models import Trainer, build_model
-    from vae_core.train import restore_checkpoint
+    from vae_core.watch import restore_checkpoint
 
     trainer = Trainer(build_model(model_spec))
     trainer.compile(optimizer=make_optimizer(train_spec, steps))

@@ -1,9 +1,9 @@
 """The kinds of model VAE Lab knows: one entry each, and the only place kind names are compared.
 
 Everything the rest of the code asks about a kind -- its data, its builder, whether it samples z,
-whether it takes a label, the losses it tracks, its preset and the limits of its settings, what a
-run previews after each epoch, which pages can explore it and how it is described -- is a field of
-its `Kind` here. Adding a kind is one `register(Kind(...))` plus the modules it names. This module
+whether it takes a label, the losses it tracks, its preset and the limits of its settings, its task
+in a run (data, model, the picture after each epoch, test scores), which pages can explore it and
+how it is described -- is a field of its `Kind` here. Adding a kind is one `register(Kind(...))` plus the modules it names. This module
 imports no TensorFlow: the store's listing and the run folder's polling read it too.
 """
 
@@ -47,7 +47,7 @@ class Kind:
     conditional: bool = False  # encoder and decoder also take the digit's label
     dense: bool = True  # Dense layers only (compiled with XLA on one CPU); False: convolutions
     build: str = "vae_core.models:build_model"  # "module:function", ModelSpec -> ModelBundle
-    preview: str = "vae_core.preview:DigitGrid"  # "module:Class" drawing each epoch's picture
+    task: str = "vae_core.tasks:DigitTask"  # "module:Class": its data, model and scores in a run
     preset: dict[str, Any] = field(default_factory=dict)  # ModelSpec fields of a new run
     train_preset: dict[str, Any] = field(default_factory=dict)  # TrainSpec fields of a new run
     # ...and on the bundled sample (400 digits): enough epochs for recognisable digits in ~1 min.
@@ -179,7 +179,7 @@ register(
         # PSNR), trained on MSE, which is what PSNR measures (benchmarks/RESULTS.md).
         preset=dict(latent_dim=64, hidden=256, reconstruction="mse"),
         train_preset=dict(epochs=5, learning_rate=3e-3, lr_schedule="cosine"),
-        sample_preset=dict(epochs=30, batch_size=32),
+        sample_preset=dict(epochs=60, batch_size=16),
         pages=("round_trip", "denoise"),
     )
 )

@@ -14,35 +14,33 @@ step too, and a resume carries on from it; a kill loses only the steps since the
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import math
 import os
-import signal
 import socket
 import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
 
 from vae_core import kinds, machine, rundir
-from vae_core.data import load_dataset, make_tf_dataset, to_float
 from vae_core.errors import RunError, StoreError, UserError
-from vae_core.metrics import evaluate
-from vae_core.models import ModelBundle, Trainer, with_label
+from vae_core.models import ModelBundle
 from vae_core.rundir import StatusFile
 from vae_core.specs import FLAGS, ModelSpec, TrainSpec, preset
 from vae_core.store import Store, default_store
-
-MAX_VALIDATION = 10_000  # images validated after each epoch (all of MNIST's test split)
+from vae_core.tasks import Batches, Task
+from vae_core.watch import (
+    EpochSummaries,
+    RunMonitor,
+    StopRequest,
+    restore_checkpoint,
+    save_checkpoint,
+)
 
 
 # ---------------------------------------------------------------- the run
@@ -126,118 +124,44 @@ class Run:
 
 
 def _train(run: Run) -> dict:
-    """The story of a run, each step below in this order."""
+    """The story of a run, each step below in this order; the kind's task (vae_core.tasks) brings
+    its data, model and scores."""
     strategy = machine.make_strategy(run.train_spec.strategy)  # first: multi-worker insists
     keras.utils.set_random_seed(run.train_spec.seed)
     devices = machine.describe_devices(strategy, run.train_spec.strategy)
     run.status.update(devices=devices)
 
-    data = _load_data(run)
-    options = machine.compile_options(run.model_spec, run.train_spec, devices, len(data.x_train))
-    batches = _batches(run, data, options["drop_remainder"])
-    trainer, position = _build_and_restore(run, strategy, options, batches, data)
+    task = kinds.resolve(run.model_spec.kind_info.task)(run)  # loads the data
+    options = machine.compile_options(run.model_spec, run.train_spec, devices, task.n_train)
+    batches = task.batches(options["drop_remainder"])
+    trainer, position = _build_and_restore(run, task, strategy, options, batches)
     rundir.forget_after(run.out, *position)  # whatever came after the checkpoint is done again
-    done, step = _fit(run, trainer, batches, data, position)
+    done, step = _fit(run, task, trainer, batches, position)
     if done < run.train_spec.epochs:
         return _stopped(run, trainer, batches, done, step)
-    return _finish(run, trainer, data, options, done)
+    return _finish(run, task, trainer, options, done)
 
 
 # ---------------------------------------------------------------- the steps
-@dataclass
-class RunData:
-    """Train on x_train (capped), validate after each epoch on the test split (capped), test on all
-    of it."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    labels: bool  # the model takes the labels too
-    noise: tuple[str, float] | None  # the DAE's input noise
-
-    @property
-    def x_val(self) -> np.ndarray:
-        return self.x_test[:MAX_VALIDATION]
-
-    @property
-    def y_val(self) -> np.ndarray:
-        return self.y_test[:MAX_VALIDATION]
-
-
-def _load_data(run: Run) -> RunData:
-    spec, train = run.model_spec, run.train_spec
-    data = load_dataset(train.dataset)
-    cap = train.max_train_samples
-    if cap is not None and cap < 1:
-        raise RunError("The cap on training samples must be at least 1 (or no cap at all).")
-    return RunData(
-        to_float(data.x_train[:cap]),
-        np.asarray(data.y_train[:cap]),
-        to_float(data.x_test),
-        np.asarray(data.y_test),
-        labels=spec.is_conditional,
-        noise=None if spec.is_vae else (train.noise, train.noise_strength),
-    )
-
-
-@dataclass
-class Batches:
-    train: tf.data.Dataset
-    val: tf.data.Dataset
-    steps_per_epoch: int
-
-
-def _batches(run: Run, data: RunData, drop_remainder: bool) -> Batches:
-    train = run.train_spec
-    common = dict(batch_size=train.batch_size, noise=data.noise)
-    val = make_tf_dataset(
-        data.x_val,
-        data.y_val if data.labels else None,
-        shuffle=False,
-        seed=train.seed + 1,
-        **common,
-    )
-    shuffled = make_tf_dataset(
-        data.x_train,
-        data.y_train if data.labels else None,
-        shuffle=True,
-        seed=train.seed,
-        drop_remainder=drop_remainder,
-        **common,
-    )
-    n = len(data.x_train)
-    steps = n // train.batch_size if drop_remainder else math.ceil(n / train.batch_size)
-    return Batches(shuffled, val, steps)
-
-
 def _build_and_restore(
-    run: Run, strategy: tf.distribute.Strategy, options: dict, batches: Batches, data: RunData
-) -> tuple[Trainer, int]:
+    run: Run, task: Task, strategy: tf.distribute.Strategy, options: dict, batches: Batches
+) -> tuple[keras.Model, rundir.Position]:
     """The model, compiled with its optimizer inside the strategy's scope under the precision's
     dtype policy (the caller's comes back in run_training), and the newest checkpoint loaded."""
-    per_execution = min(options["steps_per_execution"], batches.steps_per_epoch)
-    options["steps_per_execution"] = per_execution
+    options["steps_per_execution"] = min(options["steps_per_execution"], batches.steps_per_epoch)
     run.status.update(
         phase="building the model", steps_per_epoch=batches.steps_per_epoch, compile=options
     )
     keras.config.set_dtype_policy(options["precision"])
     with strategy.scope():
-        trainer = Trainer(kinds.build(run.model_spec))
-        trainer.compile(
-            optimizer=machine.make_optimizer(run.train_spec, batches.steps_per_epoch),
-            jit_compile=options["jit_compile"],
-            steps_per_execution=per_execution,
-        )
-        first = data.x_val[:1]
-        trainer(with_label(run.model_spec, first, data.y_val[:1].astype(np.int32)))  # variables
+        trainer = task.trainer(options, batches.steps_per_epoch)
         trainer.optimizer.build(trainer.trainable_variables)
         position = restore_checkpoint(trainer, run.run_dir)
     return trainer, position
 
 
 def _fit(
-    run: Run, trainer: Trainer, batches: Batches, data: RunData, position: rundir.Position
+    run: Run, task: Task, trainer: keras.Model, batches: Batches, position: rundir.Position
 ) -> rundir.Position:
     """Train on from the checkpoint's position; returns where it got to (short of the last epoch:
     stopped, `step` steps into the next epoch)."""
@@ -255,20 +179,16 @@ def _fit(
         f"Run {run.config['run_id']}: {spec.kind} on {train.dataset}, "
         f"{train.epochs} epochs on {where}{resumed}."
     )
-    preview = kinds.resolve(spec.kind_info.preview)(trainer.bundle, data.x_test,
-                                                     data.y_test, train)  # fmt: skip
-    monitor = RunMonitor(run, batches, preview)
+    monitor = RunMonitor(run, batches, task.preview(trainer))
     monitor.completed, monitor.stopped_at = done, step
-    callbacks: list[keras.callbacks.Callback] = []
-    if spec.is_vae and train.kl_warmup_epochs > 0:
-        callbacks.append(KLWarmup(spec.beta, train.kl_warmup_epochs))
-    callbacks += [monitor, EpochSummaries(run.out / rundir.TB_DIR, monitor)]
+    # The task's callbacks first: what they add to an epoch's logs reaches the monitor's line.
+    callbacks = [*task.callbacks(), monitor, EpochSummaries(run.out / rundir.TB_DIR, monitor)]
     fit = dict(callbacks=callbacks, verbose=0, shuffle=False)  # the dataset shuffles itself
     if step and done < train.epochs and not run.stop():
         # The rest of the epoch a Stop cut short, on a fresh shuffle of its data.
         monitor.offset = step
-        trainer.fit(batches.train.take(batches.steps_per_epoch - step), epochs=done + 1,
-                    initial_epoch=done, **fit)  # fmt: skip
+        rest = batches.train.take(batches.steps_per_epoch - step)
+        trainer.fit(rest, epochs=done + 1, initial_epoch=done, **fit)
         monitor.offset = 0
     if monitor.completed == done + bool(step) and monitor.completed < train.epochs:
         if not run.stop():
@@ -276,7 +196,7 @@ def _fit(
     return monitor.completed, monitor.stopped_at
 
 
-def _stopped(run: Run, trainer: Trainer, batches: Batches, done: int, step: int) -> dict:
+def _stopped(run: Run, trainer: keras.Model, batches: Batches, done: int, step: int) -> dict:
     """A Stop: keep the steps of the epoch it cut short in a checkpoint of their own."""
     epochs, per = run.train_spec.epochs, batches.steps_per_epoch
     if step:
@@ -291,21 +211,12 @@ def _stopped(run: Run, trainer: Trainer, batches: Batches, done: int, step: int)
     )
 
 
-def _finish(run: Run, trainer: Trainer, data: RunData, options: dict, done: int) -> dict:
-    """Test metrics on the whole test split, then into the store, in float32."""
-    spec, train = run.model_spec, run.train_spec
+def _finish(run: Run, task: Task, trainer: keras.Model, options: dict, done: int) -> dict:
+    """Test metrics, then into the store, in float32."""
+    train = run.train_spec
     run.status.update(phase="evaluating", epoch=done, step=0)
     keras.config.set_dtype_policy("float32")
-    bundle = machine.float32_bundle(trainer.bundle)
-    test_metrics = evaluate(
-        bundle,
-        data.x_test,
-        data.y_test if data.labels else None,
-        noise=data.noise,
-        batch_size=500,
-        seed=train.seed,
-    )
-    test_metrics = {k: float(v) for k, v in test_metrics.items()}
+    bundle, test_metrics = task.test(trainer)
     model_name, note = None, None
     if run.chief and run.config.get("save", True):
         run.status.update(phase="saving", test_metrics=test_metrics)
@@ -320,7 +231,7 @@ def _finish(run: Run, trainer: Trainer, data: RunData, options: dict, done: int)
             "trained_with": options,
             "description": f"Trained in run {run.config['run_id']}.",
         }
-        default = _default_model_name(spec.kind, run.config["run_id"])
+        default = _default_model_name(run.model_spec.kind, run.config["run_id"])
         model_name, note = _save_to_store(
             run.store or default_store(), bundle, run.config.get("save_as"), default, meta
         )
@@ -396,254 +307,6 @@ def _sentence(err: BaseException) -> str:
     if len(detail) > 300:
         detail = detail[:297] + "..."
     return f"Training failed unexpectedly ({detail}). The run's train.log has the details."
-
-
-# ---------------------------------------------------------------- stopping
-class StopRequest:
-    """Has anyone asked this run to stop? SIGTERM/SIGINT, a threading.Event, or the STOP file."""
-
-    def __init__(self, stop_file: Path, event: threading.Event | None = None):
-        self.stop_file, self.event = stop_file, event
-        self.signalled = False
-        self._file_seen, self._checked_at = False, 0.0
-
-    def __call__(self) -> bool:
-        if self.signalled or (self.event is not None and self.event.is_set()):
-            return True
-        now = time.monotonic()
-        if now - self._checked_at >= 0.2:  # a stat per batch would be wasted work
-            self._checked_at = now
-            self._file_seen = self.stop_file.exists()
-        return self._file_seen
-
-    @contextlib.contextmanager
-    def signals(self) -> Iterator[None]:
-        """While training: SIGTERM (and a first Ctrl-C) request a stop instead of killing."""
-        if threading.current_thread() is not threading.main_thread():
-            yield  # only the main thread may install signal handlers
-            return
-
-        def on_signal(signum, frame):
-            if signum == signal.SIGINT and self.signalled:
-                raise KeyboardInterrupt  # a second Ctrl-C means "now"
-            self.signalled = True
-
-        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
-# ---------------------------------------------------------------- checkpoints
-def save_checkpoint(trainer: Trainer, run_dir: Path, position: rundir.Position) -> Path:
-    """Weights and optimizer state at `position` (completed epochs, steps into the next), written
-    to a temp file and renamed."""
-    written = rundir.checkpoint_temp(run_dir, position)
-    trainer.save_weights(written, overwrite=True)
-    return rundir.commit_checkpoint(run_dir, written, position)
-
-
-def restore_checkpoint(trainer: Trainer, run_dir: Path) -> rundir.Position:
-    """Load the newest readable checkpoint; returns its position ((0, 0): none, from scratch)."""
-    found = rundir.checkpoints(run_dir)
-    if not found:
-        return (0, 0)
-    fresh = [v.numpy() for v in trainer.variables + trainer.optimizer.variables]
-    for position, path in found:
-        try:
-            trainer.load_weights(path)
-            return position
-        except Exception as err:  # h5py/Keras raise many types for a damaged file
-            print(
-                f"Checkpoint {path.name} cannot be read ({err}); trying an older one.",
-                file=sys.stderr,
-            )
-    # A failed load may have half-assigned the variables: put the fresh ones back.
-    for var, value in zip(trainer.variables + trainer.optimizer.variables, fresh, strict=True):
-        var.assign(value)
-    return (0, 0)
-
-
-# ---------------------------------------------------------------- callbacks
-def _floats(logs: dict | None) -> dict[str, float]:
-    return {k: float(np.asarray(v)) for k, v in (logs or {}).items()}
-
-
-class KLWarmup(keras.callbacks.Callback):
-    """KL weight = beta * min(1, epoch / warmup_epochs) from each epoch's start (epoch 0-based)."""
-
-    def __init__(self, beta: float, warmup_epochs: int):
-        super().__init__()
-        self.beta, self.warmup_epochs = float(beta), int(warmup_epochs)
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.model.kl_weight.assign(self.beta * min(1.0, epoch / self.warmup_epochs))
-
-
-class RunMonitor(keras.callbacks.Callback):
-    """Per batch: honour a stop request, write a step line now and then. Per completed epoch:
-    validate, write the epoch line and grid, checkpoint, update the status (in that order, so a
-    kill never leaves a checkpoint that progress.jsonl does not show)."""
-
-    def __init__(
-        self, run: Run, batches: Batches, preview: Callable[[], tuple[bytes | None, dict]]
-    ):
-        super().__init__()
-        self.run, self.out, self.status, self.stop = run, run.out, run.status, run.stop
-        self.val_ds, self.preview, self.echo = batches.val, preview, run.echo
-        self.train, self.steps_per_epoch = run.train_spec, batches.steps_per_epoch
-        self.is_vae = run.model_spec.is_vae
-        self.epoch = self.steps_done = 0
-        self.epoch_complete = False
-        self.last_line_at: float | None = None
-        self.epoch_started = self.first_end_at = 0.0
-        self.first_end_steps = 0
-        self.last_rate: float | None = None  # training steps per second in the last epoch
-        self.completed = 0  # epochs completed and checkpointed (set to the resume point first)
-        self.offset = 0  # steps of this epoch done before this fit (resuming a Stop mid-epoch)
-        self.stopped_at = 0  # steps into the epoch after `completed` where a Stop ended training
-
-    # -------------------------------------------------------- helpers
-    def _kl_weight(self) -> dict:
-        return {"kl_weight": float(self.model.kl_weight.numpy())} if self.is_vae else {}
-
-    def _rate(self, now: float) -> float | None:
-        """Steps per second in this epoch, leaving out its first execution (tracing, warm-up);
-        early in an epoch, the last epoch's rate."""
-        steps, secs = self.steps_done - self.first_end_steps, now - self.first_end_at
-        return steps / secs if steps > 0 and secs > 0 else self.last_rate
-
-    def _progress(self, record: dict) -> None:
-        rundir.append_jsonl(self.out / rundir.PROGRESS, record)
-
-    # -------------------------------------------------------- Keras hooks
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.steps_done, self.epoch_complete = epoch, self.offset, False
-        self.epoch_started = self.first_end_at = time.monotonic()
-        self.first_end_steps = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        # With steps_per_execution, `batch` is the last step of the execution just run.
-        self.steps_done = min(self.offset + int(batch) + 1, self.steps_per_epoch)
-        if self.train.step_delay_s > 0:
-            time.sleep(self.train.step_delay_s)
-        now = time.monotonic()
-        if self.first_end_steps == 0:
-            self.first_end_steps, self.first_end_at = self.steps_done, now
-        if self.stop():
-            self.model.stop_training = True
-        if self.last_line_at is not None and now - self.last_line_at < self.train.log_every_s:
-            return
-        self.last_line_at = now
-        rate = self._rate(now)
-        remaining = (self.train.epochs - self.epoch) * self.steps_per_epoch - self.steps_done
-        record = {
-            "kind": "step",
-            "epoch": self.epoch + 1,
-            "step": self.steps_done,
-            "steps_per_epoch": self.steps_per_epoch,
-            "global_step": self.epoch * self.steps_per_epoch + self.steps_done,
-            **_floats(logs),
-            **self._kl_weight(),
-            "samples_per_s": rate * self.train.batch_size if rate else None,
-            "eta_s": remaining / rate if rate else None,
-            "time": time.time(),
-        }
-        self._progress(record)
-        self.status.update(epoch=self.epoch, step=self.steps_done, phase="training")
-
-    def on_epoch_end(self, epoch, logs=None):
-        # fit() calls this even for an epoch a stop cut short; such an epoch is not kept.
-        self.epoch_complete = self.steps_done >= self.steps_per_epoch
-        if not self.epoch_complete:
-            self.stopped_at = self.steps_done
-            return
-        self.stopped_at = 0
-        trained = self.steps_per_epoch - self.offset  # this process's steps of the epoch
-        train_s = time.monotonic() - self.epoch_started
-        completed = epoch + 1
-        train_metrics = _floats(logs)  # before evaluate() resets the metric trackers
-        val = self.model.evaluate(self.val_ds, verbose=0, return_dict=True)
-        val = {f"val_{k}": float(v) for k, v in val.items()}
-        if logs is not None:
-            logs.update(val)  # TensorBoard (after us in the list) logs them too
-        epoch_s = time.monotonic() - self.epoch_started
-        self.last_rate = trained / train_s
-        record = {
-            "kind": "epoch",
-            "epoch": completed,
-            "step": self.steps_per_epoch,
-            "steps_per_epoch": self.steps_per_epoch,
-            "global_step": completed * self.steps_per_epoch,
-            **train_metrics,
-            **val,
-            **self._kl_weight(),
-            "samples_per_s": trained * self.train.batch_size / train_s,
-            "epoch_s": epoch_s,
-            "eta_s": (self.train.epochs - completed) * epoch_s,
-            "time": time.time(),
-        }
-        png, numbers = self.preview()
-        record.update(numbers)
-        self._progress(record)
-        if png is not None:
-            rundir.write_epoch_png(self.out, completed, png)
-        save_checkpoint(self.model, self.out, (completed, 0))
-        self.completed = completed
-        self.status.update(epoch=completed, step=0, phase="training")
-        self.echo(_epoch_line(record, self.train.epochs))
-        if self.stop():
-            self.model.stop_training = True
-
-
-class EpochSummaries(keras.callbacks.Callback):
-    """TensorBoard scalars per completed epoch, as keras.callbacks.TensorBoard(update_freq="epoch")
-    writes them (tb/train and tb/validation, tags epoch_<metric>), but without needing the
-    tensorboard package, which TensorFlow no longer installs. An epoch a stop cut short is left out."""
-
-    # What TensorBoard's own tf.summary.scalar attaches: the scalars plugin shows these.
-    METADATA = summary_pb2.SummaryMetadata(
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
-    )
-
-    def __init__(self, log_dir: Path, monitor: RunMonitor):
-        super().__init__()
-        self.log_dir, self.monitor = Path(log_dir), monitor
-        self.writers: dict[str, tf.summary.SummaryWriter] = {}
-
-    def _writer(self, split: str) -> tf.summary.SummaryWriter:
-        if split not in self.writers:
-            self.writers[split] = tf.summary.create_file_writer(str(self.log_dir / split))
-        return self.writers[split]
-
-    def on_epoch_end(self, epoch, logs=None):
-        if not self.monitor.epoch_complete:
-            return
-        scalars = dict(logs or {})
-        if self.monitor.is_vae:
-            scalars["kl_weight"] = self.model.kl_weight.numpy()
-        for key, value in scalars.items():
-            split, tag = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
-            with self._writer(split).as_default():
-                value = tf.constant(float(np.asarray(value)), tf.float32)
-                tf.summary.write(f"epoch_{tag}", value, step=epoch, metadata=self.METADATA)
-        for writer in self.writers.values():
-            writer.flush()
-
-    def on_train_end(self, logs=None):
-        for writer in self.writers.values():
-            writer.close()
-        self.writers.clear()
-
-
-def _epoch_line(record: dict, epochs: int) -> str:
-    keys = ["loss", "reconstruction_loss", "kl_loss", "val_loss"]
-    parts = [f"{k} {record[k]:.2f}" for k in keys if isinstance(record.get(k), float)]
-    return (
-        f"epoch {record['epoch']}/{epochs}  " + "  ".join(parts) + f"  ({record['epoch_s']:.1f} s)"
-    )
 
 
 # ---------------------------------------------------------------- the command line

@@ -40,6 +40,13 @@ def _state_text(page, state: str, timeout_s: float = 120) -> None:
     )
 
 
+def _sample_settings(page) -> None:
+    """After choosing the sample: its own preset's settings are drawn anew; wait for them alone."""
+    ui.settle(page)
+    epochs = ui.main(page).get_by_role("spinbutton", name="Epochs", exact=True)
+    ui.wait_until(lambda: epochs.count() == 1, 30, "the sample's settings")
+
+
 @pytest.fixture
 def runs_here(server, monkeypatch):
     """Start runs from the test into the server's runs folder (the child inherits this env)."""
@@ -71,6 +78,7 @@ def test_train_on_the_sample_watch_it_stop_and_resume(server, page):
     ui.open_page(page, server, "train", "Train", model="e2e_mlp_vae")
     body = ui.main(page)
     body.get_by_text("The bundled sample: 400 digits").click()
+    _sample_settings(page)
     body.get_by_role("spinbutton", name="Epochs", exact=True).fill("60")
     ui.press_slider(page, "Batch size", "Home", 1)  # 16 digits per step: 25 steps an epoch
     body.get_by_role("textbox", name="Model name (optional)").fill(name)
@@ -127,6 +135,7 @@ def test_enter_in_a_settings_box_does_not_start_training(server, page, runs_here
     ui.open_page(page, server, "train", "Train", model="e2e_mlp_vae")
     body = ui.main(page)
     body.get_by_text("The bundled sample: 400 digits to train, 100 to validate").click()
+    _sample_settings(page)
     epochs = body.get_by_role("spinbutton", name="Epochs", exact=True)
     epochs.fill("3")
     epochs.press("Enter")
