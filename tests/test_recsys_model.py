@@ -153,3 +153,35 @@ def test_bad_specs_are_sentences():
         RecSpec(kind="mult_xyz", n_items=10)
     with pytest.raises(UserError, match="two items"):
         RecSpec(n_items=1)
+
+
+def test_fused_adam_takes_the_same_steps_as_keras_adam():
+    from vae_core.recsys.fit import FusedAdam
+
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal((30, 20)).astype(np.float32)
+    grads = [rng.standard_normal((30, 20)).astype(np.float32) for _ in range(5)]
+    results = []
+    for opt in (keras.optimizers.Adam(1e-2), FusedAdam(1e-2)):
+        w = keras.Variable(start)
+        for g in grads:
+            opt.apply_gradients([(tf.constant(g), w)])
+        results.append(np.asarray(w))
+    assert not np.allclose(results[0], start)
+    assert np.allclose(results[0], results[1], atol=1e-6)
+
+
+def test_float16_storage_halves_the_file_and_loads_back_as_float32(tmp_path):
+    from vae_core.recsys.model import stored_as
+
+    vae = build_recommender(RecSpec(n_items=2000, hidden=64, latent_dim=8), seed=0)
+    full, half = tmp_path / "full.keras", tmp_path / "half.keras"
+    vae.composite.save(full)
+    stored_as(vae, "float16").composite.save(half)
+    assert half.stat().st_size < 0.75 * full.stat().st_size
+    back = recommender_from_composite(keras.saving.load_model(half, safe_mode=True, compile=False))
+    assert all(w.dtype == "float32" for w in back.composite.weights) and back.spec == vae.spec
+    x = (np.random.default_rng(0).random((4, 2000)) < 0.02).astype(np.float32)
+    ours = np.asarray(back.composite(x, training=False))
+    assert ours.dtype == np.float32
+    assert np.allclose(ours, np.asarray(vae.composite(x, training=False)), rtol=1e-2, atol=1e-4)

@@ -166,3 +166,19 @@ def test_same_users_items_and_clicks_as_vae_cf(source, small):
     for part, users in (("val", ours.val_users), ("test", ours.test_users)):
         assert _pairs(getattr(ours, part + "_in"), users, ids) == _df_pairs(ref[part + "_in"])
         assert _pairs(getattr(ours, part + "_out"), users, ids) == _df_pairs(ref[part + "_out"])
+
+
+def test_items_can_be_limited_to_those_enough_training_users_clicked(small):
+    data, full = small
+    s = paper_split(data, min_item_users=5)
+    clicked_by = np.asarray(s.train.sum(axis=0)).ravel()
+    assert clicked_by.min() >= 5 and s.n_items == int(
+        (np.asarray(full.train.sum(axis=0)) >= 5).sum()
+    )
+    assert np.array_equal(s.test_users, full.test_users)  # the same people, fewer movies
+    kept = set(s.items.ids.tolist())
+    assert _pairs(s.test_out, s.test_users, s.items.ids) <= {
+        p
+        for p in _pairs(full.test_in + full.test_out, full.test_users, full.items.ids)
+        if p[1] in kept
+    }

@@ -195,6 +195,39 @@ class _History(keras.callbacks.Callback):
             self.echo(row)
 
 
+# ---------------------------------------------------------------- the optimizer
+@keras.saving.register_keras_serializable(package="vae_lab")
+class FusedAdam(keras.optimizers.Adam):
+    """Keras's Adam, each update done by TensorFlow's one-pass ResourceApplyAdam kernel.
+
+    Same formula (m, v, bias-corrected step, epsilon outside the square root); Keras's own
+    update_step makes ~12 passes over every weight, which for the two 20k x 600 matrices of an
+    ML-20M model is ~2.4 GB of memory traffic per batch instead of ~0.7 GB.
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.amsgrad or not hasattr(variable, "handle"):
+            return super().update_step(gradient, variable, learning_rate)
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        dtype = variable.dtype
+        step = keras.ops.cast(self.iterations + 1, dtype)
+        beta_1 = keras.ops.cast(self.beta_1, dtype)
+        beta_2 = keras.ops.cast(self.beta_2, dtype)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle,
+            m=m.value.handle,
+            v=v.value.handle,
+            beta1_power=keras.ops.power(beta_1, step),
+            beta2_power=keras.ops.power(beta_2, step),
+            lr=keras.ops.cast(learning_rate, dtype),
+            beta1=beta_1,
+            beta2=beta_2,
+            epsilon=keras.ops.cast(self.epsilon, dtype),
+            grad=keras.ops.cast(gradient, dtype),
+        )
+
+
 # ---------------------------------------------------------------- the recipe
 def compile_options(config: FitConfig) -> dict:
     """Precision as vae_core.train picks it; no XLA (sparse ops, and XLA's CPU GEMMs skip bf16)."""
@@ -213,7 +246,7 @@ def make_trainer(spec: RecSpec, config: FitConfig) -> tuple[ModelBundle, RecTrai
         bundle, config.anneal_cap, config.anneal_steps, config.l2, seed=config.seed + 1
     )
     trainer.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
+        optimizer=FusedAdam(config.learning_rate),
         jit_compile=options["jit_compile"],
         steps_per_execution=options["steps_per_execution"],
     )
