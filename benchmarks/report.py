@@ -164,6 +164,9 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
         else:
             status = "met"
         rows.append(("Load: 8 sessions x 60 s, no errors; p95 reported", "0 errors", res, status))
+    from benchmarks import recsys
+
+    rows += recsys.target_rows(g)
     for row in rows:
         w("| " + " | ".join(row) + " |")
     errors = [r for r in records if r["name"] == "error"]
@@ -365,6 +368,7 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
                  "most of the latencies above." if share < 0.5 else "")
               + "\n")  # fmt: skip
 
+    w(recsys.markdown(records))
     if not quick:
         w(NOTES)
     w("## Raw records\n")

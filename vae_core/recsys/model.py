@@ -1,0 +1,263 @@
+"""Mult-VAE and Mult-DAE (Liang et al. 2018): autoencoders over a user's clicks on I items.
+
+Mult-VAE: [I -> 600 -> 200 -> 600 -> I], tanh, and dropout 0.5 on the L2-normalised clicks. The
+encoder ends in z_mean, z_log_var and z through VAE Lab's own Sampling layer (z sampled while
+training, z = z_mean at prediction, the paper's rule); the decoder is its own keras.Model with its own
+Input and outputs pi(z), a softmax over the items; the composite is decoder(encoder(x)[2]), as for the
+digit models. Mult-DAE: [I -> 200 -> I], the same input dropout, no sampling.
+The loss is the multinomial log-likelihood (log-softmax over items, summed over the clicks) plus the
+KL term weighted by beta, annealed linearly from 0 to a cap (the paper: 0.2 over 200,000 updates).
+Only built-in layers and Sampling: the composite loads in Keras's safe mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers, ops
+
+from vae_core.errors import UserError
+from vae_core.layers import Sampling
+from vae_core.models import DECODER_INPUT, ENCODER_INPUT, LOGITS, ModelBundle, kl_divergence
+
+KINDS = ("mult_vae", "mult_dae")
+HIDDEN = "encoder_hidden"  # the encoder's first Dense: training feeds it sparse clicks directly
+INPUT_DROPOUT = "input_dropout"
+
+
+@dataclass
+class RecSpec:
+    """What a Mult-VAE/DAE is: enough to rebuild one from scratch."""
+
+    kind: str = "mult_vae"  # one of KINDS
+    n_items: int = 1  # the click vector's length (the split's item count)
+    hidden: int = 600  # tanh layer between the clicks and z (Mult-VAE only; the DAE has none)
+    latent_dim: int = 200  # size of z (the DAE's tanh code)
+    dropout: float = 0.5  # on the L2-normalised clicks, while training
+    always_sample: bool = False  # True: sample z at prediction too (for comparison; not the paper)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise UserError(f"Unknown recommender {self.kind!r}; choose one of {', '.join(KINDS)}.")
+        if int(self.n_items) < 2:
+            raise UserError("A recommender needs at least two items to choose between.")
+        if not 1 <= int(self.latent_dim) <= 2048 or not 1 <= int(self.hidden) <= 8192:
+            raise UserError("The latent size must be 1-2048 and the hidden size 1-8192.")
+        if not 0 <= float(self.dropout) < 1:
+            raise UserError("Dropout must be at least 0 and below 1.")
+
+    @property
+    def is_vae(self) -> bool:
+        return self.kind == "mult_vae"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RecSpec:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# ---------------------------------------------------------------- the encoder
+def build_encoder(spec: RecSpec, seed: int | None = None) -> keras.Model:
+    """Clicks (B, I) -> z_mean, z_log_var, z (Mult-VAE) or the tanh code (Mult-DAE)."""
+    clicks = keras.Input(shape=(spec.n_items,), name=ENCODER_INPUT)
+    h = layers.UnitNormalization(name="l2_normalised")(clicks)
+    h = layers.Dropout(spec.dropout, seed=seed, name=INPUT_DROPOUT)(h)
+    if not spec.is_vae:
+        code = layers.Dense(spec.latent_dim, activation="tanh", name=HIDDEN)(h)
+        return keras.Model(clicks, code, name="encoder")
+    h = layers.Dense(spec.hidden, activation="tanh", name=HIDDEN)(h)
+    z_mean = layers.Dense(spec.latent_dim, name="z_mean")(h)
+    z_log_var = layers.Dense(spec.latent_dim, name="z_log_var")(h)
+    z = Sampling(always_sample=spec.always_sample, seed=seed, name="z")([z_mean, z_log_var])
+    return keras.Model(clicks, [z_mean, z_log_var, z], name="encoder")
+
+
+# ---------------------------------------------------------------- the decoder
+def build_decoder(spec: RecSpec) -> keras.Model:
+    """Its own Input, the latent vector -> pi(z): a probability for every item (softmax)."""
+    latent = keras.Input(shape=(spec.latent_dim,), name=DECODER_INPUT)
+    h = latent
+    if spec.is_vae:
+        h = layers.Dense(spec.hidden, activation="tanh", name="decoder_hidden")(h)
+    logits = layers.Dense(spec.n_items, name=LOGITS)(h)
+    # Softmax in float32 whatever the policy: 20k items in bfloat16 would round most of them to 0.
+    probs = layers.Softmax(dtype="float32", name="decoder_output")(logits)
+    return keras.Model(latent, probs, name="decoder")
+
+
+# ---------------------------------------------------------------- the composite
+def build_composite(spec: RecSpec, encoder: keras.Model, decoder: keras.Model) -> keras.Model:
+    """decoder(encoder(x)[2]) for Mult-VAE, decoder(encoder(x)) for Mult-DAE; weights shared."""
+    clicks = keras.Input(shape=(spec.n_items,), name=ENCODER_INPUT)
+    z = encoder(clicks)[2] if spec.is_vae else encoder(clicks)
+    return keras.Model(clicks, decoder(z), name=spec.kind)
+
+
+def build_recommender(spec: RecSpec, seed: int | None = None) -> ModelBundle:
+    """A fresh, untrained Mult-VAE/DAE as a ModelBundle (encoder, decoder, composite)."""
+    encoder, decoder = build_encoder(spec, seed), build_decoder(spec)
+    return ModelBundle(spec, encoder, decoder, build_composite(spec, encoder, decoder))  # type: ignore[arg-type]
+
+
+def recommender_from_composite(composite: keras.Model, meta: dict | None = None) -> ModelBundle:
+    """Split a loaded composite back into its encoder and decoder, and recover its RecSpec.
+
+    Always float32: a file stored in float16 (see stored_as) comes back as a float32 copy.
+    """
+    encoder, decoder = composite.get_layer("encoder"), composite.get_layer("decoder")
+    names = {layer.name for layer in encoder.layers}
+    is_vae = "z_mean" in names
+    sampling = [layer for layer in encoder.layers if isinstance(layer, Sampling)]
+    spec = RecSpec(
+        kind="mult_vae" if is_vae else "mult_dae",
+        n_items=int(encoder.inputs[0].shape[-1]),
+        hidden=int(encoder.get_layer(HIDDEN).units) if is_vae else RecSpec.hidden,
+        latent_dim=int(decoder.inputs[0].shape[-1]),
+        dropout=float(encoder.get_layer(INPUT_DROPOUT).rate),
+        always_sample=bool(sampling and sampling[0].always_sample),
+    )
+    if any(w.dtype != "float32" for w in composite.weights):
+        return stored_as(
+            ModelBundle(spec, encoder, decoder, composite, dict(meta or {})), "float32"
+        )  # type: ignore[arg-type]
+    return ModelBundle(spec, encoder, decoder, composite, dict(meta or {}))  # type: ignore[arg-type]
+
+
+def stored_as(bundle: ModelBundle, dtype: str) -> ModelBundle:
+    """A copy whose weights are held in `dtype`: "float16" halves a saved file (a 20k-item model's
+    two item matrices are 96 MB in float32); recommender_from_composite turns it back to float32."""
+    from vae_core.train import dtype_policy_restored  # the one place Keras's policy is swapped
+
+    with dtype_policy_restored():
+        keras.config.set_dtype_policy(dtype)
+        fresh = build_recommender(bundle.spec)  # type: ignore[arg-type]
+    fresh.composite.set_weights(
+        [np.asarray(w).astype(dtype) for w in bundle.composite.get_weights()]
+    )
+    fresh.meta = dict(bundle.meta)
+    return fresh
+
+
+# ---------------------------------------------------------------- sparse clicks
+def sparse_batch(clicks) -> tf.SparseTensor:
+    """A scipy CSR batch -> a tf.SparseTensor (float32), rows and columns in canonical order."""
+    coo = clicks.tocoo()
+    indices = tf.stack([tf.constant(coo.row, tf.int64), tf.constant(coo.col, tf.int64)], axis=1)
+    return tf.SparseTensor(indices, tf.constant(coo.data, tf.float32), coo.shape)
+
+
+def normalise_and_drop(x: tf.SparseTensor, rate: float, seed, training: bool) -> tf.SparseTensor:
+    """The encoder's UnitNormalization + Dropout, on the clicks only: a zero stays zero under both,
+    so a batch of 500 x 20k clicks costs its ~36k non-zeros, not 10M multiplications."""
+    rows = x.indices[:, 0]
+    norms = tf.sqrt(tf.math.unsorted_segment_sum(tf.square(x.values), rows, x.dense_shape[0]))
+    values = x.values / tf.maximum(tf.gather(norms, rows), 1e-12)
+    if training and rate > 0:
+        values = keras.random.dropout(values, rate, seed=seed)
+    return tf.SparseTensor(x.indices, values, x.dense_shape)
+
+
+def multinomial_nll(logits, x: tf.SparseTensor):
+    """Per user: -sum over the clicked items of log softmax(logits) (in float32)."""
+    log_probs = tf.nn.log_softmax(ops.cast(logits, "float32"))
+    picked = tf.gather_nd(log_probs, x.indices) * x.values
+    return -tf.math.unsorted_segment_sum(picked, x.indices[:, 0], x.dense_shape[0])
+
+
+# ---------------------------------------------------------------- training
+class RecTrainer(keras.Model):
+    """Trains a Mult-VAE/DAE bundle on sparse click batches; loss terms tracked separately.
+
+    beta = min(anneal_cap, updates / anneal_steps) is read from the optimizer's step counter, so a
+    checkpointed run resumes its annealing where it stopped.
+    """
+
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        anneal_cap: float = 0.2,
+        anneal_steps: int = 200_000,
+        l2: float = 0.0,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.spec: RecSpec = bundle.spec  # type: ignore[assignment]
+        self.encoder, self.decoder = bundle.encoder, bundle.decoder
+        # The encoder from its first Dense on (which takes a tf.SparseTensor as it is) ...
+        self.encoder_body = keras.Model(
+            bundle.encoder.get_layer(HIDDEN).input, bundle.encoder.outputs, name="encoder_body"
+        )
+        # ... and the decoder up to its logits, so the loss can fuse the softmax.
+        self.decoder_logits = keras.Model(
+            bundle.decoder.inputs, bundle.decoder.get_layer(LOGITS).output, name="decoder_logits"
+        )
+        self.anneal_cap, self.anneal_steps, self.l2 = (
+            float(anneal_cap),
+            int(anneal_steps),
+            float(l2),
+        )
+        self.dropout_seed = keras.random.SeedGenerator(seed)
+        self.total_tracker = keras.metrics.Mean(name="loss")
+        self.nll_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
+        self.beta_tracker = keras.metrics.Mean(name="kl_weight")
+
+    @property
+    def metrics(self):
+        extra = [self.kl_tracker, self.beta_tracker] if self.spec.is_vae else []
+        return [self.total_tracker, self.nll_tracker, *extra]
+
+    def kl_weight(self):
+        """beta for the next update: linear from 0 to the cap over anneal_steps updates."""
+        if self.anneal_steps <= 0:
+            return ops.convert_to_tensor(self.anneal_cap, "float32")
+        step = ops.cast(self.optimizer.iterations, "float32")
+        return ops.minimum(self.anneal_cap, step / float(self.anneal_steps))
+
+    def compute_losses(self, x: tf.SparseTensor, training: bool):
+        h = normalise_and_drop(x, self.spec.dropout, self.dropout_seed, training)
+        if self.spec.is_vae:
+            z_mean, z_log_var, z = self.encoder_body(h, training=training)
+            kl = ops.mean(kl_divergence(z_mean, z_log_var))
+        else:
+            z, kl = self.encoder_body(h, training=training), None
+        nll = ops.mean(multinomial_nll(self.decoder_logits(z, training=training), x))
+        beta = self.kl_weight()
+        total = nll + (beta * kl if kl is not None else 0.0)
+        if self.l2:  # vae_cf's 2 * tf l2_regularizer(lam) = lam * sum of squared weights
+            kernels = [w for w in self.trainable_weights if "kernel" in w.path]
+            total = total + self.l2 * ops.sum([ops.sum(ops.square(w)) for w in kernels])
+        return total, nll, kl, beta
+
+    def _track(self, total, nll, kl, beta):
+        self.total_tracker.update_state(total)
+        self.nll_tracker.update_state(nll)
+        if kl is not None:
+            self.kl_tracker.update_state(kl)
+            self.beta_tracker.update_state(beta)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        x = keras.utils.unpack_x_y_sample_weight(data)[0]  # train_on_batch hands (x, None, None)
+        with tf.GradientTape() as tape:
+            total, nll, kl, beta = self.compute_losses(x, training=True)
+        grads = tape.gradient(total, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
+        return self._track(total, nll, kl, beta)
+
+    def test_step(self, data):
+        x = keras.utils.unpack_x_y_sample_weight(data)[0]
+        return self._track(*self.compute_losses(x, training=False))
+
+    def call(self, inputs, training=None):
+        z = self.encoder(inputs, training=training)
+        return self.decoder(z[2] if self.spec.is_vae else z, training=training)
