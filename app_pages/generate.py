@@ -22,7 +22,7 @@ st.markdown(
     "space, and it draws a digit. Here you choose the numbers."
 )
 
-bundle = shared.active_bundle()
+bundle = shared.active_bundle(page="generate")
 if bundle is None:
     st.stop()
 spec = bundle.spec

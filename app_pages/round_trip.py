@@ -69,7 +69,7 @@ st.markdown(
     "numbers (the *latent code*), the **decoder** turns numbers back into a picture."
 )
 
-bundle = shared.active_bundle()
+bundle = shared.active_bundle(page="round_trip")
 if bundle is None:
     st.stop()
 entry = shared.active_entry()

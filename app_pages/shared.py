@@ -199,14 +199,26 @@ def active_entry() -> StoreEntry | None:
     return st.session_state.get("active_entry")
 
 
-def active_bundle(wanted: tuple[str, ...] | None = None, purpose: str = "") -> ModelBundle | None:
-    """Load the active model; if it is missing or of the wrong kind, say what to do and return None."""
+def active_bundle(
+    wanted: tuple[str, ...] | None = None, purpose: str = "", page: str | None = None
+) -> ModelBundle | None:
+    """Load the active model; if it is missing, of the wrong kind, or of another kind of data than
+    `page` explores (vae_core.kinds says which), say what to do and return None."""
     entry = active_entry()
     if entry is None:
         st.info(
             "There is no trained model yet. Go to **Train**, start a run, and come back when it finishes."
         )
         return None
+    if page is not None and kinds.known(entry.kind):
+        domains = {kinds.get(k).domain for k in kinds.for_page(page)}
+        if kinds.get(entry.kind).domain not in domains:
+            names = ", ".join(kinds.label(k) for k in kinds.for_page(page))
+            st.info(
+                f"**{entry.name}** is a {kinds.label(entry.kind)}, which this page cannot show: it "
+                f"works with {names} models. Pick one in the sidebar."
+            )
+            return None
     if wanted is not None and entry.kind not in wanted:
         names = " or ".join(kinds.label(k) for k in wanted)
         st.warning(f"{purpose or 'This page'} needs a {names}; pick one in the sidebar.")

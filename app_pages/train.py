@@ -35,8 +35,16 @@ DATASET_LABELS = {
     "mnist": "MNIST: 60,000 handwritten digits",
     "fashion_mnist": "Fashion-MNIST: 60,000 clothing pictures",
     "sample": f"The bundled sample: {SAMPLE_SPLIT} (a quick demo, runs anywhere)",
+    "ml-latest-small": "MovieLens small: 100,004 ratings by 671 people (shipped with VAE Lab)",
+    "ml-100k": "MovieLens 100K (from your data folder)",
+    "ml-1m": "MovieLens 1M (from your data folder)",
+    "ml-10m": "MovieLens 10M (from your data folder)",
+    "ml-20m": "MovieLens 20M: the paper's data (from your data folder)",
+    "ml-25m": "MovieLens 25M (from your data folder)",
+    "ml-latest": "MovieLens latest (from your data folder)",
 }
 DATASET_SHORT = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "sample": "bundled sample"}
+UNIT = {kinds.DIGITS: "digit", kinds.ITEMS: "user"}  # what one training example is
 PHASES = {
     "starting": "starting TensorFlow",
     "loading data": "loading the data",
@@ -234,6 +242,8 @@ def live_view(run_dir: Path) -> None:
         # A DAE has no KL term and its reconstruction is its whole loss: one panel says it all.
         terms = list(info.loss_terms) if info else ["loss"]
         st.plotly_chart(figures.training_curves(rows, terms), key="tr_curves")
+        if info is not None and info.domain == kinds.ITEMS:
+            st.plotly_chart(figures.ranking_curves(rows), key="tr_ranking")
     elif state in ACTIVE_STATES:
         st.caption("The loss curves appear after the first few batches.")
     pngs = rundir.epoch_pngs(run_dir)
@@ -266,9 +276,10 @@ with left:
     info = kinds.get(kind)
     st.caption(info.blurb)
     is_vae, limits = info.variational, info.limits
+    items = info.domain == kinds.ITEMS
 
-    datasets = [d for d in ("mnist", "fashion_mnist") if data.dataset_available(d)] + ["sample"]
-    if "mnist" not in datasets:
+    datasets = [d for d in info.datasets if data.available(d)]
+    if not items and "mnist" not in datasets:
         st.info(
             f"Only the bundled sample ({SAMPLE_SPLIT}) is here. For all 60,000 MNIST digits, put "
             "its four `.gz` files in one folder, set `VAE_LAB_DATA_DIR` to that folder and "
@@ -306,8 +317,28 @@ with left:
             key=f"tr_hidden_{at}",
             help="Units in the dense layer: more can learn finer detail but train slower.",
         )
-        beta, warmup = 1.0, 0
-        if is_vae:
+        beta, warmup, anneal = 1.0, 0, t0.kl_anneal_steps
+        if is_vae and items:
+            c1, c2 = st.columns(2)
+            beta = c1.number_input(
+                "KL cap (beta)",
+                0.0,
+                1.0,
+                m0.beta,
+                0.05,
+                key=f"tr_beta_{at}",
+                help="The KL term's weight rises from 0 to this cap: the paper found 0.2 best; 1 "
+                "is the true VAE, whose recommendations come out too cautious.",
+            )
+            anneal = c2.number_input(
+                "KL rise (updates)",
+                0,
+                10_000_000,
+                t0.kl_anneal_steps,
+                key=f"tr_anneal_{at}",
+                help="Over how many learning steps the KL weight grows from 0 to its cap.",
+            )
+        elif is_vae:
             c1, c2 = st.columns(2)
             beta = c1.number_input(
                 "Beta",
@@ -334,15 +365,15 @@ with left:
             *limits.epochs,
             t0.epochs,
             key=f"tr_epochs_{at}",
-            help="How many times the model sees every training digit.",
+            help=f"How many times the model sees every training {UNIT[info.domain]}.",
         )
         batch = c2.select_slider(
             "Batch size",
             sorted({*limits.batch_choices, t0.batch_size}),
             t0.batch_size,
             key=f"tr_batch_{at}",
-            help="Digits per learning step: bigger is faster per epoch, smaller takes more "
-            "(noisier) steps.",
+            help=f"{UNIT[info.domain].capitalize()}s per learning step: bigger is faster per "
+            "epoch, smaller takes more (noisier) steps.",
         )
         lr = st.select_slider(
             "Learning rate",
@@ -388,9 +419,17 @@ with left:
             mspec = dataclasses.replace(
                 m0, latent_dim=int(latent), hidden=int(hidden), beta=float(beta)
             )
-            tspec = dataclasses.replace(t0, dataset=dataset, epochs=int(epochs), batch_size=int(batch),
-                                        learning_rate=float(lr), kl_warmup_epochs=int(warmup), noise=noise,
-                                        noise_strength=float(strength))  # fmt: skip
+            tspec = dataclasses.replace(
+                t0,
+                dataset=dataset,
+                epochs=int(epochs),
+                batch_size=int(batch),
+                learning_rate=float(lr),
+                kl_warmup_epochs=int(warmup),
+                kl_anneal_steps=int(anneal),
+                noise=noise,
+                noise_strength=float(strength),
+            )
             runs.check_idle()  # one run at a time: say so before making a folder that never runs
             run_dir = runs.create_run(mspec, tspec, save_as=name.strip() or None)
             runs.start_run(run_dir)

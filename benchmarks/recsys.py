@@ -122,10 +122,10 @@ def _scale_child(quick: bool) -> dict:
     """Runs in its own process: one epoch over the training users, timed, and its peak memory."""
     import keras
 
+    from vae_core.machine import dtype_policy_restored
     from vae_core.recsys.fit import FitConfig, Float32Scorer, click_dataset, make_trainer
     from vae_core.recsys.metrics import evaluate
     from vae_core.recsys.model import RecSpec
-    from vae_core.train import dtype_policy_restored
 
     shrink = 20 if quick else 1
     t = time.perf_counter()

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from vae_core.errors import UserError
 from vae_core.layers import Sampling
+from vae_core.machine import dtype_policy_restored
 from vae_core.models import DECODER_INPUT, ENCODER_INPUT
 from vae_core.recsys.fit import FitConfig, Float32Scorer, make_trainer
 from vae_core.recsys.model import (
@@ -21,7 +22,6 @@ from vae_core.recsys.model import (
     recommender_from_composite,
     sparse_batch,
 )
-from vae_core.train import dtype_policy_restored
 
 I = 50  # noqa: E741 -- the paper's name for the number of items
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vae_core import kinds
 from vae_core.errors import DataError, UserError
 from vae_core.specs import NOISE_KINDS
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 DATA_DIR_ENV = "VAE_LAB_DATA_DIR"
 OFFLINE_ENV = "VAE_LAB_OFFLINE"
-DATASET_NAMES = ("mnist", "fashion_mnist", "sample")
+DATASET_NAMES = kinds.DIGIT_DATASETS
 SAMPLE_PATH = Path(__file__).parent / "sample_data" / "mnist_sample.npz"
 SAMPLE_TRAIN_FRACTION = 0.8
 
@@ -121,6 +122,17 @@ def find_dataset_files(name: str, data_dir: str | Path | None = None) -> Path | 
 def dataset_available(name: str) -> bool:
     """True when `name` can be loaded right now without a download."""
     return find_dataset_files(name) is not None
+
+
+def available(name: str) -> bool:
+    """Can a run train on this dataset here (digits or MovieLens) without downloading?"""
+    if name == "sample":
+        return True
+    if name in DATASET_NAMES:
+        return dataset_available(name)
+    from vae_core.recsys.movielens import movielens_available  # it reads our DATA_DIR_ENV
+
+    return name == "ml-latest-small" or movielens_available(name)  # the small one is shipped
 
 
 def _check_name(name: str) -> None:

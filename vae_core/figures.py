@@ -329,3 +329,29 @@ def training_curves(rows: Sequence[dict], terms: Sequence[str] = tuple(LOSS_TERM
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10),
                       legend=dict(orientation="h", y=-0.3))  # fmt: skip
     return fig
+
+
+def ranking_curves(rows: Sequence[dict], metric: str = "val_ndcg@100") -> go.Figure:
+    """A recommender's validation ranking per epoch, with the KL weight's rise beside it."""
+    from plotly.subplots import make_subplots
+
+    epochs = [r for r in rows if r.get("kind") == "epoch"]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    x = [r["epoch"] for r in epochs if isinstance(r.get(metric), int | float)]
+    y = [r[metric] for r in epochs if isinstance(r.get(metric), int | float)]
+    name = metric.removeprefix("val_").replace("ndcg", "NDCG").replace("recall", "Recall")
+    fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"validation {name}",
+                             line=dict(color=VAL_COLOR)), secondary_y=False)  # fmt: skip
+    kl = [
+        (r["epoch"], r["kl_weight"]) for r in epochs if isinstance(r.get("kl_weight"), int | float)
+    ]
+    if kl:
+        fig.add_trace(go.Scatter(x=[e for e, _ in kl], y=[w for _, w in kl], mode="lines",
+                                 name="KL weight", line=dict(color=TRAIN_COLOR, dash="dot")),
+                      secondary_y=True)  # fmt: skip
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(title_text=f"validation {name} (higher is better)", secondary_y=False)
+    fig.update_yaxes(title_text="KL weight", secondary_y=True)
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10),
+                      legend=dict(orientation="h", y=-0.3))  # fmt: skip
+    return fig

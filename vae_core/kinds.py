@@ -15,9 +15,12 @@ from typing import Any
 
 from vae_core.errors import UserError
 
-# The data a kind learns from.
+# The data a kind learns from, and the datasets of each.
 DIGITS = "digits"  # 28x28x1 grey images with a label 0-9 (MNIST and friends)
 ITEMS = "items"  # a vector of item interactions per user (a recommender)
+DIGIT_DATASETS = ("mnist", "fashion_mnist", "sample")  # "sample": the bundled 500 digits
+# GroupLens's MovieLens releases (vae_core.recsys.movielens reads each); the small one is shipped.
+ITEM_DATASETS = ("ml-latest-small", "ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-latest")
 
 # The pages that explore a trained model; a kind lists the ones that can use it.
 PAGES = ("round_trip", "generate", "denoise", "recommend")
@@ -43,11 +46,16 @@ class Kind:
     label: str  # what people read: "MLP VAE"
     blurb: str  # one sentence for the Train page
     domain: str = DIGITS  # DIGITS or ITEMS
+    datasets: tuple[str, ...] = DIGIT_DATASETS  # what it can be trained on
     variational: bool = True  # encoder gives z_mean, z_log_var and a sampled z; loss has a KL term
     conditional: bool = False  # encoder and decoder also take the digit's label
     dense: bool = True  # Dense layers only (compiled with XLA on one CPU); False: convolutions
     build: str = "vae_core.models:build_model"  # "module:function", ModelSpec -> ModelBundle
+    # "module:function", (loaded composite, ModelSpec | None, metadata) -> ModelBundle
+    load: str = "vae_core.models:bundle_from_composite"
     task: str = "vae_core.tasks:DigitTask"  # "module:Class": its data, model and scores in a run
+    reconstructions: tuple[str, ...] = ("bce", "mse")  # the reconstruction losses it can use
+    compile: dict[str, Any] = field(default_factory=dict)  # overrides of vae_core.machine's choice
     preset: dict[str, Any] = field(default_factory=dict)  # ModelSpec fields of a new run
     train_preset: dict[str, Any] = field(default_factory=dict)  # TrainSpec fields of a new run
     # ...and on the bundled sample (400 digits): enough epochs for recognisable digits in ~1 min.
@@ -56,9 +64,14 @@ class Kind:
     pages: tuple[str, ...] = ("round_trip", "generate")
     trainable: bool = True  # offered on the Train page and by the CLI
 
+    # The test metric that says how good a trained model is, and whether higher is better
+    # (None: a VAE's -ELBO, a DAE's PSNR).
+    metric: tuple[str, bool] | None = None
+
     @property
     def headline(self) -> tuple[str, bool]:
-        """The test metric that says how good a trained model is, and whether higher is better."""
+        if self.metric is not None:
+            return self.metric
         return ("neg_elbo", False) if self.variational else ("psnr", True)
 
     @property
@@ -113,6 +126,25 @@ def label(name: str | None) -> str:
 def for_page(page: str) -> tuple[str, ...]:
     """The kinds a page can explore."""
     return tuple(k.name for k in _REGISTRY.values() if page in k.pages)
+
+
+# How each headline metric reads (vae_core.metrics and vae_core.recsys.metrics compute them).
+METRIC_TEXT = {
+    "neg_elbo": "−ELBO {:.1f} nats",
+    "psnr": "PSNR {:.1f} dB",
+    "ndcg@100": "NDCG@100 {:.3f}",
+}
+
+
+def headline_text(name: str | None, metrics: dict | None) -> str | None:
+    """'−ELBO 151.0 nats' (or the kind's own headline) from test metrics; None if it is missing."""
+    if not known(name):
+        return None
+    metric, _ = get(name).headline
+    value = (metrics or {}).get(metric)
+    if not isinstance(value, int | float) or isinstance(value, bool) or value != value:
+        return None
+    return METRIC_TEXT.get(metric, metric + " {:.3g}").format(value)
 
 
 def find(domain: str, **traits: bool) -> str:
@@ -192,5 +224,53 @@ register(
         preset=dict(latent_dim=2, hidden=512),
         train_preset=_DENSE_VAE_TRAIN,
         sample_preset=_DENSE_VAE_SAMPLE,
+    )
+)
+
+# The paper's settings (batch 500, Adam 1e-3), with the KL weight reaching its cap (beta, 0.2)
+# within the run on the small set: 200,000 updates there would be 100,000 epochs.
+_RECOMMENDER_TRAIN = dict(
+    dataset="ml-latest-small", epochs=100, batch_size=500, learning_rate=1e-3, kl_anneal_steps=100
+)
+
+# The recommenders (Liang et al. 2018): a user's clicks in, a probability for every item out.
+_RECOMMENDER = dict(
+    domain=ITEMS,
+    datasets=ITEM_DATASETS,
+    build="vae_core.recsys.model:build_recommender",
+    load="vae_core.recsys.task:load",
+    task="vae_core.recsys.task:RecommenderTask",
+    reconstructions=("multinomial",),
+    # Sparse inputs cannot go through XLA; one step per call (an epoch of ml-latest-small is 2).
+    compile=dict(jit_compile=False, steps_per_execution=1),
+    metric=("ndcg@100", True),
+    limits=Limits(
+        latent_dim=(1, 2048),
+        hidden=(1, 8192),
+        hidden_choices=(200, 600, 1200),
+        batch_choices=(100, 250, 500, 1000),
+    ),
+    pages=("recommend",),
+)
+register(
+    Kind(
+        "mult_vae",
+        "Mult-VAE recommender",
+        "Learns which movies go together from real ratings (MovieLens), as Liang et al. 2018; "
+        "try it on the **Recommend** page.",
+        preset=dict(latent_dim=200, hidden=600, beta=0.2, reconstruction="multinomial"),
+        train_preset=_RECOMMENDER_TRAIN,
+        **_RECOMMENDER,
+    )
+)
+register(
+    Kind(
+        "mult_dae",
+        "Mult-DAE recommender",
+        "The paper's denoising variant: no sampling, a weight penalty instead of the KL term.",
+        variational=False,
+        preset=dict(latent_dim=200, reconstruction="multinomial"),
+        train_preset={**_RECOMMENDER_TRAIN, "l2": 0.01 / 500},
+        **_RECOMMENDER,
     )
 )

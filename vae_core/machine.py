@@ -141,6 +141,8 @@ def compile_options(
         per_execution = 1 if jit is True else CONV_CPU_STEPS_PER_EXECUTION
     else:
         per_execution = STEPS_PER_EXECUTION
+    jit = kinds.get(model_spec.kind).compile.get("jit_compile", jit)
+    per_execution = kinds.get(model_spec.kind).compile.get("steps_per_execution", per_execution)
     if train_spec.steps_per_execution is not None:
         per_execution = train_spec.steps_per_execution
     if train_spec.strategy != "default":

@@ -23,7 +23,7 @@ from vae_core import paths, rundir
 from vae_core.errors import RunError
 from vae_core.fsutil import why_not_writable
 from vae_core.rundir import LOG_FILE, STATUS, STOP_FILE, TRAIN_MODULE
-from vae_core.specs import ModelSpec, TrainSpec
+from vae_core.specs import ModelSpec, TrainSpec, check_pair
 
 START_LOCK = ".start.lock"  # in the runs folder: one start at a time
 ACTIVE_STATES = ("starting", "running")
@@ -73,6 +73,7 @@ def create_run(
 
     A folder that cannot be written gives RunError with a sentence, and no half-made run is left.
     """
+    check_pair(model_spec, train_spec)
     if save_as:
         _check_new_model_name(save_as)
     root = Path(root) if root is not None else paths.runs_dir()

@@ -21,13 +21,13 @@ NOISES = {
     "mask": "Dropped pixels (masking)",
 }
 NOISE_KINDS = tuple(NOISES)
-DATASETS = ("mnist", "fashion_mnist", "sample")
+DATASETS = (*kinds.DIGIT_DATASETS, *kinds.ITEM_DATASETS)
 STRATEGIES = ("default", "mirrored", "multiworker")
 # "auto": mixed_bfloat16 where the CPU multiplies bfloat16 natively and there is no GPU, else
 # float32 (vae_core.machine.resolve_precision). Saved models are float32 whatever was chosen.
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "cosine")  # cosine: decay to 0 over the whole run (all epochs)
-RECONSTRUCTIONS = ("bce", "mse")
+RECONSTRUCTIONS = ("bce", "mse", "multinomial")  # a kind allows some of them (vae_core.kinds)
 
 
 def _choice(value: Any, choices: tuple[str, ...], what: str) -> None:
@@ -49,19 +49,28 @@ class ModelSpec:
     latent_dim: int = 2  # size of z; 2 lets the app draw the latent space directly
     hidden: int = 512  # Dense units (MLP layers; the Dense bottleneck of the conv models)
     beta: float = 1.0  # weight of the KL term; 1 is the true ELBO, <1 sharper, >1 smoother
-    reconstruction: str = "bce"  # "bce" (binary cross-entropy summed over pixels) or "mse"
+    # "bce" (binary cross-entropy summed over pixels), "mse", or "multinomial" (recommenders);
+    # empty: the kind's first choice
+    reconstruction: str = ""
     always_sample: bool = False  # True: the Keras-example Sampling that samples even at prediction
     num_classes: int = 10  # labels the conditional VAE can be asked for
     image_shape: tuple[int, int, int] = (28, 28, 1)
+    n_items: int = 0  # items a recommender scores (0: as many as its data has); digits: unused
+    dropout: float = 0.5  # a recommender's dropout on its L2-normalised input, while training
 
     def __post_init__(self) -> None:
         self.image_shape = tuple(self.image_shape)
-        limits = kinds.get(self.kind).limits
-        _within(int(self.latent_dim), limits.latent_dim, "The latent size")
-        _within(int(self.hidden), limits.hidden, "The hidden size")
+        info = kinds.get(self.kind)
+        _within(int(self.latent_dim), info.limits.latent_dim, "The latent size")
+        _within(int(self.hidden), info.limits.hidden, "The hidden size")
         if self.beta < 0:
             raise UserError("Beta must be zero or positive.")
-        _choice(self.reconstruction, RECONSTRUCTIONS, "reconstruction loss")
+        self.reconstruction = self.reconstruction or info.reconstructions[0]
+        _choice(self.reconstruction, info.reconstructions, "reconstruction loss")
+        if int(self.n_items) < 0 or int(self.n_items) == 1:
+            raise UserError("A recommender needs at least two items to choose between.")
+        if not 0 <= float(self.dropout) < 1:
+            raise UserError("Dropout must be at least 0 and below 1.")
 
     @property
     def kind_info(self) -> kinds.Kind:
@@ -97,6 +106,8 @@ class TrainSpec:
     lr_schedule: str = "constant"  # one of LR_SCHEDULES
     precision: str = "auto"  # one of PRECISIONS: the layers' compute dtype while training
     kl_warmup_epochs: int = 0  # KL weight rises linearly from 0 to beta over this many epochs
+    kl_anneal_steps: int = 200_000  # recommenders: ...over this many updates (the paper's schedule)
+    l2: float = 0.0  # recommenders: weight of the sum of squared weights (vae_cf's Mult-DAE)
     noise: str = "keras"  # DAE input noise: one of NOISE_KINDS
     noise_strength: float = 0.5  # sigma (gaussian), fraction of pixels (salt_pepper, mask)
     seed: int = 0
@@ -116,8 +127,10 @@ class TrainSpec:
             raise UserError("The learning rate must be above 0 and at most 1.")
         _choice(self.lr_schedule, LR_SCHEDULES, "learning-rate schedule")
         _choice(self.precision, PRECISIONS, "precision")
-        if self.kl_warmup_epochs < 0:
-            raise UserError("KL warm-up epochs must be zero or more.")
+        if self.kl_warmup_epochs < 0 or self.kl_anneal_steps < 0:
+            raise UserError("KL warm-up epochs and steps must be zero or more.")
+        if self.l2 < 0:
+            raise UserError("The weight penalty must be zero or positive.")
         _choice(self.noise, NOISE_KINDS, "noise")
         _choice(self.strategy, STRATEGIES, "strategy")
         if self.step_delay_s < 0:
@@ -134,6 +147,15 @@ class TrainSpec:
         d = dict(d)
         extra = d.pop("extra", None) or {}  # configs written before these were named fields
         return cls(**{k: v for k, v in {**extra, **d}.items() if k in known})
+
+
+def check_pair(model_spec: ModelSpec, train_spec: TrainSpec) -> None:
+    """A run's two specs agree: the data is of the kind's domain (a sentence if not)."""
+    info = model_spec.kind_info
+    if train_spec.dataset not in info.datasets:
+        raise UserError(
+            f"The {info.label} trains on {', '.join(info.datasets)}, not {train_spec.dataset}."
+        )
 
 
 def preset(kind: str, dataset: str | None = None) -> tuple[ModelSpec, TrainSpec]:
@@ -168,6 +190,7 @@ FLAGS = (
     Flag("--beta", "model", "beta", "weight of the KL term"),
     Flag("--reconstruction", "model", "reconstruction", "reconstruction loss", RECONSTRUCTIONS),
     Flag("--always-sample", "model", "always_sample", "sample z at prediction too (keras-io)"),
+    Flag("--dropout", "model", "dropout", "recommenders: input dropout while training"),
     Flag("--dataset", "train", "dataset", "what to train on", DATASETS),
     Flag("--epochs", "train", "epochs", "passes over the training data"),
     Flag("--batch-size", "train", "batch_size", "samples per step"),
@@ -175,6 +198,8 @@ FLAGS = (
     Flag("--lr-schedule", "train", "lr_schedule", "constant or cosine decay", LR_SCHEDULES),
     Flag("--precision", "train", "precision", "compute dtype while training", PRECISIONS),
     Flag("--kl-warmup", "train", "kl_warmup_epochs", "epochs over which KL rises to beta"),
+    Flag("--kl-anneal-steps", "train", "kl_anneal_steps", "recommenders: updates to reach beta"),
+    Flag("--l2", "train", "l2", "recommenders: weight penalty"),
     Flag("--noise", "train", "noise", "the DAE's input noise", NOISE_KINDS),
     Flag("--noise-strength", "train", "noise_strength", "sigma, or the fraction of pixels hit"),
     Flag("--seed", "train", "seed", "random seed"),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import os
 import re
 import secrets
@@ -193,14 +192,9 @@ class StoreEntry:
             parts.append(f"latent {self.latent_dim}")
         if isinstance(self.meta.get("dataset"), str):
             parts.append(self.meta["dataset"])
-        metrics = self.meta.get("test_metrics") or {}
-        nelbo = next(
-            (metrics[k] for k in ("neg_elbo", "negative_elbo", "nelbo") if k in metrics), None
-        )
-        if nelbo is not None and math.isfinite(nelbo):
-            parts.append(f"−ELBO {nelbo:.1f} nats")
-        elif _is_number(metrics.get("psnr")) and math.isfinite(metrics["psnr"]):
-            parts.append(f"PSNR {metrics['psnr']:.1f} dB")
+        headline = kinds.headline_text(self.kind, self.meta.get("test_metrics"))
+        if headline:
+            parts.append(headline)
         return f"{self.name} — {', '.join(parts)}{suffix}"
 
 
@@ -306,8 +300,9 @@ class Store:
                 "incompatible version."
             ) from err
         spec = ModelSpec.from_dict(entry.meta["spec"]) if "spec" in entry.meta else None
+        loader = kinds.get(spec.kind).load if spec else "vae_core.models:bundle_from_composite"
         try:
-            return models.bundle_from_composite(composite, spec, entry.meta)
+            return kinds.resolve(loader)(composite, spec, entry.meta)
         except (ValueError, UserError) as err:
             raise StoreError(
                 f"The model '{name}' is not a VAE Lab model (no 'encoder' and 'decoder' inside)."

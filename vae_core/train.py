@@ -31,7 +31,7 @@ from vae_core import kinds, machine, rundir
 from vae_core.errors import RunError, StoreError, UserError
 from vae_core.models import ModelBundle
 from vae_core.rundir import StatusFile
-from vae_core.specs import FLAGS, ModelSpec, TrainSpec, preset
+from vae_core.specs import FLAGS, ModelSpec, TrainSpec, check_pair, preset
 from vae_core.store import Store, default_store
 from vae_core.tasks import Batches, Task
 from vae_core.watch import (
@@ -264,9 +264,9 @@ def _load_or_write_config(
         raise RunError(
             f"The run folder {run_dir} has no settings yet; say which model to train (--model)."
         )
-    return rundir.write_config(
-        run_dir, model_spec, train_spec or TrainSpec(), save_as=save_as, save=save
-    )
+    train_spec = train_spec or preset(model_spec.kind)[1]
+    check_pair(model_spec, train_spec)
+    return rundir.write_config(run_dir, model_spec, train_spec, save_as=save_as, save=save)
 
 
 def _default_model_name(kind: str, run_id: str) -> str:

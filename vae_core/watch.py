@@ -120,7 +120,9 @@ class RunMonitor(keras.callbacks.Callback):
 
     # -------------------------------------------------------- helpers
     def _kl_weight(self) -> dict:
-        return {"kl_weight": float(self.model.kl_weight.numpy())} if self.is_vae else {}
+        # The digit VAEs keep the weight in a variable; a recommender logs its own (a metric).
+        weight = getattr(self.model, "kl_weight", None)
+        return {"kl_weight": float(weight.numpy())} if isinstance(weight, keras.Variable) else {}
 
     def _rate(self, now: float) -> float | None:
         """Steps per second in this epoch, leaving out its first execution (tracing, warm-up);
@@ -237,8 +239,7 @@ class EpochSummaries(keras.callbacks.Callback):
         if not self.monitor.epoch_complete:
             return
         scalars = dict(logs or {})
-        if self.monitor.is_vae:
-            scalars["kl_weight"] = self.model.kl_weight.numpy()
+        scalars.update(self.monitor._kl_weight())
         for key, value in scalars.items():
             split, tag = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
             with self._writer(split).as_default():
@@ -254,7 +255,7 @@ class EpochSummaries(keras.callbacks.Callback):
 
 
 def _epoch_line(record: dict, epochs: int) -> str:
-    keys = ["loss", "reconstruction_loss", "kl_loss", "val_loss"]
+    keys = ["loss", "reconstruction_loss", "kl_loss", "val_loss", "val_ndcg@100"]
     parts = [f"{k} {record[k]:.2f}" for k in keys if isinstance(record.get(k), float)]
     return (
         f"epoch {record['epoch']}/{epochs}  " + "  ".join(parts) + f"  ({record['epoch_s']:.1f} s)"

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from vae_core.fsutil import write_bytes_atomic
+from vae_core.machine import dtype_policy_restored, resolve_precision
 from vae_core.models import ModelBundle
 from vae_core.recsys.metrics import NDCG_K, RECALL_KS, evaluate
 from vae_core.recsys.model import (
@@ -34,7 +35,6 @@ from vae_core.recsys.model import (
 )
 from vae_core.recsys.split import Split
 from vae_core.specs import TrainSpec
-from vae_core.train import dtype_policy_restored, resolve_precision
 
 MONITOR = f"val_ndcg@{NDCG_K}"  # the paper picks the epoch with the best validation NDCG@100
 

@@ -134,7 +134,7 @@ def recommender_from_composite(composite: keras.Model, meta: dict | None = None)
 def stored_as(bundle: ModelBundle, dtype: str) -> ModelBundle:
     """A copy whose weights are held in `dtype`: "float16" halves a saved file (a 20k-item model's
     two item matrices are 96 MB in float32); recommender_from_composite turns it back to float32."""
-    from vae_core.train import dtype_policy_restored  # the one place Keras's policy is swapped
+    from vae_core.machine import dtype_policy_restored  # the one place Keras's policy is swapped
 
     with dtype_policy_restored():
         keras.config.set_dtype_policy(dtype)
