@@ -108,6 +108,9 @@ class TrainSpec:
     kl_warmup_epochs: int = 0  # KL weight rises linearly from 0 to beta over this many epochs
     kl_anneal_steps: int = 200_000  # recommenders: ...over this many updates (the paper's schedule)
     l2: float = 0.0  # recommenders: weight of the sum of squared weights (vae_cf's Mult-DAE)
+    # recommenders: only items this many training users liked are scored (1: the paper; more
+    # gives a smaller model, e.g. to ship)
+    min_item_users: int = 1
     noise: str = "keras"  # DAE input noise: one of NOISE_KINDS
     noise_strength: float = 0.5  # sigma (gaussian), fraction of pixels (salt_pepper, mask)
     seed: int = 0
@@ -129,6 +132,8 @@ class TrainSpec:
         _choice(self.precision, PRECISIONS, "precision")
         if self.kl_warmup_epochs < 0 or self.kl_anneal_steps < 0:
             raise UserError("KL warm-up epochs and steps must be zero or more.")
+        if self.min_item_users < 1:
+            raise UserError("Items need at least one training user to be scored.")
         if self.l2 < 0:
             raise UserError("The weight penalty must be zero or positive.")
         _choice(self.noise, NOISE_KINDS, "noise")
@@ -200,6 +205,7 @@ FLAGS = (
     Flag("--kl-warmup", "train", "kl_warmup_epochs", "epochs over which KL rises to beta"),
     Flag("--kl-anneal-steps", "train", "kl_anneal_steps", "recommenders: updates to reach beta"),
     Flag("--l2", "train", "l2", "recommenders: weight penalty"),
+    Flag("--min-item-users", "train", "min_item_users", "recommenders: items need this many users"),
     Flag("--noise", "train", "noise", "the DAE's input noise", NOISE_KINDS),
     Flag("--noise-strength", "train", "noise_strength", "sigma, or the fraction of pixels hit"),
     Flag("--seed", "train", "seed", "random seed"),

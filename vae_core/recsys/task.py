@@ -25,8 +25,8 @@ from vae_core.recsys.fit import (
 from vae_core.recsys.metrics import evaluate
 from vae_core.recsys.model import RecTrainer, build_recommender, recommender_from_composite
 from vae_core.recsys.movielens import load_movielens
-from vae_core.recsys.split import paper_split
-from vae_core.specs import ModelSpec
+from vae_core.recsys.split import Split, paper_split
+from vae_core.specs import ModelSpec, TrainSpec
 from vae_core.tasks import Batches, Preview
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ class RecommenderTask:
 
     def __init__(self, run: Run):
         self.run, train = run, run.train_spec
-        self.split = paper_split(load_movielens(train.dataset))
+        self.split = split_of(train)
         # The model's input is the split's item count, whatever the config said (0: "from data").
         run.model_spec = dataclasses.replace(run.model_spec, n_items=self.split.n_items)
         self.spec = run.model_spec
@@ -98,6 +98,12 @@ class RecommenderTask:
         return {
             k: v for k, v in evaluate(score, split.test_in, split.test_out).items() if k != "users"
         }
+
+
+def split_of(train: TrainSpec) -> Split:
+    """The paper's split of a run's MovieLens release: the same users and item columns every time
+    (the Recommend page rebuilds a stored model's split from its metadata's train spec)."""
+    return paper_split(load_movielens(train.dataset), min_item_users=train.min_item_users)
 
 
 def _prefixed(name: str, scores: dict[str, float]) -> dict[str, float]:
