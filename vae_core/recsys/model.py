@@ -21,11 +21,12 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
+from vae_core import kinds
 from vae_core.errors import UserError
 from vae_core.layers import Sampling
 from vae_core.models import DECODER_INPUT, ENCODER_INPUT, LOGITS, ModelBundle, kl_divergence
 
-KINDS = ("mult_vae", "mult_dae")
+KINDS = tuple(k for k in kinds.names() if kinds.get(k).domain == kinds.ITEMS)
 HIDDEN = "encoder_hidden"  # the encoder's first Dense: training feeds it sparse clicks directly
 INPUT_DROPOUT = "input_dropout"
 
@@ -53,7 +54,7 @@ class RecSpec:
 
     @property
     def is_vae(self) -> bool:
-        return self.kind == "mult_vae"
+        return kinds.get(self.kind).variational
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
