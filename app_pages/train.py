@@ -15,7 +15,7 @@ import streamlit as st
 from vae_core import data, figures, runs
 from vae_core.errors import UserError
 from vae_core.runs import ACTIVE_STATES, RESUMABLE_STATES
-from vae_core.specs import KIND_LABELS, MODEL_KINDS, NOISE_KINDS, PRESETS
+from vae_core.specs import KIND_LABELS, MODEL_KINDS, PRESETS, TRAIN_NOISE_KINDS
 
 STATE_LABELS = {
     "created": "🆕 never started",
@@ -39,6 +39,7 @@ NOISE_LABELS = {
     "gaussian": "Gaussian speckle",
     "salt_pepper": "Salt & pepper",
     "mask": "Dropped pixels (masking)",
+    "mixed": "Every kind above, and clean digits (one blind denoiser)",
 }
 DATASET_LABELS = {
     "mnist": "MNIST: 60,000 handwritten digits",
@@ -58,6 +59,21 @@ IDLE_POLL_S = 3.0  # while nothing on view trains: how often to look for a run s
 
 
 # ---------------------------------------------------------------- small helpers
+def _url_choice(param: str, options, default):
+    """A setting the address asks for (the Denoise page links here with ?noise=...), if valid."""
+    value = st.query_params.get(param)
+    return value if value in options else default
+
+
+def _url_strength(default: float) -> float:
+    try:
+        value = float(st.query_params.get("strength", default))
+    except ValueError:
+        return default
+    # The slider moves in steps of 0.05; a value between them would be refused.
+    return round(value * 20) / 20 if 0.0 <= value <= 1.0 else default
+
+
 def _duration(seconds) -> str:
     if not isinstance(seconds, int | float):
         return ""
@@ -235,7 +251,8 @@ left, right = st.columns([1, 2], gap="large")
 # ---------------------------------------------------------------- settings
 with left:
     st.subheader("New run")
-    kind = st.selectbox("Kind of model", MODEL_KINDS, format_func=KIND_LABELS.get, key="tr_kind",
+    kind = st.selectbox("Kind of model", MODEL_KINDS, key="tr_kind", format_func=KIND_LABELS.get,
+                        index=MODEL_KINDS.index(_url_choice("kind", MODEL_KINDS, MODEL_KINDS[0])),
                         help="What to train; each kind starts from sensible settings.")  # fmt: skip
     st.caption(KIND_BLURBS[kind])
     m0, t0 = PRESETS[kind]
@@ -284,13 +301,15 @@ with left:
                               "too small and it crawls.")  # fmt: skip
         noise, strength = t0.noise, t0.noise_strength
         if not is_vae:
-            noise = st.selectbox("Noise to remove", NOISE_KINDS, NOISE_KINDS.index(t0.noise),
+            noise = _url_choice("noise", TRAIN_NOISE_KINDS, t0.noise)
+            noise = st.selectbox("Noise to remove", TRAIN_NOISE_KINDS, TRAIN_NOISE_KINDS.index(noise),
                                  format_func=NOISE_LABELS.get, key=f"tr_noise_{kind}",
                                  help="How the training digits are spoiled; the model learns to undo it.")  # fmt: skip
-            strength = st.slider("Noise strength", 0.0, 1.0, t0.noise_strength, 0.05,
+            strength = st.slider("Noise strength", 0.0, 1.0, _url_strength(t0.noise_strength), 0.05,
                                  key=f"tr_strength_{kind}",
                                  help="Spread of Gaussian speckle, or the fraction of pixels hit by "
-                                 "salt & pepper or masking (the grey fog ignores it).")  # fmt: skip
+                                 "salt & pepper or masking (the grey fog ignores it); for every kind "
+                                 "at once, the highest strength (each digit gets one from 0 to it).")  # fmt: skip
         name = st.text_input("Model name (optional)", key=f"tr_name_{kind}", max_chars=64,
                              placeholder=f"if empty: {kind}_<run id>",
                              help="The finished model is saved under this name; letters, digits, '-' and '_'.")  # fmt: skip

@@ -221,3 +221,15 @@ def test_a_real_one_epoch_run_on_the_sample_finishes_and_lands_in_the_store(runs
     entry = default_store().get("tiny_mlp")
     assert entry.error is None and entry.kind == "mlp_vae"
     assert entry.meta["test_metrics"] == status["test_metrics"]
+
+
+def test_a_link_from_the_denoise_page_presets_the_noise(runs_root):
+    at = open_app("app_pages/train.py", kind="conv_dae", noise="salt_pepper", strength="0.35")
+    assert at.selectbox(key="tr_kind").value == "conv_dae"
+    assert at.selectbox(key="tr_noise_conv_dae").value == "salt_pepper"
+    assert at.slider(key="tr_strength_conv_dae").value == pytest.approx(0.35)
+    # "Every kind at once" is on offer too; a nonsense address falls back to the preset.
+    assert any("blind denoiser" in o for o in at.selectbox(key="tr_noise_conv_dae").options)
+    at = open_app("app_pages/train.py", kind="conv_dae", noise="blur", strength="7")
+    assert at.selectbox(key="tr_noise_conv_dae").value == PRESETS["conv_dae"][1].noise
+    assert not at.exception

@@ -16,6 +16,9 @@ KIND_LABELS = {
     "cvae": "Conditional VAE",
 }
 NOISE_KINDS = ("keras", "gaussian", "salt_pepper", "mask")
+# Training may also use "mixed": per image one of the NOISE_KINDS or none (a clean digit) at a
+# strength drawn from 0 to noise_strength, so one blind denoiser handles all of them.
+TRAIN_NOISE_KINDS = (*NOISE_KINDS, "mixed")
 DATASETS = ("mnist", "fashion_mnist", "sample")
 STRATEGIES = ("default", "mirrored", "multiworker")
 # "auto": mixed_bfloat16 where the CPU multiplies bfloat16 natively and there is no GPU, else
@@ -82,8 +85,8 @@ class TrainSpec:
     lr_schedule: str = "constant"  # one of LR_SCHEDULES
     precision: str = "auto"  # one of PRECISIONS: the layers' compute dtype while training
     kl_warmup_epochs: int = 0  # KL weight rises linearly from 0 to beta over this many epochs
-    noise: str = "keras"  # DAE input noise: one of NOISE_KINDS
-    noise_strength: float = 0.5  # sigma (gaussian), fraction of pixels (salt_pepper, mask)
+    noise: str = "keras"  # DAE input noise: one of TRAIN_NOISE_KINDS
+    noise_strength: float = 0.5  # sigma (gaussian), fraction of pixels hit; mixed: the highest
     seed: int = 0
     max_train_samples: int | None = None  # cap the training set (quick demos, tests)
     strategy: str = "default"  # "mirrored" or "multiworker" to use tf.distribute
@@ -112,9 +115,9 @@ class TrainSpec:
             )
         if self.kl_warmup_epochs < 0:
             raise UserError("KL warm-up epochs must be zero or more.")
-        if self.noise not in NOISE_KINDS:
+        if self.noise not in TRAIN_NOISE_KINDS:
             raise UserError(
-                f"Unknown noise {self.noise!r}; choose one of {', '.join(NOISE_KINDS)}."
+                f"Unknown noise {self.noise!r}; choose one of {', '.join(TRAIN_NOISE_KINDS)}."
             )
         if self.strategy not in STRATEGIES:
             raise UserError(

@@ -47,7 +47,14 @@ from vae_core.fsutil import fsync_dir, write_bytes_atomic
 from vae_core.images import tile, to_png
 from vae_core.metrics import evaluate
 from vae_core.models import ModelBundle, Trainer, build_model
-from vae_core.specs import LR_SCHEDULES, PRECISIONS, PRESETS, ModelSpec, TrainSpec
+from vae_core.specs import (
+    LR_SCHEDULES,
+    PRECISIONS,
+    PRESETS,
+    TRAIN_NOISE_KINDS,
+    ModelSpec,
+    TrainSpec,
+)
 from vae_core.store import Store, default_store
 
 MAX_VALIDATION = 10_000  # images validated after each epoch (all of MNIST's test split)
@@ -876,7 +883,7 @@ def _parser() -> argparse.ArgumentParser:
         help="compute dtype while training (auto: bfloat16 on CPUs with native bfloat16)",
     )
     p.add_argument("--kl-warmup", type=int, dest="kl_warmup_epochs")
-    p.add_argument("--noise", choices=["keras", "gaussian", "salt_pepper", "mask"])
+    p.add_argument("--noise", choices=list(TRAIN_NOISE_KINDS), help="mixed: every kind, and none")
     p.add_argument("--noise-strength", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument("--max-train-samples", type=int)
