@@ -44,7 +44,7 @@ VAE_LESSON = (
     "The VAE above never saw noise while training: it redraws the nearest digit it knows, so "
     "from a noisy input it often draws a different digit"
 )
-VAE_AFTER_DAE = "; given the denoiser's clean-up instead (below), it finds the right one again."
+VAE_AFTER_DAE = "; given the denoiser's clean-up instead (below), it can find the right one again."
 THUMB = 112  # pixels per digit in the PNGs (the page fits them to their column)
 
 
