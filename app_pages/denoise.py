@@ -9,13 +9,21 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app_pages import shared
+from app_pages import shared, wiring
 from vae_core import data, explore, images, kinds
 from vae_core.errors import UserError
 from vae_core.specs import NOISE_KINDS, NOISES
 
 MAX_DIGITS = 12  # columns of the comparison; more would shrink each digit to a smudge
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
+# The same kinds mid-sentence ("it never saw ..."); "none" is a clean digit.
+NOISE_WORDS = {
+    "none": "clean digits",
+    "keras": "the grey fog",
+    "gaussian": "Gaussian speckle",
+    "salt_pepper": "salt & pepper",
+    "mask": "dropped pixels",
+}
 NOISE_HELP = {
     "keras": "Adds random grey of average 0.5 to every pixel, as the old Keras denoising example did; "
     "the strength slider does not apply.",
@@ -26,6 +34,13 @@ NOISE_HELP = {
 # Kinds that can clean up an image on their own (a conditional VAE would need each digit's label).
 DAE_KINDS = tuple(k for k in kinds.for_page("denoise") if not kinds.get(k).variational)
 VAE_KINDS = tuple(k for k in kinds.for_page("denoise") if kinds.get(k).variational)
+CHAINED = "DAE, then VAE"  # the VAE redrawing the denoiser's output, a row of its own
+# Why the VAE's row alone can show one blurry digit for many fogged ones; said under its rows.
+VAE_LESSON = (
+    "The VAE above never saw noise while training: it redraws the nearest digit it knows, so "
+    "from a noisy input it often draws a different digit"
+)
+VAE_AFTER_DAE = "; given the denoiser's clean-up instead (below), it can find the right one again."
 THUMB = 112  # pixels per digit in the PNGs (the page fits them to their column)
 
 
@@ -84,6 +99,48 @@ def _load(entry):
         return None
 
 
+def _learned(seen: explore.NoiseSeen | None) -> str:
+    """One line under the picker: which noise this denoiser met in training."""
+    if seen is None:
+        return (
+            "Its file does not say which noise it learned; older denoisers learned the grey fog "
+            "of the Keras example."
+        )
+    words = [NOISE_WORDS[k] for k in seen.kinds if k != "none"]
+    listed = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    if seen.mixed:
+        return (
+            f"Learned to remove {listed}, each at strengths from 0 to {seen.strength:g}, and to "
+            "leave clean digits alone."
+        )
+    if seen.kinds == ("keras",):
+        return "Learned to remove the grey fog of the Keras example, and nothing else."
+    return f"Learned to remove {listed} at strength {seen.strength:g}, and nothing else."
+
+
+def _never_saw(seen: explore.NoiseSeen | None, kind: str, strength: float) -> str | None:
+    """One sentence when the chosen noise is one the denoiser never met in training, else None."""
+    if seen is None:
+        if kind == "keras":
+            return None
+        return (
+            f"This denoiser most likely never saw {NOISE_WORDS[kind]} while training, so expect "
+            "it to make the digits worse, not better."
+        )
+    if kind not in seen.kinds:
+        return (
+            f"This denoiser never saw {NOISE_WORDS[kind]} while training (only "
+            f"{' and '.join(NOISE_WORDS[k] for k in seen.kinds)}), so expect it to make the "
+            "digits worse, not better."
+        )
+    if kind != "keras" and strength > seen.strength + 1e-6:
+        return (
+            f"This denoiser learned {NOISE_WORDS[kind]} only up to strength {seen.strength:g}; "
+            f"at {strength:g} expect it to miss much of the noise."
+        )
+    return None
+
+
 def _caption(report: explore.DenoiseReport, key: str, i: int) -> str:
     if key not in report.psnr:
         return ""
@@ -104,11 +161,14 @@ daes = shared.usable_entries(DAE_KINDS)
 vaes = shared.usable_entries(VAE_KINDS)
 col_dae, col_vae = st.columns(2)
 with col_dae:
+    seen = None
     if daes:
         dae_entry = _pick_model(
             "Denoising autoencoder", daes, active.name if active else None, "dn_dae",
             "The model that removes the noise.", optional=False,
         )  # fmt: skip
+        seen = explore.noise_seen(dae_entry.meta)
+        st.caption(_learned(seen))
     else:
         dae_entry = None
         st.info(
@@ -128,6 +188,23 @@ with col_vae:
     else:
         vae_entry = None
         st.caption("Train an MLP or convolutional VAE to compare its reconstruction here too.")
+
+dae_bundle = None if dae_entry is None else _load(dae_entry)
+if dae_bundle is not None:
+    label = "How the denoiser is wired: its decoder's Input is the latent vector, not the image"
+    with st.expander(label):
+        dot, _ = wiring.wiring(dae_entry.name, dae_entry.path.stat().st_mtime, dae_bundle)
+        diagram, words = st.columns([1, 1], gap="large")
+        diagram.graphviz_chart(dot, width="stretch")
+        words.markdown(
+            "The denoiser is two Keras models wired together, like the VAE on the **Round trip** "
+            "page. The noisy image goes into the *encoder*, which squeezes it into "
+            f"{dae_bundle.spec.latent_dim} numbers, the `latent_vector`. The *decoder* has its own "
+            "`Input`, `decoder_input`, and what goes in there is **that vector, not the image**: "
+            f"`{dae_bundle.composite.name} = decoder(encoder(x))`. Whatever noise the encoder "
+            "cannot squeeze into those numbers never reaches the decoder, which is why the output "
+            "comes back clean."
+        )
 
 # ---------------------------------------------------------------- input
 st.subheader("1. The digits")
@@ -205,6 +282,15 @@ if already_noisy:
     st.caption("No noise is added: your images go to the models as they are.")
 elif kind == "keras":
     st.caption(NOISE_HELP["keras"])
+warn = None if dae_entry is None or already_noisy else _never_saw(seen, kind, float(strength))
+if warn:
+    st.warning(warn)
+    st.page_link(
+        "app_pages/train.py",
+        label=f"Train a denoiser on {NOISE_WORDS[kind]}",
+        icon=":material/model_training:",
+        query_params={"kind": dae_entry.kind, "noise": kind, "strength": f"{float(strength):g}"},
+    )
 
 # ---------------------------------------------------------------- results
 st.subheader("3. Cleaned up")
@@ -212,11 +298,12 @@ if clean is None:
     st.stop()
 try:
     noisy = clean if already_noisy else data.add_noise(clean, kind, strength, seed=int(seed))
-    models = {}
-    for role, entry in (("DAE", dae_entry), ("VAE", vae_entry)):
-        if entry is not None and (bundle := _load(entry)) is not None:
-            models[role] = bundle
+    models = {} if dae_bundle is None else {"DAE": dae_bundle}
+    if vae_entry is not None and (bundle := _load(vae_entry)) is not None:
+        models["VAE"] = bundle
     report = explore.denoise_report(models, noisy, None if already_noisy else clean)
+    if "DAE" in models and "VAE" in models:
+        report = explore.chain_report(report, CHAINED, models["VAE"], after="DAE")
 except UserError as err:
     st.error(str(err))
     st.stop()
@@ -227,6 +314,10 @@ if "DAE" in report.outputs:
     rows.append(("DAE", "Denoised by the DAE", dae_entry.name, report.outputs["DAE"]))
 if "VAE" in report.outputs:
     rows.append(("VAE", "Redrawn by the VAE", vae_entry.name, report.outputs["VAE"]))
+if CHAINED in report.outputs:
+    rows.append(
+        (CHAINED, "The VAE, given the DAE's output", vae_entry.name, report.outputs[CHAINED])
+    )
 if report.clean is not None:
     rows.append(("clean", "Clean original", "", report.clean))
 
@@ -257,6 +348,8 @@ widths = [1.2] + [1.0] * max(count, 8)
 for key, label, model, imgs in rows:
     cols = st.columns(widths, vertical_alignment="center")
     cols[0].markdown(f"**{label}**" + (f"  \n:gray[{model}]" if model else ""))
+    if key == "VAE":
+        st.caption(VAE_LESSON + (VAE_AFTER_DAE if CHAINED in report.outputs else "."))
     for i in range(count):
         shows_name = key == "clean" or (key == "noisy" and not report.psnr)
         caption = names[i] if shows_name else _caption(report, key, i)

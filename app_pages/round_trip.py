@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app_pages import digits, shared
+from app_pages import digits, shared, wiring
 from vae_core import explore, figures, images
 from vae_core.errors import UserError
 from vae_core.models import ModelBundle
@@ -22,36 +22,6 @@ MODES = ("Mixed digits", "By label", "By index", "Upload")
 
 
 # ---------------------------------------------------------------- cached per model
-def _shape_text(tensor) -> str:
-    shape = getattr(tensor, "shape", None)
-    if isinstance(tensor, list | tuple):
-        return ", ".join(_shape_text(t) for t in tensor)
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
-
-
-def _layers(model) -> list[tuple[str, str, str]]:
-    return [(layer.name, type(layer).__name__, _shape_text(layer.output)) for layer in model.layers]
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def _wiring(name: str, stamp: float, _bundle: ModelBundle) -> tuple[str, dict[str, str]]:
-    """The wiring diagram and the three summary() texts, read from the loaded models."""
-    spec = _bundle.spec
-    dot = figures.wiring_dot(
-        _layers(_bundle.encoder),
-        _layers(_bundle.decoder),
-        is_vae=spec.is_vae,
-        conditional=spec.is_conditional,
-        composite_name=_bundle.composite.name,
-    )
-    summaries = {}
-    for model in (_bundle.encoder, _bundle.decoder, _bundle.composite):
-        lines: list[str] = []
-        model.summary(print_fn=lambda s, _out=lines, **_: _out.append(s), line_length=110)
-        summaries[model.name] = "\n".join(lines)
-    return dot, summaries
-
-
 @st.cache_data(show_spinner="Placing digits on the latent map…", max_entries=16)
 def _background(
     name: str, stamp: float, source: str, _bundle: ModelBundle, _x: np.ndarray, _y: np.ndarray
@@ -78,7 +48,7 @@ stamp = entry.path.stat().st_mtime
 
 # ---- 1. wiring
 with st.expander("How the three models are wired", expanded=True):
-    dot, summaries = _wiring(entry.name, stamp, bundle)
+    dot, summaries = wiring.wiring(entry.name, stamp, bundle)
     diagram, words = st.columns([1, 1], gap="large")
     diagram.graphviz_chart(dot, width="stretch")
     words.markdown("#### One model, or three?")

@@ -17,7 +17,7 @@ from vae_core import data, figures, kinds, rundir, runs
 from vae_core import store as store_module
 from vae_core.errors import UserError
 from vae_core.runs import ACTIVE_STATES, RESUMABLE_STATES
-from vae_core.specs import NOISE_KINDS, NOISES, preset
+from vae_core.specs import TRAIN_NOISE_KINDS, TRAIN_NOISES, preset
 
 STATE_LABELS = {
     "created": "🆕 never started",
@@ -57,6 +57,21 @@ IDLE_POLL_S = 3.0  # while nothing on view trains: how often to look for a run s
 
 
 # ---------------------------------------------------------------- small helpers
+def _url_choice(param: str, options, default):
+    """A setting the address asks for (the Denoise page links here with ?noise=...), if valid."""
+    value = st.query_params.get(param)
+    return value if value in options else default
+
+
+def _url_strength(default: float) -> float:
+    try:
+        value = float(st.query_params.get("strength", default))
+    except ValueError:
+        return default
+    # The slider moves in steps of 0.05; a value between them would be refused.
+    return round(value * 20) / 20 if 0.0 <= value <= 1.0 else default
+
+
 def _duration(seconds) -> str:
     if not isinstance(seconds, int | float):
         return ""
@@ -271,8 +286,15 @@ left, right = st.columns([1, 2], gap="large")
 # ---------------------------------------------------------------- settings
 with left:
     st.subheader("New run")
-    kind = st.selectbox("Kind of model", kinds.names(trainable=True), format_func=kinds.label, key="tr_kind",
-                        help="What to train; each kind starts from sensible settings.")  # fmt: skip
+    trainable = kinds.names(trainable=True)
+    kind = st.selectbox(
+        "Kind of model",
+        trainable,
+        index=trainable.index(_url_choice("kind", trainable, trainable[0])),
+        format_func=kinds.label,
+        key="tr_kind",
+        help="What to train; each kind starts from sensible settings.",
+    )
     info = kinds.get(kind)
     st.caption(info.blurb)
     is_vae, limits = info.variational, info.limits
@@ -385,12 +407,13 @@ with left:
             "it crawls.",
         )
         noise, strength = t0.noise, t0.noise_strength
-        if not is_vae:
+        if not is_vae and not items:
+            noise = _url_choice("noise", TRAIN_NOISE_KINDS, t0.noise)
             noise = st.selectbox(
                 "Noise to remove",
-                NOISE_KINDS,
-                NOISE_KINDS.index(t0.noise),
-                format_func=NOISES.get,
+                TRAIN_NOISE_KINDS,
+                TRAIN_NOISE_KINDS.index(noise),
+                format_func=TRAIN_NOISES.get,
                 key=f"tr_noise_{at}",
                 help="How the training digits are spoiled; the model learns to undo it.",
             )
@@ -398,11 +421,12 @@ with left:
                 "Noise strength",
                 0.0,
                 1.0,
-                t0.noise_strength,
+                _url_strength(t0.noise_strength),
                 0.05,
                 key=f"tr_strength_{at}",
                 help="Spread of Gaussian speckle, or the fraction of pixels hit by salt & pepper "
-                "or masking (the grey fog ignores it).",
+                "or masking (the grey fog ignores it); for every kind at once, the highest "
+                "strength (each digit gets one from 0 to it).",
             )
         name = st.text_input(
             "Model name (optional)",

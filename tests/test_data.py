@@ -354,3 +354,44 @@ def test_tf_noise_matches_numpy_definition(kind):
 def test_make_tf_dataset_refuses_labels_with_noise(clean):
     with pytest.raises(ValueError):
         make_tf_dataset(clean, np.zeros(20, np.uint8), noise=("keras", 0.5))
+
+
+# --- the mixed noise: one blind denoiser for every kind ------------------------------------------
+
+
+def test_mixed_noise_gives_each_digit_one_kind_and_leaves_some_clean():
+    mid = np.full((400, 28, 28, 1), 0.5, np.float32)
+    noisy = add_noise(mid, "mixed", 0.6, seed=0)
+    np.testing.assert_array_equal(noisy, add_noise(mid, "mixed", 0.6, seed=0))
+    clean = np.all(noisy == 0.5, axis=(1, 2, 3))
+    assert 0.12 < clean.mean() < 0.3  # "none" is one of five, plus a few near-zero strengths
+    changed = noisy[~clean] != 0.5
+    only_extremes = np.all(np.isin(noisy[~clean], (0.0, 0.5, 1.0)), axis=(1, 2, 3))
+    has_black_only = np.all(np.isin(noisy[~clean], (0.0, 0.5)), axis=(1, 2, 3))
+    # Gaussian and fog change (nearly) every pixel; salt & pepper and masking only some.
+    assert (changed.mean(axis=(1, 2, 3)) > 0.9).sum() > 80
+    assert (only_extremes & ~has_black_only).sum() > 30  # salt & pepper
+    assert has_black_only.sum() > 30  # masking
+    strengths = [(n != 0.5).mean() for n in noisy[~clean][has_black_only]]
+    assert max(strengths) < 0.66  # masking's fraction stays under the 0.6 asked for
+
+
+def test_mixed_noise_in_tf_data_matches_the_numpy_mix():
+    mid = np.full((500, 28, 28, 1), 0.5, np.float32)
+    (noisy, target) = next(iter(make_tf_dataset(mid, batch_size=500, noise=("mixed", 0.6))))
+    noisy, ref = noisy.numpy(), add_noise(mid, "mixed", 0.6, seed=0)
+    np.testing.assert_array_equal(target.numpy(), mid)
+    for n in (noisy, ref):
+        assert 0.12 < np.all(n == 0.5, axis=(1, 2, 3)).mean() < 0.3
+    assert abs(float(noisy.mean()) - float(ref.mean())) < 0.02
+
+
+def test_mixed_is_a_training_noise_not_one_the_page_offers():
+    from vae_core.specs import TRAIN_NOISE_KINDS, TrainSpec
+    from vae_core.train import _parser, specs_from_args
+
+    assert "mixed" in TRAIN_NOISE_KINDS and "mixed" not in NOISE_KINDS
+    args = _parser().parse_args(["--run-dir", "r", "--model", "conv_dae", "--noise", "mixed"])
+    assert specs_from_args(args)[1].noise == "mixed"
+    with pytest.raises(UserError, match="noise"):
+        TrainSpec(noise="blur")

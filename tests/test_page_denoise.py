@@ -57,10 +57,10 @@ def test_test_digits_get_denoised_and_scored(lab_home):
     assert any(lab.startswith("Redrawn by the VAE") for lab in labels)
     noisy, dae = _psnr(at, "Noisy input"), _psnr(at, "Denoised by the DAE")
     assert 0 < noisy < 60 and 0 < dae < 60
-    # Rows: noisy, DAE, VAE, clean -> 4 x 8 digits (the download holds the same grid).
-    assert _images_shown(at) == 4 * 8
+    # Rows: noisy, DAE, VAE, VAE after DAE, clean -> 5 x 8 digits (the download: the same grid).
+    assert _images_shown(at) == 5 * 8
     captions = [c for im in at.image for c in im.captions]
-    assert sum(bool(re.search(r"\d+\.\d dB · \d\.\d\d", c)) for c in captions) == 3 * 8
+    assert sum(bool(re.search(r"\d+\.\d dB · \d\.\d\d", c)) for c in captions) == 4 * 8
     assert at.get("download_button")
     assert not at.error and not at.exception
 
@@ -135,3 +135,90 @@ def test_denoise_report_scores_against_clean_or_not_at_all(lab_home):
     cvae = default_store().load("cvae")
     with pytest.raises(UserError, match="label"):
         explore.denoise_report({"VAE": cvae}, noisy, clean)
+
+
+# --- which noise the denoiser learned; the VAE's lesson; the DAE's wiring ----------------------
+
+
+def _page_links(at: AppTest) -> list:
+    return [el.proto for el in at.get("page_link")]
+
+
+@pytest.fixture
+def dae_store(empty_lab_home, trained_home):
+    """A store with a fog-only denoiser, one whose file predates noise metadata, and a VAE."""
+    from vae_core.store import Store
+
+    small = Store(trained_home / "models", shipped_root=None)
+    store = Store(empty_lab_home / "models", shipped_root=None)
+    dae = small.load("conv_dae")
+    store.save("fog_dae", dae, {"train": {"noise": "keras", "noise_strength": 0.5}})
+    store.save("old_dae", dae, {"dataset": "mnist"})
+    store.save("mlp_vae", small.load("mlp_vae"), {"dataset": "sample"})
+    return store
+
+
+def test_the_shipped_denoiser_says_it_learned_every_noise_and_is_never_warned(lab_home):
+    at = _open()
+    learned = " ".join(c.value for c in at.caption)
+    assert "Learned to remove the grey fog, Gaussian speckle, salt & pepper and dropped pixels" in (
+        learned
+    )
+    assert "leave clean digits alone" in learned
+    for kind in ("keras", "gaussian", "salt_pepper", "mask"):
+        at.selectbox(key="dn_kind").set_value(kind).run()
+        assert not any("never saw" in w.value for w in at.warning), kind
+        assert not _page_links(at)
+        # The blind denoiser beats its input on every kind the page offers.
+        assert _psnr(at, "Denoised by the DAE") > _psnr(at, "Noisy input"), kind
+    at.slider(key="dn_strength").set_value(0.9).run()
+    assert any("only up to strength 0.6" in w.value for w in at.warning)
+
+
+def test_a_noise_the_denoiser_never_saw_is_named_with_a_link_to_train_one(dae_store):
+    at = _open()
+    at.selectbox(key="dn_dae").set_value("fog_dae").run()
+    assert any("grey fog of the Keras example, and nothing else" in c.value for c in at.caption)
+    assert not any("never saw" in w.value for w in at.warning)  # the fog is what it knows
+    at.selectbox(key="dn_kind").set_value("gaussian").run()
+    at.slider(key="dn_strength").set_value(0.4).run()
+    (warning,) = [w.value for w in at.warning if "never saw" in w.value]
+    assert "never saw Gaussian speckle" in warning and warning.count(".") == 1  # one sentence
+    (link,) = _page_links(at)
+    assert link.page.endswith("train") and "Gaussian speckle" in link.label
+    assert link.query_string == "kind=conv_dae&noise=gaussian&strength=0.4"
+    assert not at.exception
+
+
+def test_a_denoiser_without_noise_metadata_is_called_unknown(dae_store):
+    at = _open()
+    at.selectbox(key="dn_dae").set_value("old_dae").run()
+    assert any("does not say which noise" in c.value for c in at.caption)
+    assert not any("never saw" in w.value for w in at.warning)  # the fog: what old ones learned
+    at.selectbox(key="dn_kind").set_value("mask").run()
+    assert any("most likely never saw dropped pixels" in w.value for w in at.warning)
+    assert "noise=mask" in _page_links(at)[0].query_string
+
+
+def test_the_vae_row_reads_as_a_lesson_and_redraws_the_denoised_digits(dae_store):
+    at = _open()
+    assert at.selectbox(key="dn_vae").value == "mlp_vae"
+    lesson = [c.value for c in at.caption if "never saw noise" in c.value]
+    assert lesson and "redraws the nearest digit it knows" in lesson[0]
+    labels = [m.label for m in at.metric]
+    assert any(lab.startswith("The VAE, given the DAE's output") for lab in labels)
+    assert _images_shown(at) == 5 * 8
+    at.selectbox(key="dn_vae").set_value("(none)").run()
+    assert not [c for c in at.caption if "never saw noise" in c.value]
+    assert _images_shown(at) == 3 * 8  # noisy, DAE, clean
+
+
+def test_the_dae_wiring_shows_the_decoder_input_is_the_latent_vector(lab_home):
+    at = _open()
+    (wiring,) = [e for e in at.expander if "How the denoiser is wired" in e.label]
+    assert "latent vector, not the image" in wiring.label
+    (chart,) = wiring.get("graphviz_chart")
+    dot = chart.proto.spec
+    assert "decoder_input" in dot and "latent_vector" in dot and "decoder(encoder(x))" in dot
+    words = " ".join(m.value for m in wiring.markdown)
+    assert "that vector, not the image" in words

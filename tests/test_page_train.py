@@ -85,7 +85,8 @@ def test_empty_page_says_what_to_do(runs_root):
     assert not at.error
 
 
-def test_choosing_a_kind_changes_the_settings(runs_root):
+def test_choosing_a_kind_changes_the_settings(runs_root, monkeypatch):
+    monkeypatch.setattr(data, "dataset_available", lambda name: True)  # MNIST's own widgets
     at = _open()
     assert at.number_input(key="tr_latent_mlp_vae").value == 2  # the MLP preset
     assert at.number_input(key="tr_beta_mlp_vae") is not None
@@ -272,3 +273,16 @@ def test_a_model_far_weaker_than_the_shipped_one_says_so(tmp_path, monkeypatch):
               status_extra={"model_name": "fine", "test_metrics": {"neg_elbo": 99.0}})  # fmt: skip
     at = _open()
     assert not any("much weaker" in w.value for w in at.warning)
+
+
+def test_a_link_from_the_denoise_page_presets_the_noise(runs_root, monkeypatch):
+    monkeypatch.setattr(data, "dataset_available", lambda name: True)  # MNIST's own widgets
+    at = open_app("app_pages/train.py", kind="conv_dae", noise="salt_pepper", strength="0.35")
+    assert at.selectbox(key="tr_kind").value == "conv_dae"
+    assert at.selectbox(key="tr_noise_conv_dae").value == "salt_pepper"
+    assert at.slider(key="tr_strength_conv_dae").value == pytest.approx(0.35)
+    # "Every kind at once" is on offer too; a nonsense address falls back to the preset.
+    assert any("blind denoiser" in o for o in at.selectbox(key="tr_noise_conv_dae").options)
+    at = open_app("app_pages/train.py", kind="conv_dae", noise="blur", strength="7")
+    assert at.selectbox(key="tr_noise_conv_dae").value == preset("conv_dae")[1].noise
+    assert not at.exception

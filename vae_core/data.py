@@ -19,7 +19,7 @@ import numpy as np
 
 from vae_core import kinds
 from vae_core.errors import DataError, UserError
-from vae_core.specs import NOISE_KINDS
+from vae_core.specs import MIXED_NOISE, NOISE_KINDS, TRAIN_NOISE_KINDS
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -376,9 +376,18 @@ def to_float(x: np.ndarray) -> np.ndarray:
     return (x.astype(np.float32) / 255.0)[..., np.newaxis]
 
 
+# The "mixed" noise draws, per image, one of these ("none": the clean digit, so a blind denoiser
+# learns to leave clean digits alone) in these shares, and a strength uniform in [0, noise strength].
+# The fog comes twice as often: it is the strongest noise and has no weak setting (one share each
+# left a 20-epoch blind DAE at 19.8 dB on it, against 20.1 dB for one trained on the fog alone).
+MIX_KINDS = ("none", *NOISE_KINDS)
+MIX_SHARES = (1, 2, 1, 1, 1)
+_MIX_EDGES = tuple(float(e) for e in np.cumsum(MIX_SHARES)[:-1] / sum(MIX_SHARES))
+
+
 def _check_noise(kind: str, strength: float) -> None:
-    if kind not in NOISE_KINDS:
-        raise UserError(f"Unknown noise {kind!r}; choose one of {', '.join(NOISE_KINDS)}.")
+    if kind not in TRAIN_NOISE_KINDS:
+        raise UserError(f"Unknown noise {kind!r}; choose one of {', '.join(TRAIN_NOISE_KINDS)}.")
     if not 0.0 <= float(strength) <= 1.0:  # also refuses NaN
         raise UserError("The noise strength must be between 0 and 1.")
 
@@ -389,7 +398,8 @@ def add_noise(
     """A noisy copy of float images in [0, 1], clipped to [0, 1]; the same seed gives the same noise.
 
     "keras": x + N(0.5, 0.5), the old Keras denoising example (strength is ignored); "gaussian":
-    x + N(0, strength); "salt_pepper": a `strength` fraction of pixels set to 0 or 1; "mask": set to 0.
+    x + N(0, strength); "salt_pepper": a `strength` fraction of pixels set to 0 or 1; "mask": set to 0;
+    "mixed": per image one of MIX_KINDS at a strength uniform in [0, strength] (images on axis 0).
     """
     _check_noise(kind, strength)
     x = np.asarray(x)
@@ -397,10 +407,23 @@ def add_noise(
         raise ValueError(f"add_noise expects float images in [0, 1], got {x.dtype}; use to_float")
     x = x.astype(np.float32, copy=False)
     rng = np.random.default_rng(seed)
+    if kind != MIXED_NOISE:
+        return _spoil(x, kind, strength, rng)
+    per_image = (len(x),) + (1,) * (x.ndim - 1)
+    pick = np.searchsorted(_MIX_EDGES, rng.random(per_image), side="right")
+    strengths = rng.uniform(0.0, strength, size=per_image).astype(np.float32)
+    noisy = x
+    for i, each in enumerate(MIX_KINDS[1:], start=1):
+        noisy = np.where(pick == i, _spoil(x, each, strengths, rng), noisy)
+    return noisy
+
+
+def _spoil(x: np.ndarray, kind: str, strength, rng: np.random.Generator) -> np.ndarray:
+    """One noise kind; `strength` is a number or per-image values that broadcast against x."""
     if kind == "keras":
         noisy = x + rng.normal(loc=0.5, scale=0.5, size=x.shape)
     elif kind == "gaussian":
-        noisy = x + rng.normal(loc=0.0, scale=strength, size=x.shape)
+        noisy = x + rng.normal(size=x.shape) * strength
     elif kind == "salt_pepper":
         hit = rng.random(x.shape) < strength
         salt = rng.random(x.shape) < 0.5
@@ -410,16 +433,27 @@ def add_noise(
     return np.clip(noisy, 0.0, 1.0).astype(np.float32)
 
 
-def _tf_noise(x: tf.Tensor, kind: str, strength: float, seed: tf.Tensor) -> tf.Tensor:
+def _tf_noise(x: tf.Tensor, kind: str, strength, seed: tf.Tensor) -> tf.Tensor:
     """add_noise's definitions with stateless TF ops, so a tf.data map can run them in parallel."""
     import tensorflow as tf
 
     shape = tf.shape(x)
+    if kind == MIXED_NOISE:
+        # seeds: the pick, the strengths, then one per kind (MIX_KINDS[0] is "none")
+        seeds = tf.random.experimental.stateless_split(seed, num=1 + len(MIX_KINDS))
+        per_image = tf.concat([shape[:1], tf.ones_like(shape[1:])], axis=0)
+        u = tf.random.stateless_uniform(per_image, seeds[0])
+        pick = tf.reduce_sum(tf.cast(u[..., None] >= _MIX_EDGES, tf.int32), axis=-1)
+        strengths = tf.random.stateless_uniform(per_image, seeds[1], maxval=strength)
+        noisy = x
+        for i, each in enumerate(MIX_KINDS[1:], start=1):
+            noisy = tf.where(pick == i, _tf_noise(x, each, strengths, seeds[1 + i]), noisy)
+        return noisy
     seeds = tf.random.experimental.stateless_split(seed, num=2)
     if kind == "keras":
         noisy = x + tf.random.stateless_normal(shape, seeds[0], mean=0.5, stddev=0.5)
     elif kind == "gaussian":
-        noisy = x + tf.random.stateless_normal(shape, seeds[0], stddev=strength)
+        noisy = x + tf.random.stateless_normal(shape, seeds[0]) * strength
     elif kind == "salt_pepper":
         hit = tf.random.stateless_uniform(shape, seeds[0]) < strength
         salt = tf.cast(tf.random.stateless_uniform(shape, seeds[1]) < 0.5, x.dtype)

@@ -10,9 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vae_core.data import MIX_KINDS
 from vae_core.errors import UserError
 from vae_core.images import as_batch
 from vae_core.models import ModelBundle, with_label
+from vae_core.specs import MIXED_NOISE, NOISE_KINDS
 
 
 def _labels(bundle: ModelBundle, labels, n: int) -> np.ndarray | None:
@@ -244,3 +246,40 @@ def denoise_report(
     return DenoiseReport(
         noisy_b[..., 0], None if clean_b is None else clean_b[..., 0], outputs, psnr, ssim
     )
+
+
+def chain_report(
+    report: DenoiseReport, label: str, bundle: ModelBundle, after: str
+) -> DenoiseReport:
+    """The report with one more row: `bundle` run on the output of `after`, scored like the others."""
+    more = denoise_report({label: bundle}, report.outputs[after], report.clean)
+    return DenoiseReport(
+        report.noisy,
+        report.clean,
+        {**report.outputs, label: more.outputs[label]},
+        {**report.psnr, **{k: v for k, v in more.psnr.items() if k == label}},
+        {**report.ssim, **{k: v for k, v in more.ssim.items() if k == label}},
+    )
+
+
+@dataclass(frozen=True)
+class NoiseSeen:
+    """The noise a denoiser met in training, as its metadata records it."""
+
+    kinds: tuple[str, ...]  # noise kinds it saw; "none" too when clean digits were in the mix
+    strength: float  # the strength it trained at ("mixed": strengths were drawn from 0 to this)
+    mixed: bool  # one blind denoiser for every kind (the "mixed" training noise)
+
+
+def noise_seen(meta: dict) -> NoiseSeen | None:
+    """What noise a denoiser trained on, from its store metadata; None when the file does not say."""
+    train = meta.get("train") if isinstance(meta, dict) else None
+    kind = train.get("noise") if isinstance(train, dict) else None
+    strength = train.get("noise_strength") if isinstance(train, dict) else None
+    if not isinstance(strength, int | float) or isinstance(strength, bool):
+        return None
+    if kind == MIXED_NOISE:
+        return NoiseSeen(MIX_KINDS, float(strength), mixed=True)
+    if kind in NOISE_KINDS:
+        return NoiseSeen((kind,), float(strength), mixed=False)
+    return None

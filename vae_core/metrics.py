@@ -105,6 +105,35 @@ def denoising_scores(
     }
 
 
+# The denoiser's report card: clean digits, the Keras fog (it has no strength), and every other noise
+# the Denoise page offers at a weak, the default and a strong setting.
+NOISE_CASES = (
+    ("none", 0.0),
+    ("keras", 0.5),
+    *((kind, s) for kind in ("gaussian", "salt_pepper", "mask") for s in (0.1, 0.3, 0.5)),
+)
+
+
+def scores_by_noise(
+    bundle: ModelBundle,
+    clean: np.ndarray,
+    cases=NOISE_CASES,
+    *,
+    seed: int = 0,
+    batch_size: int = 1000,
+) -> list[dict]:
+    """denoising_scores for each (noise kind, strength) of `cases`; "none" gives the clean digits."""
+    from vae_core.data import add_noise  # data pulls in tf.data; only the DAE needs it here
+
+    clean = as_batch(clean)
+    rows = []
+    for kind, strength in cases:
+        noisy = clean if kind == "none" else add_noise(clean, kind, strength, seed=seed)
+        scores = denoising_scores(bundle, clean, noisy, batch_size=batch_size)
+        rows.append({"noise": kind, "strength": float(strength), **scores})
+    return rows
+
+
 def evaluate(
     bundle: ModelBundle,
     x: np.ndarray,

@@ -21,6 +21,11 @@ NOISES = {
     "mask": "Dropped pixels (masking)",
 }
 NOISE_KINDS = tuple(NOISES)
+# Training may also use "mixed": per image one of the NOISE_KINDS or none (a clean digit) at a
+# strength drawn from 0 to noise_strength, so one blind denoiser handles all of them.
+MIXED_NOISE = "mixed"
+TRAIN_NOISES = {**NOISES, MIXED_NOISE: "Every kind above, and clean digits (one blind denoiser)"}
+TRAIN_NOISE_KINDS = tuple(TRAIN_NOISES)
 DATASETS = (*kinds.DIGIT_DATASETS, *kinds.ITEM_DATASETS)
 STRATEGIES = ("default", "mirrored", "multiworker")
 # "auto": mixed_bfloat16 where the CPU multiplies bfloat16 natively and there is no GPU, else
@@ -111,8 +116,8 @@ class TrainSpec:
     # recommenders: only items this many training users liked are scored (1: the paper; more
     # gives a smaller model, e.g. to ship)
     min_item_users: int = 1
-    noise: str = "keras"  # DAE input noise: one of NOISE_KINDS
-    noise_strength: float = 0.5  # sigma (gaussian), fraction of pixels (salt_pepper, mask)
+    noise: str = "keras"  # DAE input noise: one of TRAIN_NOISE_KINDS
+    noise_strength: float = 0.5  # sigma (gaussian), fraction of pixels hit; mixed: the highest
     seed: int = 0
     max_train_samples: int | None = None  # cap the training set (quick demos, tests)
     strategy: str = "default"  # "mirrored" or "multiworker" to use tf.distribute
@@ -136,7 +141,7 @@ class TrainSpec:
             raise UserError("Items need at least one training user to be scored.")
         if self.l2 < 0:
             raise UserError("The weight penalty must be zero or positive.")
-        _choice(self.noise, NOISE_KINDS, "noise")
+        _choice(self.noise, TRAIN_NOISE_KINDS, "noise")
         _choice(self.strategy, STRATEGIES, "strategy")
         if self.step_delay_s < 0:
             raise UserError("The pause per batch must be zero or more seconds.")
@@ -206,7 +211,13 @@ FLAGS = (
     Flag("--kl-anneal-steps", "train", "kl_anneal_steps", "recommenders: updates to reach beta"),
     Flag("--l2", "train", "l2", "recommenders: weight penalty"),
     Flag("--min-item-users", "train", "min_item_users", "recommenders: items need this many users"),
-    Flag("--noise", "train", "noise", "the DAE's input noise", NOISE_KINDS),
+    Flag(
+        "--noise",
+        "train",
+        "noise",
+        "the DAE's input noise (mixed: every kind, and none)",
+        TRAIN_NOISE_KINDS,
+    ),  # fmt: skip
     Flag("--noise-strength", "train", "noise_strength", "sigma, or the fraction of pixels hit"),
     Flag("--seed", "train", "seed", "random seed"),
     Flag("--max-train-samples", "train", "max_train_samples", "cap the training set"),
