@@ -555,6 +555,19 @@ def active_run(root: Path | None = None) -> Path | None:
     return None
 
 
+def training_target(root: Path | None = None) -> tuple[str, str | None] | None:
+    """(run id, the store name it will save as or None for its default) of the run training now."""
+    busy = active_run(root)
+    if busy is None:
+        return None
+    try:
+        config = read_config(busy)
+    except RunError:
+        return busy.name, None
+    save_as = config.get("save_as")
+    return str(config.get("run_id") or busy.name), save_as if isinstance(save_as, str) else None
+
+
 def epoch_png_path(run_dir: Path, epoch: int) -> Path:
     """Where the grid after epoch `epoch` (1-based) is written."""
     return Path(run_dir) / EPOCHS_DIR / f"epoch_{epoch:03d}.png"
