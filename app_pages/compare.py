@@ -87,10 +87,8 @@ def section(
             text += f"  \n:gray[mean error {float(np.mean(errors)):.4f} {note}]"
         cols[0].markdown(text)
         for i in range(len(x)):
-            caption = names[i] if errors is None else f"{errors[i]:.4f}"
-            cols[i + 1].image(
-                digits.png(pictures[i]), caption=digits.breakable(caption), width="stretch"
-            )
+            caption = digits.breakable(names[i]) if errors is None else f"{errors[i]:.4f}"
+            cols[i + 1].image(digits.png(pictures[i]), caption=caption, width="stretch")
     grid = images.tile(np.concatenate([pictures for _, _, pictures, _ in rows]), ncols=len(x))
     st.download_button(
         "⬇️ This comparison (PNG)", images.to_png(grid, scale=2),

@@ -70,7 +70,7 @@ def init_state(key: str, value: Any) -> None:
 
 
 # ---------------------------------------------------------------- words
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~$])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]|<>~$])")  # never at a line's start here
 
 
 def breakable(text: str, markdown: bool = False) -> str:

@@ -67,7 +67,8 @@ def _background(
 st.title("Round trip")
 st.markdown(
     "Follow a handwritten digit through the autoencoder: the **encoder** turns it into a few "
-    "numbers (the *latent code*), the **decoder** turns numbers back into a picture."
+    "numbers (the *latent code*), the **decoder** turns numbers back into a picture.",
+    help=glossary.tip("latent code"),
 )
 
 bundle = shared.active_bundle()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from app_pages import glossary
 from vae_core import data, figures, runs
 from vae_core.errors import UserError
 from vae_core.runs import ACTIVE_STATES, RESUMABLE_STATES
@@ -53,6 +54,9 @@ PHASES = {
     "evaluating": "measuring the finished model on the test digits",
     "saving": "saving the model",
 }
+# The glossary's words behind each test result (shown in the result's help tip).
+METRIC_WORDS = {"neg_elbo": ("ELBO", "nats"), "reconstruction": ("nats",), "kl": ("KL", "prior"),
+                "psnr": ("PSNR",), "ssim": ("SSIM",)}  # fmt: skip
 POLL_S = 1.0  # seconds between looks at the run folder while a run is active
 IDLE_POLL_S = 3.0  # while nothing on view trains: how often to look for a run started elsewhere
 
@@ -131,7 +135,7 @@ def _show_result(status: dict) -> None:
         for col, (key, value) in zip(st.columns(len(items)), items, strict=True):
             label, unit, help_ = shown[key]
             text = f"{value:.3f}" if key == "ssim" else f"{value:.1f} {unit}"
-            col.metric(label, text, help=help_)
+            col.metric(label, text, help=f"{help_}\n\n{glossary.tip(*METRIC_WORDS[key])}")
     if status.get("model_name"):
         st.success(
             f"The model **{status['model_name']}** is saved and now in the sidebar's model list: "
@@ -266,7 +270,8 @@ with left:
             c1, c2 = st.columns(2)
             beta = c1.number_input("Beta", 0.0, 10.0, m0.beta, 0.1, key=f"tr_beta_{kind}",
                                    help="Weight of the KL term: 1 is the true VAE; below 1 sharper "
-                                   "digits, above 1 a smoother, more orderly latent space.")  # fmt: skip
+                                   "digits, above 1 a smoother, more orderly latent space.\n\n"
+                                   + glossary.tip("KL"))  # fmt: skip
             warmup = c2.number_input("KL warm-up (epochs)", 0, 100, t0.kl_warmup_epochs,
                                      key=f"tr_warmup_{kind}",
                                      help="Epochs over which the KL weight grows from 0 to beta, so the "

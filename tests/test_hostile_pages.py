@@ -105,18 +105,6 @@ def _import(at: AppTest, files, name: str = "") -> AppTest:
     return at
 
 
-@pytest.fixture
-def own_store(tmp_path, monkeypatch, trained_home, no_shipped_models):
-    """A writable store holding a copy of the small trained models."""
-    from benchmarks.serve import copy_models
-
-    home = tmp_path / "home"
-    copy_models(trained_home / "models", home / "models")
-    monkeypatch.setenv("VAE_LAB_HOME", str(home))
-    monkeypatch.setenv("VAE_LAB_OFFLINE", "1")
-    return home / "models"
-
-
 def _sidebar_errors(at: AppTest) -> list[str]:
     return [e.value for e in at.sidebar.error]
 
@@ -189,7 +177,7 @@ def test_damaged_store_entries_do_not_break_the_listing(own_store, sandbox):
     (own_store / "cut.keras").write_bytes(good[:1000])
     (own_store / "lonely.json").write_text("[]")
     at = _open()
-    options = at.sidebar.selectbox(key="sidebar_model").options
+    options = [o.split(" — ")[0] for o in at.sidebar.selectbox(key="sidebar_model").options]
     assert {"mlp_vae", "conv_vae", "conv_dae", "cvae"} <= set(options)
     assert not {"bad_types", "cut", "lonely"} & set(options)
     assert any("3 model file(s) could not be read" in e.label for e in at.sidebar.expander)
