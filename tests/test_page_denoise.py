@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from tests.apptest import open_app
+from tests.apptest import open_app, record_downloads
 from vae_core import explore
 from vae_core.errors import UserError
 
@@ -135,3 +135,16 @@ def test_denoise_report_scores_against_clean_or_not_at_all(lab_home):
     cvae = default_store().load("cvae")
     with pytest.raises(UserError, match="label"):
         explore.denoise_report({"VAE": cvae}, noisy, clean)
+
+
+def test_the_download_is_named_after_noise_model_and_seed(lab_home, monkeypatch):
+    files = record_downloads(monkeypatch)
+    at = _open()
+    at.selectbox(key="dn_kind").set_value("gaussian").run()
+    at.slider(key="dn_strength").set_value(0.4)
+    at.number_input(key="dn_seed").set_value(3).run()
+    assert "vae_lab-denoise-gaussian_0.40-conv_dae-seed3.png" in files
+    grid = np.asarray(
+        Image.open(io.BytesIO(files["vae_lab-denoise-gaussian_0.40-conv_dae-seed3.png"]))
+    )
+    assert grid.shape[1] == 4 * (8 * 30 + 2)  # a column per digit, scaled four times
