@@ -82,12 +82,12 @@ def section(
     widths = [1.6] + [1.0] * max(len(x), MIN_COLUMNS)
     for title, note, pictures, errors in rows:
         cols = st.columns(widths, vertical_alignment="center")
-        text = f"**{digits.breakable(title, markdown=True)}**"
+        text = f"**{shared.breakable(title, markdown=True)}**"
         if errors is not None:
             text += f"  \n:gray[mean error {float(np.mean(errors)):.4f} {note}]"
         cols[0].markdown(text)
         for i in range(len(x)):
-            caption = digits.breakable(names[i]) if errors is None else f"{errors[i]:.4f}"
+            caption = shared.breakable(names[i]) if errors is None else f"{errors[i]:.4f}"
             cols[i + 1].image(digits.png(pictures[i]), caption=caption, width="stretch")
     grid = images.tile(np.concatenate([pictures for _, _, pictures, _ in rows]), ncols=len(x))
     st.download_button(

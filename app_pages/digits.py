@@ -6,7 +6,6 @@ Used by the round trip and generate pages; not a page itself.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -67,20 +66,6 @@ def init_state(key: str, value: Any) -> None:
     """Give a widget its first value (from the URL) without fighting the user's later choices."""
     if key not in st.session_state:
         st.session_state[key] = value
-
-
-# ---------------------------------------------------------------- words
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]|<>~$])")  # never at a line's start here
-
-
-def breakable(text: str, markdown: bool = False) -> str:
-    """Text (a file name) that may wrap after '_', '-' and '.', never in the middle of a part.
-
-    With `markdown`, characters Markdown would read as formatting are escaped first.
-    """
-    if markdown:
-        text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
-    return re.sub(r"([_.-])", "\\1\u200b", text)
 
 
 # ---------------------------------------------------------------- the digits

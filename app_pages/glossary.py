@@ -55,6 +55,6 @@ def tip(*terms: str) -> str:
 
 def render() -> None:
     """The whole glossary in one expander (the sidebar puts it on every page)."""
-    with st.expander("📖 Glossary: the words used here"):
+    with st.expander("Glossary: the words used here", icon=":material/menu_book:"):
         for term, text in TERMS.items():
             st.markdown(f"**{term}**: {text}")

@@ -7,6 +7,8 @@ training, use the mean at prediction.
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import streamlit as st
 
@@ -18,7 +20,7 @@ from vae_core.models import ModelBundle
 MAX_DIGITS = 12
 MAP_POINTS = 2000  # background digits on the latent map
 MODES = ("Mixed digits", "By label", "By index", "Upload")
-SUMMARY_WIDTH = 88  # characters per line of model.summary()
+SUMMARY_WIDTH = 80  # characters per line of model.summary(), at most
 
 
 # ---------------------------------------------------------------- cached per model
@@ -47,8 +49,10 @@ def _wiring(name: str, stamp: float, _bundle: ModelBundle) -> tuple[str, dict[st
     summaries = {}
     for model in (_bundle.encoder, _bundle.decoder, _bundle.composite):
         lines: list[str] = []
-        # Narrow enough for the page's width, so no column is cut off on the right.
-        model.summary(print_fn=lambda s, _out=lines, **_: _out.append(s), line_length=SUMMARY_WIDTH)
+        # Keras draws the table into a console as wide as the terminal (80 without one) and cuts
+        # off whatever is wider, so the table must fit both that and the page.
+        width = min(SUMMARY_WIDTH, shutil.get_terminal_size().columns)
+        model.summary(print_fn=lambda s, _out=lines, **_: _out.append(s), line_length=width)
         summaries[model.name] = "\n".join(lines)
     return dot, summaries
 
@@ -89,13 +93,11 @@ with st.expander("How the three models are wired", expanded=True):
     )
     words.markdown("#### One model, or three?")
     wiring = figures.composite_call(is_vae=spec.is_vae, conditional=spec.is_conditional)
-    keras_names = (
-        "(the Keras examples call it `latent_inputs`, named `z_sampling` in the older one)"
-    )
     if spec.is_vae:
         words.markdown(
-            "The **decoder is a model of its own**, with its own `Input` (`decoder_input`, "
-            f"{keras_names}): give it {spec.latent_dim} numbers and it draws a digit. The encoder "
+            "The **decoder is a model of its own**, with its own `Input`: `decoder_input` (the "
+            "Keras examples call it `latent_inputs`, named `z_sampling` in the older one). Give it "
+            f"{spec.latent_dim} numbers and it draws a digit. The encoder "
             "has three outputs: `z_mean`, `z_log_var` and `z`, a point drawn near `z_mean`. The "
             f"full model, `{bundle.composite.name}`, is just the wiring `{wiring}`: it passes the "
             "encoder's **third** output, `z`, into the decoder's `Input`. All three share the "
@@ -129,7 +131,7 @@ with pick[0]:
     source, x_all, y_all = digits.source_picker("rt_src")
     url_idx = [i for i in digits.param_ints("idx") if 0 <= i < len(x_all)][:MAX_DIGITS]
     digits.init_state("rt_mode", "By index" if url_idx else MODES[0])
-    mode = st.segmented_control("Choose", MODES, key="rt_mode", required=True)
+    mode = st.segmented_control("Choose", MODES, key="rt_mode", required=True, wrap=True)
     mode = mode or MODES[0]
 
 chosen: np.ndarray | None = None  # (N, 28, 28) uint8 or float
@@ -184,7 +186,7 @@ with pick[1]:
                 shared.show_error(err)
                 pre = None
             if pre is not None:
-                st.markdown(f"How **{digits.breakable(upload.name, markdown=True)}** was made "
+                st.markdown(f"How **{shared.breakable(upload.name, markdown=True)}** was made "
                             "MNIST-like:")  # fmt: skip
                 # One picture that fits the column, whatever the number of steps.
                 st.image(digits.png(images.strip([img for _, img in pre.steps]), 2),
@@ -214,7 +216,7 @@ model_labels = labels if spec.is_conditional else None
 # ---- 3. the round trip, digit by digit
 st.header("Encode, then decode")
 if spec.is_vae:
-    ctl = st.columns([2, 1, 2])
+    ctl = st.columns([2, 1, 2], vertical_alignment="bottom")
     digits.init_state("rt_k", digits.param_int("k", 6, 1, 12))
     digits.init_state("rt_seed", digits.param_int("seed", 0, 0, 10**6))
     digits.init_state("rt_always", bool(digits.param_int("always", 0, 0, 1)))
@@ -278,7 +280,7 @@ def err_text(value: float) -> str:
 
 errors = rt.errors
 for i in range(len(rt.inputs)):
-    title = f"**Digit {i + 1}** · {digits.breakable(names[i], markdown=True)}"
+    title = f"**Digit {i + 1}** · {shared.breakable(names[i], markdown=True)}"
     if labels is not None:
         title += f" · written as a {int(labels[i])}"
     with st.container(border=True):

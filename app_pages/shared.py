@@ -83,6 +83,9 @@ def _describe(entry: StoreEntry) -> str:
     return " · ".join(parts)
 
 
+LIST_UP_TO, LIST_HEIGHT = 6, 480  # a longer model list scrolls in a box this many pixels high
+
+
 # The first view of a fresh install: the 2-D VAE shows the most (latent map, manifold, sampling).
 PREFERRED_FIRST = ("mlp_vae_2d",)
 
@@ -111,18 +114,20 @@ def render_sidebar() -> None:
             names = [e.name for e in good]
             wanted = st.query_params.get(MODEL_PARAM)
             index = names.index(wanted) if wanted in names else _default_index(good)
-            by_name = {e.name: e for e in good}
-            name = st.selectbox("Model", names, index=index, key="sidebar_model",
-                                format_func=lambda n: by_name[n].label,
-                                help="Every page uses this model. The choice is kept in the page address, "
-                                "so a copied link opens the same model. Each model says what it is, its "
-                                "latent size, its training data and its test score.\n\n"
-                                + glossary.tip("ELBO", "nats", "PSNR", "SSIM"))  # fmt: skip
+            # A radio, not a selectbox: each model's description wraps under its name, where a
+            # selectbox would cut it off at the sidebar's width.
+            box = st.container(height=LIST_HEIGHT) if len(good) > LIST_UP_TO else st.container()
+            name = box.radio("Model", names, index=index, key="sidebar_model",
+                             format_func=lambda n: f"**{breakable(n, markdown=True)}**",
+                             captions=[_describe(e) for e in good],
+                             help="Every page uses this model. The choice is kept in the page address, "
+                             "so a copied link opens the same model. Under each model: its kind, latent "
+                             "size, training data and test score.\n\n"
+                             + glossary.tip("ELBO", "nats", "PSNR", "SSIM"))  # fmt: skip
             if st.query_params.get(MODEL_PARAM) != name:
                 st.query_params[MODEL_PARAM] = name
             entry = good[names.index(name)]
             st.session_state["active_entry"] = entry
-            st.caption(_describe(entry))
         broken = [e for e in entries if e.error is not None]
         if broken:
             with st.expander(f"{len(broken)} model file(s) could not be read"):
@@ -291,6 +296,19 @@ def file_name(page: str, what: str, model: str | None = None, seed: int | None =
     """A download's name that says what it is: vae_lab-<page>-<what>-<model>-seed<seed>.<ext>."""
     parts = ["vae_lab", page, what, model, None if seed is None else f"seed{int(seed)}"]
     return "-".join(p for p in parts if p) + f".{ext}"
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]|<>~$])")  # never at a line's start here
+
+
+def breakable(text: str, markdown: bool = False) -> str:
+    """Text (a file name) that may wrap after '_', '-' and '.', never in the middle of a part.
+
+    With `markdown`, characters Markdown would read as formatting are escaped first.
+    """
+    if markdown:
+        text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    return re.sub(r"([_.-])", "\\1\u200b", text)
 
 
 def show_error(err: UserError) -> None:

@@ -43,23 +43,31 @@ def _sidebar_errors(at: AppTest) -> list[str]:
 
 
 # ---------------------------------------------------------------- the list
+def _models(at: AppTest) -> dict[str, str]:
+    """{model name: the description under it} as the sidebar's list shows them, in order."""
+    box = at.sidebar.radio(key="sidebar_model")
+    names = [o.replace("\\", "").replace("\u200b", "").strip("*") for o in box.options]
+    return dict(zip(names, box.proto.captions, strict=True))
+
+
 def test_the_model_list_describes_every_model(lab_home):
     at = open_app(model="mlp_vae_2d")
-    box = at.sidebar.selectbox(key="sidebar_model")
-    assert box.value == "mlp_vae_2d"
-    options = box.options
+    assert at.sidebar.radio(key="sidebar_model").value == "mlp_vae_2d"
+    models = _models(at)
     shipped = {
-        "mlp_vae_2d": r"MLP VAE, latent 2, mnist, −ELBO \d+\.\d nats \(shipped\)",
-        "conv_vae_32d": r"Convolutional VAE, latent 32, mnist, −ELBO \d+\.\d nats \(shipped\)",
-        "cvae_2d": r"Conditional VAE, latent 2, mnist, −ELBO \d+\.\d nats \(shipped\)",
-        "conv_dae": r"Convolutional denoising autoencoder, latent \d+, mnist, PSNR \d+\.\d dB "
-        r"\(shipped\)",
+        "mlp_vae_2d": r"MLP VAE · latent size 2 · trained on mnist, \d+ epochs · "
+        r"test −ELBO \d+\.\d nats · shipped with VAE Lab",
+        "conv_vae_32d": r"Convolutional VAE · latent size 32 · trained on mnist, \d+ epochs · "
+        r"test −ELBO \d+\.\d nats · shipped with VAE Lab",
+        "cvae_2d": r"Conditional VAE · latent size 2 · .* · test −ELBO \d+\.\d nats · .*",
+        "conv_dae": r"Convolutional denoising autoencoder · latent size \d+ · trained on .* · "
+        r"test PSNR \d+\.\d dB, SSIM \d\.\d{3} · shipped with VAE Lab",
     }
     for name, words in shipped.items():
-        assert any(re.fullmatch(f"{name} — {words}", o) for o in options), (name, options)
+        assert re.fullmatch(words, models[name]), (name, models[name])
     # The small test models carry no test score, but still say what they are.
-    assert "mlp_vae — MLP VAE, latent 2, sample" in options
-    assert "cvae — Conditional VAE, latent 2, sample" in options
+    assert models["mlp_vae"] == "MLP VAE · latent size 2 · trained on sample, 1 epoch"
+    assert models["cvae"] == "Conditional VAE · latent size 2 · trained on sample, 1 epoch"
 
 
 # ---------------------------------------------------------------- rename
@@ -71,7 +79,7 @@ def test_renaming_ones_own_model_from_the_sidebar(own_store):
          "mlp_vae.keras", "my_conv.json", "my_conv.keras"]
     )  # fmt: skip
     assert at.query_params["model"] == "my_conv"
-    assert at.sidebar.selectbox(key="sidebar_model").value == "my_conv"
+    assert at.sidebar.radio(key="sidebar_model").value == "my_conv"
     assert any("Renamed **conv_vae** to **my_conv**" in s.value for s in at.sidebar.success)
     assert not at.error  # the page still shows the model under its new name
     assert at.sidebar.text_input(key="sb_rename_to").value == ""
@@ -89,7 +97,7 @@ def test_a_name_that_collides_or_breaks_the_rules_gets_a_sentence(own_store, new
     at = _rename(open_app(model="conv_vae"), new)
     assert _sidebar_errors(at) == [sentence]
     assert _files(own_store) == before
-    assert at.sidebar.selectbox(key="sidebar_model").value == "conv_vae"
+    assert at.sidebar.radio(key="sidebar_model").value == "conv_vae"
 
 
 def test_shipped_models_offer_no_rename_or_delete(lab_home):
@@ -115,9 +123,8 @@ def test_delete_asks_first_and_cancel_keeps_the_model(own_store):
     _ok(at)
     assert "cvae.keras" not in _files(own_store) and "cvae.json" not in _files(own_store)
     assert any("Deleted **cvae**" in s.value for s in at.sidebar.success)
-    box = at.sidebar.selectbox(key="sidebar_model")
-    assert not any(o.startswith("cvae ") for o in box.options)
-    assert box.value == "conv_vae"  # the first VAE in the list instead
+    assert "cvae" not in _models(at)
+    assert at.sidebar.radio(key="sidebar_model").value == "conv_vae"  # the first VAE instead
     assert at.query_params["model"] == "conv_vae"
 
 
