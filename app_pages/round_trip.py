@@ -191,7 +191,7 @@ with pick[1]:
                 # One picture that fits the column, whatever the number of steps.
                 st.image(digits.png(images.strip([img for _, img in pre.steps]), 2),
                          width="stretch")  # fmt: skip
-                st.caption(" → ".join(f"{i + 1}. {step}" for i, (step, _) in enumerate(pre.steps)))
+                st.caption(" → ".join(f"({i + 1}) {step}" for i, (step, _) in enumerate(pre.steps)))
                 for note in pre.notes:
                     st.caption(note)
                 chosen = pre.digit[None]
@@ -344,6 +344,20 @@ for i in range(len(rt.inputs)):
         s[1].image(digits.png(spread, 2), width=64, caption=f"spread: std up to {top:.3f}")
         s[1].caption("White where the samples differ most.")
 
+if spec.is_vae:
+    with st.expander("Why is decoder(z_mean) not the same as vae(x)?", expanded=False):
+        st.markdown(
+            "The encoder does not give one point but a small cloud: the centre `z_mean` and a "
+            "width `sigma = exp(z_log_var / 2)`. `decoder(z_mean)` always decodes the centre. "
+            "`vae(x)` passes on `z`, which the **Sampling** layer draws from that cloud "
+            "when sampling is on (`training=True`), so it lands somewhere else each time: the "
+            "samples above, and their spread. Training *needs* the sampling (it teaches the "
+            "decoder that nearby points mean the same digit). At prediction you want the best "
+            "guess, the centre: **sample while training, use the mean at prediction** (Mult-VAE, "
+            "Liang et al. 2018). The keras-io example's Sampling always samples, so its "
+            "`vae.predict(x)` changes from call to call: switch the toggle above to see it."
+        )
+
 d_png, d_csv = st.columns(2)
 d_png.download_button(
     "⬇️ These round trips (PNG)", images.to_png(images.tile(np.concatenate(
@@ -362,20 +376,6 @@ d_csv.download_button(
     + ", one column per latent number; opens in a spreadsheet.",
 )  # fmt: skip
 compare.section(entry, rt, chosen, labels, names)
-
-if spec.is_vae:
-    with st.expander("Why is decoder(z_mean) not the same as vae(x)?", expanded=False):
-        st.markdown(
-            "The encoder does not give one point but a small cloud: the centre `z_mean` and a "
-            "width `sigma = exp(z_log_var / 2)`. `decoder(z_mean)` always decodes the centre. "
-            "`vae(x)` passes on `z`, which the **Sampling** layer draws from that cloud "
-            "when sampling is on (`training=True`), so it lands somewhere else each time: the "
-            "samples above, and their spread. Training *needs* the sampling (it teaches the "
-            "decoder that nearby points mean the same digit). At prediction you want the best "
-            "guess, the centre: **sample while training, use the mean at prediction** (Mult-VAE, "
-            "Liang et al. 2018). The keras-io example's Sampling always samples, so its "
-            "`vae.predict(x)` changes from call to call: switch the toggle above to see it."
-        )
 
 # ---- 4. the latent map
 st.header("Where your digits land in the latent space")

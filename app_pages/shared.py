@@ -217,12 +217,12 @@ def _pick(name: str | None) -> None:
 def _do_rename(old: str) -> None:
     new = st.session_state.get("sb_rename_to", "").strip()
     if not new:
-        st.session_state["sb_manage_error"] = f"Type the new name for {old} first."
+        st.session_state["sb_rename_error"] = f"Type the new name for {old} first."
         return
     try:
         renamed = store().rename(old, new)
     except UserError as err:
-        st.session_state["sb_manage_error"] = str(err)
+        st.session_state["sb_rename_error"] = str(err)
         return
     st.session_state["sb_rename_to"] = ""
     st.session_state["sb_managed"] = f"Renamed **{old}** to **{renamed.name}**."
@@ -234,10 +234,15 @@ def _do_delete(name: str) -> None:
     try:
         store().delete(name)
     except UserError as err:
-        st.session_state["sb_manage_error"] = str(err)
+        st.session_state["sb_delete_error"] = str(err)
         return
     st.session_state["sb_managed"] = f"Deleted **{name}**."
     _pick(None)
+
+
+def _pop_error(key: str) -> None:
+    if st.session_state.get(key):
+        st.error(st.session_state.pop(key))
 
 
 def _rename_or_delete(entry: StoreEntry) -> None:
@@ -252,6 +257,7 @@ def _rename_or_delete(entry: StoreEntry) -> None:
             st.text_input("New name", key="sb_rename_to", max_chars=64, placeholder=entry.name,
                           help=store_module.NAME_RULE)  # fmt: skip
             st.button("Rename", key="sb_rename", on_click=_do_rename, args=(entry.name,))
+            _pop_error("sb_rename_error")  # each sentence right under the button that caused it
             if st.session_state.get("sb_delete_asked") != entry.name:
                 st.button("Delete this model…", key="sb_delete",
                           on_click=lambda: st.session_state.update(sb_delete_asked=entry.name))  # fmt: skip
@@ -261,8 +267,7 @@ def _rename_or_delete(entry: StoreEntry) -> None:
                           on_click=_do_delete, args=(entry.name,))  # fmt: skip
                 st.button("Cancel", key="sb_delete_no",
                           on_click=lambda: st.session_state.pop("sb_delete_asked", None))  # fmt: skip
-        if st.session_state.get("sb_manage_error"):
-            st.error(st.session_state.pop("sb_manage_error"))
+            _pop_error("sb_delete_error")
     if st.session_state.get("sb_managed"):
         st.success(st.session_state.pop("sb_managed"))
 

@@ -200,7 +200,7 @@ def test_an_uploaded_digit_goes_round_trip(lab_home):
     _ok(at)
     captions = _captions(at)
     steps = " ".join(c.value for c in at.caption)  # the preprocessing steps, in order
-    assert "1. Your image in grayscale →" in steps and "Centred in 28x28" in steps
+    assert "(1) Your image in grayscale → (2)" in steps and "Centred in 28x28" in steps
     assert captions.count("input x") == 1
     assert at.selectbox(key="rt_up_label") is not None  # the conditional VAE asks for the label
 
