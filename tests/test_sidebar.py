@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from app_pages.glossary import TERMS
 from tests.apptest import open_app
-from vae_core import runs
+from vae_core import rundir, runs
 from vae_core.specs import ModelSpec, TrainSpec
 from vae_core.store import NAME_RULE
 
@@ -136,8 +136,8 @@ def training_now(own_store):
     )
     run_dir = runs.create_run(ModelSpec(hidden=16), TrainSpec(dataset="sample"),
                               root=own_store.parent / "runs")  # fmt: skip
-    runs.write_json_atomic(run_dir / runs.STATUS, {"state": "running", "pid": child.pid,
-                                                   "host": os.uname().nodename})  # fmt: skip
+    rundir.write_json_atomic(run_dir / rundir.STATUS, {"state": "running", "pid": child.pid,
+                                                       "host": os.uname().nodename})  # fmt: skip
     meta_path = own_store / "mlp_vae.json"
     meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "run_id": run_dir.name}))
     yield run_dir.name

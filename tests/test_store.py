@@ -231,7 +231,7 @@ def _training(runs_root: Path, save_as: str | None, fakes: list) -> str:
     import subprocess
     import sys
 
-    from vae_core import runs
+    from vae_core import rundir, runs
     from vae_core.specs import TrainSpec
 
     child = subprocess.Popen(
@@ -240,8 +240,8 @@ def _training(runs_root: Path, save_as: str | None, fakes: list) -> str:
     fakes.append(child)
     run_dir = runs.create_run(ModelSpec(hidden=16), TrainSpec(dataset="sample"), root=runs_root,
                               save_as=save_as)  # fmt: skip
-    runs.write_json_atomic(run_dir / runs.STATUS, {"state": "running", "pid": child.pid,
-                                                   "host": os.uname().nodename})  # fmt: skip
+    rundir.write_json_atomic(run_dir / rundir.STATUS, {"state": "running", "pid": child.pid,
+                                                       "host": os.uname().nodename})  # fmt: skip
     return run_dir.name
 
 

@@ -3,22 +3,14 @@ upload, and whether every label, caption and file name fits whole (measured, not
 
 from __future__ import annotations
 
-import io
 import re
 
 import browser_ui as ui
-from PIL import Image, ImageDraw
+
+from tests import hostile
 
 MODEL = "e2e_mlp_vae"
 LONG_NAME = "my_very_long_photo_of_a_handwritten_seven_2024-11-21_scan.png"
-
-
-def _seven_png() -> bytes:
-    img = Image.new("L", (90, 120), 255)
-    ImageDraw.Draw(img).line([(18, 24), (72, 24), (40, 102)], fill=20, width=9)
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _k_shown(page) -> int:
@@ -48,7 +40,7 @@ def test_after_an_upload_k_shows_what_is_drawn_and_everything_fits(server, page)
 
     body.get_by_text("Upload", exact=True).click()
     ui.settle(page)
-    ui.upload(page, [(LONG_NAME, _seven_png(), "image/png")])
+    ui.upload(page, [(LONG_NAME, hostile.encode(hostile.seven()), "image/png")])
     ui.wait_until(lambda: _k_drawn(page) > 0, 90, "the uploaded digit's samples appear")
     ui.settle(page)
     assert _k_shown(page) == _k_drawn(page) == 6  # the slider said 1 here before
