@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app_pages import shared, wiring
+from app_pages import glossary, shared, wiring
 from vae_core import data, explore, images, kinds
 from vae_core.errors import UserError
 from vae_core.specs import NOISE_KINDS, NOISES
@@ -324,7 +324,8 @@ if report.clean is not None:
 if report.psnr:
     st.markdown(
         "Each picture is scored against the clean original. Under each one: **PSNR** in dB "
-        "(higher = closer) · **SSIM** (1 = the same shapes and strokes)."
+        "(higher = closer) · **SSIM** (1 = the same shapes and strokes).",
+        help=glossary.tip("PSNR", "SSIM"),
     )
     cols = st.columns(len(report.psnr))
     base = float(np.mean(report.psnr["noisy"]))
@@ -358,6 +359,10 @@ for key, label, model, imgs in rows:
 grid = images.tile(np.concatenate([imgs for *_, imgs in rows]), ncols=count)
 st.download_button(
     "⬇️ Download this comparison (PNG)", images.to_png(grid, scale=4),
-    file_name="vae_lab_denoise.png", mime="image/png", key="dn_download",
+    file_name=shared.file_name(
+        "denoise", "as_is" if already_noisy else kind if kind == "keras" else f"{kind}_{strength:.2f}",
+        dae_entry.name if dae_entry else None, None if already_noisy else int(seed),
+    ),
+    mime="image/png", key="dn_download",
     help="One image: a row per picture above (noisy, denoised, ..., clean), a column per digit.",
 )  # fmt: skip

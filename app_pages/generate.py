@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app_pages import digits, shared
+from app_pages import digits, glossary, shared
 from vae_core import explore, figures, images
 from vae_core.errors import UserError
 from vae_core.models import ModelBundle
@@ -26,6 +26,7 @@ bundle = shared.active_bundle(page="generate")
 if bundle is None:
     st.stop()
 spec = bundle.spec
+entry_name = shared.active_entry().name
 if not spec.is_vae:
     st.info(
         "This model is a **denoising autoencoder**. It learned to map noisy digits to clean ones, "
@@ -59,14 +60,17 @@ st.header("New digits from the prior")
 st.caption(
     "Each picture is decoder(z) for a random z drawn from N(0, I), the bell curve the KL term "
     "pulled the encoder's codes towards. The temperature scales z: near 0 every z is the centre; "
-    "above 1 you reach rarer, stranger places."
+    "above 1 you reach rarer, stranger places.",
+    help=glossary.tip("prior", "N(0, I)", "KL", "temperature"),
 )
 c = st.columns([2, 2, 1, 1])
 digits.init_state("gen_n", digits.param_int("n", 32, 1, 64))
 digits.init_state("gen_temp", digits.param_float("temp", 1.0, 0.0, 2.5))
 digits.init_state("gen_seed", digits.param_int("seed", 0, 0, 10**6))
 n = c[0].slider("How many", 1, 64, key="gen_n")
-temp = c[1].slider("Temperature", 0.0, 2.5, step=0.1, key="gen_temp")
+temp = c[1].slider(
+    "Temperature", 0.0, 2.5, step=0.1, key="gen_temp", help=glossary.tip("temperature")
+)
 
 
 def _new_seed() -> None:
@@ -86,7 +90,8 @@ except UserError as err:
 else:
     grid = images.tile(prior_images, ncols=min(n, 16))
     st.image(digits.png(grid, 3), caption=f"{n} digits, seed {seed}, temperature {temp:.1f}")
-    st.download_button("Download PNG", images.to_png(grid, scale=2), "vae_lab_samples.png",
+    st.download_button("Download PNG", images.to_png(grid, scale=2),
+                       shared.file_name("generate", f"prior_samples-temp{temp:.1f}", entry_name, seed),
                        "image/png", key="gen_dl_prior")  # fmt: skip
 
 # ---------------------------------------------------------------- 2. the manifold
@@ -131,8 +136,9 @@ else:
             f"{size} × {size} decoded points, evenly spaced from −{extent:.1f} to +{extent:.1f}: "
             f"{where}. All {size * size} go through the decoder in one call."
         )
-        st.download_button("Download PNG", images.to_png(grid, scale=2), "vae_lab_manifold.png",
-                            "image/png", key="gen_dl_grid")  # fmt: skip
+        st.download_button("Download PNG", images.to_png(grid, scale=2),
+                           shared.file_name("generate", f"latent_map-z{dims[0]}_z{dims[1]}", entry_name),
+                           "image/png", key="gen_dl_grid")  # fmt: skip
 
 
 # ---------------------------------------------------------------- 3. one dial per latent number
@@ -222,8 +228,7 @@ if st.session_state["gen_method"] not in ("linear", "spherical"):
     st.session_state["gen_method"] = "linear"
 digits.init_state("gen_steps", digits.param_int("steps", 10, 3, 24))
 method = c[2].radio("Path", ["linear", "spherical"], key="gen_method",
-                    help="Spherical keeps the length of z steady, so the middle is not pulled "
-                    "towards 0.")  # fmt: skip
+                    help=glossary.tip("spherical interpolation"))  # fmt: skip
 steps = c[3].slider("Steps", 3, 24, key="gen_steps")
 for name, value in (("a", a), ("b", b_), ("method", method), ("steps", steps)):
     digits.set_param(name, value)
@@ -247,5 +252,6 @@ else:
             else ""
         )
     )
-    st.download_button("Download PNG", images.to_png(grid, scale=2), "vae_lab_walk.png",
+    st.download_button("Download PNG", images.to_png(grid, scale=2),
+                       shared.file_name("generate", f"walk-{a}_to_{b_}-{method}", entry_name),
                        "image/png", key="gen_dl_walk")  # fmt: skip

@@ -10,14 +10,13 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app_pages import digits, shared, wiring
+from app_pages import compare, digits, glossary, shared, wiring
 from vae_core import explore, figures, images
 from vae_core.errors import UserError
 from vae_core.models import ModelBundle
 
 MAX_DIGITS = 12
 MAP_POINTS = 2000  # background digits on the latent map
-BARS_UP_TO = 16  # latent sizes up to this get a bar chart per digit
 MODES = ("Mixed digits", "By label", "By index", "Upload")
 
 
@@ -36,7 +35,8 @@ def _background(
 st.title("Round trip")
 st.markdown(
     "Follow a handwritten digit through the autoencoder: the **encoder** turns it into a few "
-    "numbers (the *latent code*), the **decoder** turns numbers back into a picture."
+    "numbers (the *latent code*), the **decoder** turns numbers back into a picture.",
+    help=glossary.tip("latent code"),
 )
 
 bundle = shared.active_bundle(page="round_trip")
@@ -51,33 +51,42 @@ with st.expander("How the three models are wired", expanded=True):
     dot, summaries = wiring.wiring(entry.name, stamp, bundle)
     diagram, words = st.columns([1, 1], gap="large")
     diagram.graphviz_chart(dot, width="stretch")
+    diagram.caption(
+        "Shapes such as (None, 2): None is the batch (any number of digits at once).",
+        help=glossary.tip("shapes", "eps"),
+    )
     words.markdown("#### One model, or three?")
+    composite_call = figures.composite_call(is_vae=spec.is_vae, conditional=spec.is_conditional)
     if spec.is_vae:
         words.markdown(
-            "The **decoder is a model of its own**, with its own `Input` (`decoder_input`): give it "
-            f"{spec.latent_dim} numbers and it draws a digit. The encoder has three outputs: "
-            "`z_mean`, `z_log_var` and `z`, a point drawn near `z_mean`. The full model, "
-            f"`{bundle.composite.name}`, is just the wiring `decoder(encoder(x)[2])`: it passes "
-            "the encoder's **third** output, `z`, into the decoder's `Input`. All three share the "
+            "The **decoder is a model of its own**, with its own `Input`: `decoder_input` (the "
+            "Keras examples call it `latent_inputs`, named `z_sampling` in the older one). Give it "
+            f"{spec.latent_dim} numbers and it draws a digit. The encoder "
+            "has three outputs: `z_mean`, `z_log_var` and `z`, a point drawn near `z_mean`. The "
+            f"full model, `{bundle.composite.name}`, is just the wiring `{composite_call}`: it passes the "
+            "encoder's **third** output, `z`, into the decoder's `Input`. All three share the "
             "same weights."
             + (
-                " This conditional VAE is also told the label; it goes into both halves."
+                " This conditional VAE is also told the label: it goes into the encoder "
+                "beside the image, and into the decoder beside `z`."
                 if spec.is_conditional
                 else ""
-            )
+            ),
+            help=glossary.tip("z_mean", "z_log_var", "eps"),
         )
     else:
         words.markdown(
             "A denoising autoencoder has the same two halves, but its encoder has a **single** "
-            "output, the latent vector. The decoder's `Input` (`decoder_input`) is **not the "
-            f"image**: it is where those {spec.latent_dim} numbers go in. The full model, "
-            f"`{bundle.composite.name}`, is `decoder(encoder(x))`. There is no z_mean, no sigma "
-            "and no sampling: the same digit always gives the same code and the same picture."
+            "output, the latent vector. The decoder's `Input` (`decoder_input`, the name the Keras "
+            f"denoising example uses too) is **not the image**: it is where those {spec.latent_dim} "
+            f"numbers go in. The full model, `{bundle.composite.name}`, is `{composite_call}`. There is no "
+            "z_mean, no sigma and no sampling: the same digit always gives the same code and the "
+            "same picture."
         )
-    words.caption("What Keras itself says about the three models (note the decoder's input):")
-    for name, text in summaries.items():
-        with words.expander(f"`{name}.summary()`"):
-            st.code(text, language=None)
+    st.caption("What Keras itself says about the three models (note the decoder's input):")
+    tabs = st.tabs([f"{name}.summary()" for name in summaries])
+    for tab, text in zip(tabs, summaries.values(), strict=True):
+        tab.code(text, language=None)
 
 # ---- 2. pick digits
 st.header("Pick digits")
@@ -86,7 +95,7 @@ with pick[0]:
     source, x_all, y_all = digits.source_picker("rt_src")
     url_idx = [i for i in digits.param_ints("idx") if 0 <= i < len(x_all)][:MAX_DIGITS]
     digits.init_state("rt_mode", "By index" if url_idx else MODES[0])
-    mode = st.segmented_control("Choose", MODES, key="rt_mode", required=True)
+    mode = st.segmented_control("Choose", MODES, key="rt_mode", required=True, wrap=True)
     mode = mode or MODES[0]
 
 chosen: np.ndarray | None = None  # (N, 28, 28) uint8 or float
@@ -97,9 +106,8 @@ with pick[1]:
     if mode == "Mixed digits":
         digits.init_state("rt_n", digits.param_int("n", 5, 1, 10))
         digits.init_state("rt_shuffle", 0)
-        c1, c2 = st.columns([3, 1])
-        n = c1.slider("How many different digits", 1, 10, key="rt_n")
-        if c2.button("Shuffle", help="Other digits, other examples."):
+        n = st.slider("How many different digits", 1, 10, key="rt_n")
+        if st.button("Shuffle", help="Other digits, other examples."):
             st.session_state["rt_shuffle"] += 1
         idx = digits.mixed_examples(y_all, n, st.session_state["rt_shuffle"])
     elif mode == "By label":
@@ -107,11 +115,10 @@ with pick[1]:
         digits.init_state("rt_count", 3)
         digits.init_state("rt_other", 0)
         label = st.segmented_control(
-            "Show me examples of the digit", list(range(10)), key="rt_label"
+            "Show me examples of the digit", list(range(10)), key="rt_label", wrap=True
         )
-        c1, c2 = st.columns([3, 1])
-        count = c1.slider("How many", 1, MAX_DIGITS, key="rt_count")
-        if c2.button("Other examples"):
+        count = st.slider("How many", 1, MAX_DIGITS, key="rt_count")
+        if st.button("Other examples"):
             st.session_state["rt_other"] += 1
         if label is None:
             st.info("Pick a digit above.")
@@ -143,16 +150,16 @@ with pick[1]:
                 shared.show_error(err)
                 pre = None
             if pre is not None:
-                st.caption("How your image was made MNIST-like:")
-                st.image(
-                    [digits.png(img, 1) for _, img in pre.steps],
-                    caption=[step for step, _ in pre.steps],
-                    width=84,
-                )
+                st.markdown(f"How **{shared.breakable(upload.name, markdown=True)}** was made "
+                            "MNIST-like:")  # fmt: skip
+                # One picture that fits the column, whatever the number of steps.
+                st.image(digits.png(images.strip([img for _, img in pre.steps]), 2),
+                         width="stretch")  # fmt: skip
+                st.caption(" → ".join(f"({i + 1}) {step}" for i, (step, _) in enumerate(pre.steps)))
                 for note in pre.notes:
                     st.caption(note)
                 chosen = pre.digit[None]
-                names = ["upload"]
+                names = [upload.name]
                 if spec.is_conditional:
                     up_label = st.selectbox("Which digit is it? (the conditional VAE needs to be told)",
                                             list(range(10)), key="rt_up_label")  # fmt: skip
@@ -173,18 +180,25 @@ model_labels = labels if spec.is_conditional else None
 # ---- 3. the round trip, digit by digit
 st.header("Encode, then decode")
 if spec.is_vae:
-    ctl = st.columns([2, 1, 2])
+    ctl = st.columns([2, 1, 2], vertical_alignment="bottom")
     digits.init_state("rt_k", digits.param_int("k", 6, 1, 12))
     digits.init_state("rt_seed", digits.param_int("seed", 0, 0, 10**6))
-    k = ctl[0].slider("Samples of z per digit (K)", 1, 12, key="rt_k")
-    seed = ctl[1].number_input("Seed", 0, 10**6, key="rt_seed", help="Which random samples.")
+    digits.init_state("rt_always", bool(digits.param_int("always", 0, 0, 1)))
+    # persist_state: they survive a visit to another page, and a widget that comes back (after
+    # an upload) shows the value that is used, not its minimum.
+    k = ctl[0].slider("Samples of z per digit (K)", 1, 12, key="rt_k", persist_state="session",
+                      help="How many times z is drawn for each digit.\n\n" + glossary.tip("eps"))  # fmt: skip
+    seed = ctl[1].number_input("Seed", 0, 10**6, key="rt_seed", persist_state="session",
+                               help="Which random samples: the same seed draws the same eps.")  # fmt: skip
     always = ctl[2].toggle(
         "Keras-example Sampling (always sample)",
         key="rt_always",
+        persist_state="session",
         help="The keras-io VAE's Sampling layer ignores `training` and samples even at prediction.",
     )
     digits.set_param("k", k)
     digits.set_param("seed", seed)
+    digits.set_param("always", int(always))
 else:
     k, seed, always = 1, 0, False
     st.caption(
@@ -206,6 +220,11 @@ except UserError as err:
     st.stop()
 
 if spec.is_vae:
+    call_in = "[x, label]" if spec.is_conditional else "x"
+    st.markdown(
+        f"`{bundle.composite.name}({call_in})` = `{composite_call}`: the encoder's `z` goes into the "
+        "decoder's own `Input`, so each picture below is `decoder(...)` of some point z."
+    )
     if always:
         st.markdown(
             "**keras-io Sampling:** `vae.predict(x)` samples z on *every* call: run it twice, get two "
@@ -225,63 +244,53 @@ def err_text(value: float) -> str:
 
 errors = rt.errors
 for i in range(len(rt.inputs)):
-    title = f"**Digit {i + 1}** · {names[i]}"
+    title = f"**Digit {i + 1}** · {shared.breakable(names[i], markdown=True)}"
     if labels is not None:
         title += f" · written as a {int(labels[i])}"
     with st.container(border=True):
         st.markdown(title)
         if not spec.is_vae:
             c = st.columns([1, 1, 3])
-            c[0].image(digits.png(rt.inputs[i]), caption="input x", width=112)
+            c[0].image(digits.png(rt.inputs[i]), caption="input x", width="stretch")
             c[1].image(
                 digits.png(rt.decoded_mean[i]),
                 caption=f"decoder(encoder(x)): {err_text(errors['decoder(z_mean)'][i])}",
-                width=112,
+                width="stretch",
             )
             with c[2]:
                 st.caption(f"The encoder's latent vector ({spec.latent_dim} numbers):")
-                if spec.latent_dim <= BARS_UP_TO:
-                    st.plotly_chart(figures.latent_bars(rt.z_mean[i]), key=f"rt_bars_{i}",
-                                    config={"displayModeBar": False})  # fmt: skip
-                else:
-                    st.code(np.array2string(rt.z_mean[i], precision=2, max_line_width=100))
+                st.plotly_chart(figures.latent_bars(rt.z_mean[i]), key=f"rt_bars_{i}",
+                                config={"displayModeBar": False})  # fmt: skip
             continue
         c = st.columns([1, 1, 1, 1, 2.4])
-        c[0].image(digits.png(rt.inputs[i]), caption="input x", width=112)
+        c[0].image(digits.png(rt.inputs[i]), caption="input x", width="stretch")
         c[1].image(
             digits.png(rt.decoded_mean[i]),
             caption=f"decoder(z_mean): {err_text(errors['decoder(z_mean)'][i])}",
-            width=112,
+            width="stretch",
         )
         if always:
             run2 = second.composite_training[i]
             run2_err = second.errors["vae(x, training=True)"][i]
             c[2].image(digits.png(rt.composite_training[i]),
                        caption=f"vae.predict(x), call 1: {err_text(errors['vae(x, training=True)'][i])}",
-                       width=112)  # fmt: skip
+                       width="stretch")  # fmt: skip
             c[3].image(digits.png(run2), caption=f"vae.predict(x), call 2: {err_text(run2_err)}",
-                       width=112)  # fmt: skip
+                       width="stretch")  # fmt: skip
         else:
             c[2].image(digits.png(rt.composite_inference[i]),
                        caption=f"vae.predict(x): {err_text(errors['vae(x, training=False)'][i])}",
-                       width=112)  # fmt: skip
+                       width="stretch")  # fmt: skip
             c[3].image(digits.png(rt.composite_training[i]),
                        caption=f"vae(x, training=True): {err_text(errors['vae(x, training=True)'][i])}",
-                       width=112)  # fmt: skip
+                       width="stretch")  # fmt: skip
         with c[4]:
-            sig = rt.sigma[i]
-            if spec.latent_dim <= BARS_UP_TO:
-                st.caption("z_mean (bars) ± sigma (whiskers): where z is drawn from")
-                st.plotly_chart(figures.latent_bars(rt.z_mean[i], sig), key=f"rt_bars_{i}",
-                                config={"displayModeBar": False})  # fmt: skip
-            else:
-                st.caption(f"z_mean and sigma (first {BARS_UP_TO} of {spec.latent_dim} numbers)")
-                st.code(
-                    "z_mean "
-                    + np.array2string(rt.z_mean[i][:BARS_UP_TO], precision=2, max_line_width=100)
-                    + "\nsigma  "
-                    + np.array2string(sig[:BARS_UP_TO], precision=2, max_line_width=100)
-                )
+            st.caption(
+                f"z_mean (bars) ± sigma (whiskers), {spec.latent_dim} numbers: where z is drawn from",
+                help=glossary.tip("z_mean", "z_log_var"),
+            )
+            st.plotly_chart(figures.latent_bars(rt.z_mean[i], rt.sigma[i]), key=f"rt_bars_{i}",
+                            config={"displayModeBar": False})  # fmt: skip
         s = st.columns([5, 2])
         s[0].image(
             [digits.png(img, 2) for img in rt.decoded_samples[i]],
@@ -313,6 +322,25 @@ if spec.is_vae:
             "`vae.predict(x)` changes from call to call: switch the toggle above to see it."
         )
 
+d_png, d_csv = st.columns(2)
+d_png.download_button(
+    "⬇️ These round trips (PNG)", images.to_png(images.tile(np.concatenate(
+        [rt.inputs, rt.decoded_mean] + ([rt.composite_training] if spec.is_vae else [])
+    ), ncols=len(rt.inputs)), scale=2),
+    file_name=shared.file_name("round_trip", "digits", entry.name, seed if spec.is_vae else None),
+    mime="image/png", key="rt_dl_png",
+    help="A row of inputs, a row of decoder(z_mean)"
+    + (" and a row of vae(x, training=True)" if spec.is_vae else "") + ", a column per digit.",
+)  # fmt: skip
+d_csv.download_button(
+    "⬇️ Their latent codes (CSV)", explore.codes_csv(rt, names, labels),
+    file_name=shared.file_name("round_trip", "latent_codes", entry.name, ext="csv"),
+    mime="text/csv", key="rt_dl_csv",
+    help="One row per digit: " + ("z_mean and sigma" if spec.is_vae else "the latent vector")
+    + ", one column per latent number; opens in a spreadsheet.",
+)  # fmt: skip
+compare.section(entry, rt, chosen, labels, names)
+
 # ---- 4. the latent map
 st.header("Where your digits land in the latent space")
 z_bg, y_bg = _background(entry.name, stamp, source, bundle, x_all, y_all)
@@ -326,7 +354,7 @@ if d > 2:
         ["Principal axes (PCA)", "Two latent dimensions"],
         key="rt_axes",
         horizontal=True,
-        help="PCA turns the map so it shows the two directions in which the codes spread most.",
+        help=glossary.tip("PCA"),
     )
     if axes == "Two latent dimensions":
         digits.init_state("rt_dx", 0)

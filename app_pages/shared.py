@@ -11,6 +11,7 @@ import re
 
 import streamlit as st
 
+from app_pages import glossary
 from vae_core import kinds
 from vae_core import store as store_module
 from vae_core.errors import StoreError, UserError
@@ -82,6 +83,9 @@ def _describe(entry: StoreEntry) -> str:
     return " · ".join(parts)
 
 
+LIST_UP_TO, LIST_HEIGHT = 6, 480  # a longer model list scrolls in a box this many pixels high
+
+
 # The first view of a fresh install: the 2-D VAE shows the most (latent map, manifold, sampling).
 PREFERRED_FIRST = ("mlp_vae_2d",)
 
@@ -113,20 +117,29 @@ def render_sidebar() -> None:
             names = [e.name for e in good]
             wanted = st.query_params.get(MODEL_PARAM)
             index = names.index(wanted) if wanted in names else _default_index(good)
-            name = st.selectbox("Model", names, index=index, key="sidebar_model",
-                                help="Every page uses this model. The choice is kept in the page address, "
-                                "so a copied link opens the same model.")  # fmt: skip
+            # A radio, not a selectbox: each model's description wraps under its name, where a
+            # selectbox would cut it off at the sidebar's width.
+            box = st.container(height=LIST_HEIGHT) if len(good) > LIST_UP_TO else st.container()
+            name = box.radio("Model", names, index=index, key="sidebar_model",
+                             format_func=lambda n: f"**{breakable(n, markdown=True)}**",
+                             captions=[_describe(e) for e in good],
+                             help="Every page uses this model. The choice is kept in the page address, "
+                             "so a copied link opens the same model. Under each model: its kind, latent "
+                             "size, training data and test score.\n\n"
+                             + glossary.tip("ELBO", "nats", "PSNR", "SSIM"))  # fmt: skip
             if st.query_params.get(MODEL_PARAM) != name:
                 st.query_params[MODEL_PARAM] = name
             entry = good[names.index(name)]
             st.session_state["active_entry"] = entry
-            st.caption(_describe(entry))
         broken = [e for e in entries if e.error is not None]
         if broken:
             with st.expander(f"{len(broken)} model file(s) could not be read"):
                 for e in broken:
                     st.caption(f"**{e.name}**: {e.error}")
         _import_export(st.session_state.get("active_entry"))
+        if st.session_state.get("active_entry") is not None:
+            _rename_or_delete(st.session_state["active_entry"])
+        glossary.render()
 
 
 def _name_from_file(filename: str) -> str:
@@ -194,6 +207,74 @@ def _import_export(entry: StoreEntry | None) -> None:
             )  # fmt: skip
 
 
+# ---------------------------------------------------------------- rename and delete
+def _pick(name: str | None) -> None:
+    """Make `name` the active model (None: the default one); the picker follows the URL."""
+    if name is None:
+        st.query_params.pop(MODEL_PARAM, None)
+    else:
+        st.query_params[MODEL_PARAM] = name
+    st.session_state.pop("sidebar_model", None)
+
+
+def _do_rename(old: str) -> None:
+    new = st.session_state.get("sb_rename_to", "").strip()
+    if not new:
+        st.session_state["sb_rename_error"] = f"Type the new name for {old} first."
+        return
+    try:
+        renamed = store().rename(old, new)
+    except UserError as err:
+        st.session_state["sb_rename_error"] = str(err)
+        return
+    st.session_state["sb_rename_to"] = ""
+    st.session_state["sb_managed"] = f"Renamed **{old}** to **{renamed.name}**."
+    _pick(renamed.name)
+
+
+def _do_delete(name: str) -> None:
+    st.session_state.pop("sb_delete_asked", None)
+    try:
+        store().delete(name)
+    except UserError as err:
+        st.session_state["sb_delete_error"] = str(err)
+        return
+    st.session_state["sb_managed"] = f"Deleted **{name}**."
+    _pick(None)
+
+
+def _pop_error(key: str) -> None:
+    if st.session_state.get(key):
+        st.error(st.session_state.pop(key))
+
+
+def _rename_or_delete(entry: StoreEntry) -> None:
+    """Rename or delete the active model (the user's own; shipped ones are read-only)."""
+    with st.expander("Rename or delete this model"):
+        if entry.shipped:
+            st.caption(
+                f"**{entry.name}** is shipped with VAE Lab and is read-only. To keep a copy under "
+                "your own name, download it above and import it again."
+            )
+        else:
+            st.text_input("New name", key="sb_rename_to", max_chars=64, placeholder=entry.name,
+                          help=store_module.NAME_RULE)  # fmt: skip
+            st.button("Rename", key="sb_rename", on_click=_do_rename, args=(entry.name,))
+            _pop_error("sb_rename_error")  # each sentence right under the button that caused it
+            if st.session_state.get("sb_delete_asked") != entry.name:
+                st.button("Delete this model…", key="sb_delete",
+                          on_click=lambda: st.session_state.update(sb_delete_asked=entry.name))  # fmt: skip
+            else:
+                st.warning(f"Delete **{entry.name}** for good? This cannot be undone.")
+                st.button("Yes, delete it", key="sb_delete_yes", type="primary",
+                          on_click=_do_delete, args=(entry.name,))  # fmt: skip
+                st.button("Cancel", key="sb_delete_no",
+                          on_click=lambda: st.session_state.pop("sb_delete_asked", None))  # fmt: skip
+            _pop_error("sb_delete_error")
+    if st.session_state.get("sb_managed"):
+        st.success(st.session_state.pop("sb_managed"))
+
+
 def active_entry() -> StoreEntry | None:
     """The model chosen in the sidebar, or None when the store is empty."""
     return st.session_state.get("active_entry")
@@ -228,6 +309,26 @@ def active_bundle(
     except UserError as err:
         st.error(str(err))
         return None
+
+
+def file_name(page: str, what: str, model: str | None = None, seed: int | None = None,
+              ext: str = "png") -> str:  # fmt: skip
+    """A download's name that says what it is: vae_lab-<page>-<what>-<model>-seed<seed>.<ext>."""
+    parts = ["vae_lab", page, what, model, None if seed is None else f"seed{int(seed)}"]
+    return "-".join(p for p in parts if p) + f".{ext}"
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]|<>~$])")  # never at a line's start here
+
+
+def breakable(text: str, markdown: bool = False) -> str:
+    """Text (a file name) that may wrap after '_', '-' and '.', never in the middle of a part.
+
+    With `markdown`, characters Markdown would read as formatting are escaped first.
+    """
+    if markdown:
+        text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    return re.sub(r"([_.-])", "\\1\u200b", text)
 
 
 def show_error(err: UserError) -> None:

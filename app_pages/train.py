@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages import shared
+from app_pages import glossary, shared
 from vae_core import data, figures, kinds, rundir, runs
 from vae_core import store as store_module
 from vae_core.errors import UserError
@@ -52,6 +52,9 @@ PHASES = {
     "evaluating": "measuring the finished model on the test digits",
     "saving": "saving the model",
 }
+# The glossary's words behind each test result (shown in the result's help tip).
+METRIC_WORDS = {"neg_elbo": ("ELBO", "nats"), "reconstruction": ("nats",), "kl": ("KL", "prior"),
+                "psnr": ("PSNR",), "ssim": ("SSIM",)}  # fmt: skip
 POLL_S = 1.0  # seconds between looks at the run folder while a run is active
 IDLE_POLL_S = 3.0  # while nothing on view trains: how often to look for a run started elsewhere
 
@@ -174,7 +177,7 @@ def _show_result(status: dict, kind: str | None = None) -> None:
         for col, (key, value) in zip(st.columns(len(items)), items, strict=True):
             label, unit, help_ = shown[key]
             text = f"{value:.3f}" if key == "ssim" else f"{value:.1f} {unit}"
-            col.metric(label, text, help=help_)
+            col.metric(label, text, help=f"{help_}\n\n{glossary.tip(*METRIC_WORDS[key])}")
     weak = _weaker_than_shipped(status, kind)
     if weak:
         st.warning(weak)
@@ -370,7 +373,7 @@ with left:
                 0.1,
                 key=f"tr_beta_{at}",
                 help="Weight of the KL term: 1 is the true VAE; below 1 sharper digits, above 1 a "
-                "smoother, more orderly latent space.",
+                "smoother, more orderly latent space.\n\n" + glossary.tip("KL"),
             )
             warmup = c2.number_input(
                 "KL warm-up (epochs)",

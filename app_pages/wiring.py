@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+
 import streamlit as st
 
 from vae_core import figures
 from vae_core.models import ModelBundle
+
+SUMMARY_WIDTH = 80  # characters per line of a model summary
 
 
 def _shape_text(tensor) -> str:
@@ -33,6 +37,9 @@ def wiring(name: str, stamp: float, _bundle: ModelBundle) -> tuple[str, dict[str
     summaries = {}
     for model in (_bundle.encoder, _bundle.decoder, _bundle.composite):
         lines: list[str] = []
-        model.summary(print_fn=lambda s, _out=lines, **_: _out.append(s), line_length=110)
+        # Keras draws the table into a console as wide as the terminal (80 without one) and cuts
+        # off whatever is wider, so the table must fit both that and the page.
+        width = min(SUMMARY_WIDTH, shutil.get_terminal_size().columns)
+        model.summary(print_fn=lambda s, _out=lines, **_: _out.append(s), line_length=width)
         summaries[model.name] = "\n".join(lines)
     return dot, summaries

@@ -29,3 +29,20 @@ def open_app(
         at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def record_downloads(monkeypatch) -> dict[str, bytes]:
+    """{file name: bytes} of every download button the app makes from now on, as a browser saves it."""
+    from streamlit.runtime.media_file_storage import MediaFileKind
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    files: dict[str, bytes] = {}
+    real = MemoryMediaFileStorage.load_and_get_id
+
+    def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
+        if kind == MediaFileKind.DOWNLOADABLE and filename:
+            files[filename] = path_or_data if isinstance(path_or_data, bytes) else b""
+        return real(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", load_and_get_id)
+    return files

@@ -107,3 +107,15 @@ def lab_home(trained_home, monkeypatch) -> Path:
     monkeypatch.setenv("VAE_LAB_HOME", str(trained_home))
     monkeypatch.setenv("VAE_LAB_OFFLINE", "1")
     return trained_home
+
+
+@pytest.fixture
+def own_store(tmp_path, monkeypatch, trained_home, no_shipped_models) -> Path:
+    """A writable store holding a copy of the small trained models (no shipped ones)."""
+    from benchmarks.serve import copy_models
+
+    home = tmp_path / "home"
+    copy_models(trained_home / "models", home / "models")
+    monkeypatch.setenv("VAE_LAB_HOME", str(home))
+    monkeypatch.setenv("VAE_LAB_OFFLINE", "1")
+    return home / "models"

@@ -183,3 +183,19 @@ def test_negative_elbo_is_reconstruction_plus_kl_and_seeded(vae):
 def test_evaluate_reports_denoising_scores_for_the_dae(dae):
     scores = metrics.evaluate(dae, X.astype(np.float32) / 255)
     assert set(scores) == {"psnr", "ssim", "noisy_psnr", "noisy_ssim"}
+
+
+def test_latent_codes_as_csv_one_row_per_digit(vae, dae):
+    import csv
+    import io
+
+    rt = explore.round_trip(vae, X[:3], n_samples=2, seed=0)
+    rows = list(csv.reader(io.StringIO(explore.codes_csv(rt, ["#4", "#9", "upload"], [4, 9, 1]))))
+    assert rows[0] == ["digit", "label", "z_mean[0]", "z_mean[1]", "sigma[0]", "sigma[1]"]
+    assert [r[:2] for r in rows[1:]] == [["#4", "4"], ["#9", "9"], ["upload", "1"]]
+    np.testing.assert_allclose(np.array(rows[2][2:4], float), rt.z_mean[1], rtol=1e-5)
+    np.testing.assert_allclose(np.array(rows[3][4:6], float), rt.sigma[2], rtol=1e-5)
+    rt = explore.round_trip(dae, X[:1])
+    rows = list(csv.reader(io.StringIO(explore.codes_csv(rt, ["upload"]))))
+    assert rows[0][2:] == [f"latent[{j}]" for j in range(8)] and rows[1][:2] == ["upload", ""]
+    np.testing.assert_allclose(np.array(rows[1][2:], float), rt.z_mean[0], rtol=1e-5)

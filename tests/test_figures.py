@@ -136,3 +136,19 @@ def test_wiring_dot_for_the_conditional_vae_feeds_the_label_to_both_halves():
     dot = figures.wiring_dot(enc, dec, conditional=True)
     assert {("label", "enc_label"), ("label", "dec_label")} <= _edges(dot)
     assert "decoder([encoder([x, label])[2], label])" in dot
+    # The red wire says what really goes in: z from an encoder that was given the label too.
+    assert 'label="encoder([x, label])[2]"' in dot
+    assert 'label="encoder(x)[2]"' not in dot
+
+
+def test_the_decoders_input_is_mapped_to_the_keras_examples_names():
+    dot = figures.wiring_dot(ENC, DEC)
+    dec_in = next(line for line in dot.splitlines() if line.strip().startswith("dec_in ["))
+    assert "decoder_input" in dec_in and "latent_inputs / z_sampling" in dec_in
+    assert "Keras examples" in dec_in
+
+
+def test_composite_call_names_every_input_the_model_takes():
+    assert figures.composite_call() == "decoder(encoder(x)[2])"
+    assert figures.composite_call(is_vae=False) == "decoder(encoder(x))"
+    assert figures.composite_call(conditional=True) == "decoder([encoder([x, label])[2], label])"

@@ -19,6 +19,7 @@ from vae_core.images import (
     Preprocessed,
     decode_image,
     prepare_upload,
+    strip,
     tile,
     to_mnist,
     to_png,
@@ -325,6 +326,23 @@ def test_tile_layout_and_padding():
 def test_tile_refuses_empty():
     with pytest.raises(ValueError):
         tile(np.zeros((0, 28, 28), np.float32))
+
+
+def test_strip_fits_pictures_of_any_size_into_one_row_of_squares():
+    photo = np.full((120, 90), 0.9, np.float32)  # light paper, taller than wide
+    photo[20:100, 40:50] = 0.1
+    digit = np.zeros((28, 28), np.float32)
+    digit[4:24, 12:16] = 1.0
+    row = strip([photo, to_uint8(digit), np.ones((5, 40), np.float32)], side=56, pad=2)
+    assert row.shape == (56 + 4, 3 * 58 + 2)
+    # The photo keeps its proportions on its own light background, not black bars.
+    assert row[2 + 28, 2 + 1] == pytest.approx(0.9, abs=0.01)
+    assert row[2 + 28, 2 + 28] == pytest.approx(0.1, abs=0.01)
+    # 28 -> 56 is exactly twice: crisp pixels, the stroke where it was.
+    second = row[2:58, 60:116]
+    np.testing.assert_array_equal(second[::2, ::2], digit)
+    with pytest.raises(ValueError, match="2-D"):
+        strip([np.zeros((2, 3, 4), np.float32)])
 
 
 def test_to_png_round_trip_and_scale():

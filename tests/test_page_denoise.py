@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from tests.apptest import open_app
+from tests.apptest import open_app, record_downloads
 from vae_core import explore
 from vae_core.errors import UserError
 
@@ -222,3 +222,16 @@ def test_the_dae_wiring_shows_the_decoder_input_is_the_latent_vector(lab_home):
     assert "decoder_input" in dot and "latent_vector" in dot and "decoder(encoder(x))" in dot
     words = " ".join(m.value for m in wiring.markdown)
     assert "that vector, not the image" in words
+
+
+def test_the_download_is_named_after_noise_model_and_seed(lab_home, monkeypatch):
+    files = record_downloads(monkeypatch)
+    at = _open()
+    at.selectbox(key="dn_kind").set_value("gaussian").run()
+    at.slider(key="dn_strength").set_value(0.4)
+    at.number_input(key="dn_seed").set_value(3).run()
+    assert "vae_lab-denoise-gaussian_0.40-conv_dae-seed3.png" in files
+    grid = np.asarray(
+        Image.open(io.BytesIO(files["vae_lab-denoise-gaussian_0.40-conv_dae-seed3.png"]))
+    )
+    assert grid.shape[1] == 4 * (8 * 30 + 2)  # a column per digit, scaled four times

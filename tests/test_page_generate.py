@@ -7,7 +7,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.apptest import TIMEOUT, open_app
+from tests.apptest import TIMEOUT, open_app, record_downloads
 from tests.conftest import STORE_SPECS
 
 # Interpolation digits come from the bundled sample.
@@ -147,3 +147,13 @@ def test_the_conditional_vae_draws_the_digit_asked_for(lab_home):
     assert _url(at, "32 digits") != threes
     assert _url(at, "decoder(z)") != dial
     assert at.query_params["digit"] == "8"
+
+
+def test_downloads_are_named_after_model_page_and_settings(lab_home, monkeypatch):
+    files = record_downloads(monkeypatch)
+    _open("conv_vae", seed="12", temp="0.5", a="3", b="8", method="spherical")
+    assert {
+        "vae_lab-generate-prior_samples-temp0.5-conv_vae-seed12.png",
+        "vae_lab-generate-latent_map-z0_z1-conv_vae.png",
+        "vae_lab-generate-walk-3_to_8-spherical-conv_vae.png",
+    } <= files.keys()

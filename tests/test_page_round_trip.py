@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-from tests.apptest import TIMEOUT, open_app
+from tests.apptest import TIMEOUT, open_app, record_downloads
 from tests.conftest import STORE_SPECS
 
 # No full MNIST unless a test asks for it.
@@ -198,7 +199,8 @@ def test_an_uploaded_digit_goes_round_trip(lab_home):
     uploader.set_value(("seven.png", _seven_png(), "image/png")).run()
     _ok(at)
     captions = _captions(at)
-    assert any(c.startswith("Centred in 28x28") for c in captions)  # the preprocessing steps
+    steps = " ".join(c.value for c in at.caption)  # the preprocessing steps, in order
+    assert "(1) Your image in grayscale → (2)" in steps and "Centred in 28x28" in steps
     assert captions.count("input x") == 1
     assert at.selectbox(key="rt_up_label") is not None  # the conditional VAE asks for the label
 
@@ -210,3 +212,106 @@ def test_a_file_that_is_not_an_image_gets_one_sentence(lab_home):
     assert not at.exception
     assert len(at.error) == 1 and "image" in at.error[0].value.lower()
     assert "Traceback" not in at.error[0].value
+
+
+# ---------------------------------------------------------------- settings kept, words that match
+def test_k_seed_and_the_keras_switch_survive_a_visit_to_another_page(lab_home):
+    at = _open("mlp_vae", idx="4")
+    at.slider(key="rt_k").set_value(3)
+    at.number_input(key="rt_seed").set_value(7)
+    at.toggle(key="rt_always").set_value(True).run()
+    _ok(at)
+    at.switch_page("app_pages/generate.py").run()
+    at.switch_page("app_pages/round_trip.py").run()
+    _ok(at)
+    assert at.slider(key="rt_k").value == 3 and at.number_input(key="rt_seed").value == 7
+    assert at.toggle(key="rt_always").value is True
+    assert sum(c.startswith("z") and ": 0." in c for c in _captions(at)) == 3  # K = 3 drawn
+    assert any("call 2" in c for c in _captions(at))  # the Keras-example columns
+    assert (at.query_params["k"], at.query_params["seed"], at.query_params["always"]) == (
+        "3",
+        "7",
+        "1",
+    )
+    again = _open("mlp_vae", idx="4", k="3", seed="7", always="1")  # a copied link
+    assert again.toggle(key="rt_always").value is True
+
+
+def test_the_conditional_vaes_words_match_its_diagram(lab_home):
+    at = _open("cvae")
+    words = " ".join(m.value for m in at.markdown)
+    dot = at.get("graphviz_chart")[0].proto.spec
+    wiring = "decoder([encoder([x, label])[2], label])"
+    assert wiring in words and wiring in dot
+    assert "`decoder(encoder(x)[2])`" not in words
+    assert "vae([x, label])` = `decoder([encoder([x, label])[2], label])`" in words
+    assert 'label="encoder([x, label])[2]"' in dot
+
+
+def test_the_keras_examples_names_and_the_wiring_beside_vae_x(lab_home):
+    at = _open("mlp_vae")
+    words = " ".join(m.value for m in at.markdown)
+    assert "`latent_inputs`" in words and "`z_sampling`" in words  # = decoder_input here
+    assert "latent_inputs / z_sampling" in at.get("graphviz_chart")[0].proto.spec
+    assert "`vae(x)` = `decoder(encoder(x)[2])`" in words
+
+
+def test_the_daes_long_latent_vector_is_a_bar_chart_and_summaries_fit(lab_home):
+    at = _open("conv_dae", idx="3")  # the shipped DAE: 64 latent numbers
+    assert _bars(at, 0).shape == (64,)
+    texts = [c.value for c in at.code]
+    assert not any("e+0" in t or "e-0" in t for t in texts)  # no scientific notation
+    summaries = [t for t in texts if t.startswith("Model: ")]
+    assert len(summaries) == 3
+    for text in summaries:  # every table row whole: up to its right border, the last column too
+        rows = [line for line in text.splitlines() if line[:1] in "┏┃┡│├└"]
+        assert rows and all(line[-1] in "┓┃┩│┤┘" for line in rows), text
+        assert "Param #" in text and "Total params" in text
+
+
+def test_downloads_say_what_they_hold(lab_home, monkeypatch):
+    files = record_downloads(monkeypatch)
+    at = _open("mlp_vae", idx="3,17,42", seed="5")
+    assert files.keys() >= {
+        "vae_lab-round_trip-digits-mlp_vae-seed5.png",
+        "vae_lab-round_trip-latent_codes-mlp_vae.csv",
+    }
+    grid = np.asarray(Image.open(io.BytesIO(files["vae_lab-round_trip-digits-mlp_vae-seed5.png"])))
+    # Three rows (input, decoder(z_mean), vae(x, training=True)) of three digits, scaled twice.
+    assert grid.shape == (2 * (3 * 30 + 2), 2 * (3 * 30 + 2))
+    rows = files["vae_lab-round_trip-latent_codes-mlp_vae.csv"].decode().splitlines()
+    assert rows[0] == "digit,label,z_mean[0],z_mean[1],sigma[0],sigma[1]"
+    assert [r.split(",")[0] for r in rows[1:]] == ["#3", "#17", "#42"]
+    assert np.allclose([float(v) for v in rows[1].split(",")[2:4]], _bars(at, 0), atol=1e-4)
+
+
+# ---------------------------------------------------------------- two models side by side
+def test_a_second_model_shows_the_same_digits_side_by_side(lab_home, monkeypatch):
+    files = record_downloads(monkeypatch)
+    at = _open("mlp_vae", idx="3,17")
+    assert not any("conv" in m.value and "mean error" in m.value for m in at.markdown)
+    options = at.selectbox(key="rt_vs").options
+    assert options[0] == "no comparison" and any(o.startswith("conv_vae — ") for o in options)
+    at.selectbox(key="rt_vs").set_value("conv_vae").run()
+    _ok(at)
+    assert at.query_params["vs"] == "conv_vae"
+    # Markdown as the browser shows it: no escapes, no invisible break opportunities.
+    shown = [m.value.replace("\\", "").replace("\u200b", "") for m in at.markdown]
+    heads = [t for t in shown if t.startswith(("**mlp_vae**", "**conv_vae**"))]
+    assert [h.split("**")[1] for h in heads] == ["mlp_vae", "conv_vae"]
+    assert all(re.search(r"mean error \d\.\d{4}", h) for h in heads)
+    # Both rows hold a picture of each digit, captioned with its error.
+    errors = [c for c in _captions(at) if re.fullmatch(r"0\.\d{4}", c)]
+    assert len(errors) == 2 * 2
+    assert "vae_lab-round_trip-vs_conv_vae-mlp_vae.png" in files
+    at.selectbox(key="rt_vs").set_value("(none)").run()
+    assert "vs" not in at.query_params
+
+
+def test_comparing_with_the_conditional_vae_needs_labelled_digits(lab_home):
+    at = _open("mlp_vae")
+    at.segmented_control(key="rt_mode").set_value("Upload").run()
+    at.file_uploader[0].set_value(("seven.png", _seven_png(), "image/png")).run()
+    at.selectbox(key="rt_vs").set_value("cvae").run()
+    _ok(at)
+    assert any("must be told which digit" in i.value for i in at.info)

@@ -156,6 +156,128 @@ def test_delete_removes_both_files(store, bundles):
         store.load("gone")
 
 
+# ---------------------------------------------------------------- rename, and models in use
+def test_rename_moves_both_files_and_keeps_the_model(store, bundles):
+    store.save("old", bundles["cvae"], META)
+    before = {n.replace("old", "new"): (store.root / n).read_bytes() for n in _files(store.root)}
+    entry = store.rename("old", "new")
+    assert (entry.name, entry.shipped, entry.error, entry.kind) == ("new", False, None, "cvae")
+    assert {n: (store.root / n).read_bytes() for n in _files(store.root)} == before
+    assert [e.name for e in store.list()] == ["new"]
+    with pytest.raises(StoreError, match="no model named 'old'"):
+        store.get("old")
+    _assert_same_model(bundles["cvae"], store.load("new"))
+    store.save("old", bundles["mlp_vae"], META)  # the old name is free again
+
+
+def test_rename_collisions_and_refusals_each_get_a_sentence(shipped_store, bundles):
+    s = shipped_store
+    s.save("mine", bundles["mlp_vae"], META)
+    s.save("taken", bundles["conv_dae"], META)
+    before = _files(s.root), _files(s.shipped_root)
+    refusals = {
+        ("mine", "taken"): "A model named 'taken' already exists; pick another name.",
+        ("mine", "mlp_vae_2d"): "'mlp_vae_2d' is the name of a shipped model, and shipped models "
+        "cannot be overwritten; pick another name.",
+        ("mine", "mine"): "The model is already called 'mine'.",
+        (
+            "mlp_vae_2d",
+            "free",
+        ): "'mlp_vae_2d' is a shipped model; shipped models cannot be renamed.",
+        ("ghost", "free"): "There is no model named 'ghost' in the store.",
+        ("mine", "has space"): NAME_RULE,
+    }
+    for (old, new), sentence in refusals.items():
+        with pytest.raises(StoreError) as info:
+            s.rename(old, new)
+        assert str(info.value) == sentence
+    assert (_files(s.root), _files(s.shipped_root)) == before
+    assert s.get("taken").kind == "conv_dae" and s.get("mine").kind == "mlp_vae"
+
+
+def test_a_rename_that_fails_halfway_leaves_the_old_model(store, bundles, monkeypatch):
+    store.save("keep", bundles["mlp_vae"], META)
+    before = {n: (store.root / n).read_bytes() for n in _files(store.root)}
+    real_unlink = Path.unlink
+
+    def refuse_model(self, *args, **kwargs):
+        if self.name == "keep.keras":  # the sidecar is already gone by now
+            raise OSError(errno.EIO, "Input/output error")
+        return real_unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", refuse_model)
+    with pytest.raises(StoreError, match="not writable: Input/output error"):
+        store.rename("keep", "moved")
+    monkeypatch.undo()
+    assert {n: (store.root / n).read_bytes() for n in _files(store.root)} == before
+    _assert_same_model(bundles["mlp_vae"], store.load("keep"))
+
+
+def test_rename_copies_where_the_disk_has_no_hard_links(store, bundles, monkeypatch):
+    store.save("a", bundles["conv_dae"], META)
+    data = (store.root / "a.keras").read_bytes()
+
+    def no_links(src, dst):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    store.rename("a", "b")
+    assert _files(store.root) == ["b.json", "b.keras"]
+    assert (store.root / "b.keras").read_bytes() == data
+
+
+def _training(runs_root: Path, save_as: str | None, fakes: list) -> str:
+    """A run that looks like it is training now (a stand-in child); returns its run id."""
+    import subprocess
+    import sys
+
+    from vae_core import rundir, runs
+    from vae_core.specs import TrainSpec
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", runs.TRAIN_MODULE]
+    )
+    fakes.append(child)
+    run_dir = runs.create_run(ModelSpec(hidden=16), TrainSpec(dataset="sample"), root=runs_root,
+                              save_as=save_as)  # fmt: skip
+    rundir.write_json_atomic(run_dir / rundir.STATUS, {"state": "running", "pid": child.pid,
+                                                       "host": os.uname().nodename})  # fmt: skip
+    return run_dir.name
+
+
+def test_a_model_in_use_by_a_running_training_cannot_be_deleted_or_renamed(tmp_path, bundles):
+    runs_root = tmp_path / "runs"
+    store = Store(root=tmp_path / "store", shipped_root=None, runs_root=runs_root)
+    fakes: list = []
+    try:
+        run_id = _training(runs_root, "future", fakes)
+        # The run saved its model already and is about to say "completed".
+        store.save("just_saved", bundles["mlp_vae"], {**META, "run_id": run_id})
+        store.save("other", bundles["mlp_vae"], META)
+        in_use = (
+            f"The model 'just_saved' is in use by the training run {run_id}; stop that run or "
+            "wait until it finishes, then try again."
+        )
+        for call in (lambda: store.delete("just_saved"), lambda: store.rename("just_saved", "x")):
+            with pytest.raises(StoreError) as info:
+                call()
+            assert str(info.value) == in_use
+        with pytest.raises(StoreError, match=f"run {run_id} will save its model as 'future'"):
+            store.rename("other", "future")
+        store.rename("other", "renamed")  # models the run does not touch are free
+    finally:
+        for child in fakes:
+            child.kill()
+            child.wait()
+    store.delete("just_saved")  # once the run is over
+    assert [e.name for e in store.list()] == ["renamed"]
+
+
+def test_the_apps_store_watches_the_apps_runs_folder(tmp_path):
+    assert default_store().runs_root == tmp_path / "home" / "runs"
+    assert Store(root=tmp_path / "elsewhere").runs_root is None
+
+
 def test_default_store_lives_under_vae_lab_home(tmp_path, bundles):
     s = default_store()
     assert s.root == tmp_path / "home" / "models"
@@ -215,6 +337,8 @@ def test_bad_names_are_refused_everywhere(store, bundles, name, tmp_path):
         lambda: store.get(name),
         lambda: store.load(name),
         lambda: store.delete(name),
+        lambda: store.rename(name, "fine"),
+        lambda: store.rename("fine", name),
         lambda: store.export(name),
         lambda: store.import_file(b"PK", name),
     ]

@@ -6,6 +6,8 @@ models are called directly rather than through `predict`, whose per-call set-up 
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,6 +119,27 @@ def round_trip(
     errors["decoder(z)"] = np.mean((xb[:, None, ..., 0] - decoded_samples) ** 2, axis=(2, 3))
     return RoundTrip(xb[..., 0], z_mean, sigma, z_samples, decoded_mean, decoded_samples,
                      composite_train, composite_infer, errors)  # fmt: skip
+
+
+def codes_csv(rt: RoundTrip, names: list[str], labels=None) -> str:
+    """The latent codes of a round trip as CSV: one row per digit, z_mean (and sigma) per column.
+
+    A DAE's single latent vector is written as latent[i]; `labels` (what was written) may be None.
+    """
+    d = rt.z_mean.shape[1]
+    head = ["digit", "label"]
+    if rt.sigma is None:
+        head += [f"latent[{j}]" for j in range(d)]
+    else:
+        head += [f"z_mean[{j}]" for j in range(d)] + [f"sigma[{j}]" for j in range(d)]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(head)
+    for i, name in enumerate(names):
+        values = list(rt.z_mean[i]) + ([] if rt.sigma is None else list(rt.sigma[i]))
+        label = "" if labels is None else int(np.asarray(labels)[i])
+        writer.writerow([name, label, *(f"{float(v):.6g}" for v in values)])
+    return out.getvalue()
 
 
 def sample_prior(

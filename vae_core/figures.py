@@ -204,6 +204,23 @@ def _layer_list(layers: Sequence[tuple[str, str, str]]) -> str:
     return "".join(f"{name}: {kind} {shape}\\l" for name, kind, shape in layers) or "(none)\\l"
 
 
+# What the Keras examples call the decoder's Input (keras-io vae.py: latent_inputs; the older
+# keras/examples variational_autoencoder.py: latent_inputs named "z_sampling").
+KERAS_EXAMPLE_NAMES = "latent_inputs / z_sampling"
+
+
+def encoder_call(*, is_vae: bool = True, conditional: bool = False) -> str:
+    """What the decoder is given from the encoder: encoder(x)[2] (z), or the DAE's one output."""
+    call = "encoder([x, label])" if conditional else "encoder(x)"
+    return f"{call}[2]" if is_vae else call
+
+
+def composite_call(*, is_vae: bool = True, conditional: bool = False) -> str:
+    """The full model as the wiring of its two halves, e.g. decoder(encoder(x)[2])."""
+    z = encoder_call(is_vae=is_vae, conditional=conditional)
+    return f"decoder([{z}, label])" if conditional else f"decoder({z})"
+
+
 def wiring_dot(
     encoder_layers: Sequence[tuple[str, str, str]],
     decoder_layers: Sequence[tuple[str, str, str]],
@@ -235,10 +252,8 @@ def wiring_dot(
         f'  rankdir={rankdir}; bgcolor="transparent"; compound=true; nodesep=0.25; ranksep=0.35;',
         '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=11, fillcolor="#ffffff"];',
         '  edge [fontname="Helvetica", fontsize=10, color="#52606d"];',
-        f'  label="{_dot_text(composite_name)} = ' + (
-            "decoder([encoder([x, label])[2], label])" if conditional
-            else "decoder(encoder(x)[2])" if is_vae else "decoder(encoder(x))"
-        ) + '  (weights shared: three views of the same layers)"; labelloc=b; fontname="Helvetica"; fontsize=12;',
+        f'  label="{_dot_text(composite_name)} = {composite_call(is_vae=is_vae, conditional=conditional)}'
+        '  (weights shared: three views of the same layers)"; labelloc=b; fontname="Helvetica"; fontsize=12;',
         _dot_node("x", f"x: the {composite_name}'s Input\n{img}", fillcolor=grey),
         _dot_node("xhat", f"{composite_name}(x): reconstruction\n{shape(dec_by_name, 'decoder_output')}",
                   fillcolor=grey),
@@ -274,8 +289,8 @@ def wiring_dot(
     lines += [
         "  subgraph cluster_decoder {",
         '    label="decoder (a keras.Model of its own)"; labelloc=t; style="rounded,filled"; fillcolor="#f7f5fb"; color="#7a5ea8";',
-        _dot_node("dec_in", f"decoder_input\nits own Input {shape(dec_by_name, 'decoder_input')}",
-                  fillcolor=blue),
+        _dot_node("dec_in", f"decoder_input\nits own Input {shape(dec_by_name, 'decoder_input')}\n"
+                  f"({KERAS_EXAMPLE_NAMES} in the Keras examples)", fillcolor=blue),
     ]  # fmt: skip
     if conditional:
         lines.append(
@@ -298,10 +313,9 @@ def wiring_dot(
     if is_vae:
         lines += ["  enc_hidden -> z_mean;", "  enc_hidden -> z_log_var;", "  z_mean -> z;",
                   "  z_log_var -> z;"]  # fmt: skip
-        wire = "encoder(x)[2]"
     else:
         lines.append("  enc_hidden -> z;")
-        wire = "encoder(x)"
+    wire = encoder_call(is_vae=is_vae, conditional=conditional)
     lines += [
         f'  z -> dec_in [label="{wire}", color="#c0392b", fontcolor="#c0392b", penwidth=2.2];',
         "  dec_in -> dec_hidden;",

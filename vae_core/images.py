@@ -10,6 +10,7 @@ import io
 import math
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -366,6 +367,24 @@ def tile(
         y, x = pad + r * (h + pad), pad + c * (w + pad)
         grid[y : y + h, x : x + w] = arr[i]
     return grid
+
+
+def strip(pictures: Sequence[np.ndarray], side: int = 56, pad: int = 2) -> np.ndarray:
+    """Pictures of any sizes in one row, each fitted into a `side` x `side` square on its own
+    background (the median of its border), so a preprocessing strip is one image that fits a column."""
+    squares = []
+    for picture in pictures:
+        img = to_uint8(picture).astype(np.float32) / 255.0
+        if img.ndim != 2 or img.size == 0:
+            raise ValueError(f"strip expects 2-D pictures, got shape {img.shape}")
+        method = Image.Resampling.NEAREST if max(img.shape) <= side else Image.Resampling.BOX
+        fitted = np.clip(_resize_longer(img, side, method), 0.0, 1.0)
+        h, w = fitted.shape
+        square = np.full((side, side), float(np.median(_border(img))), np.float32)
+        top, left = (side - h) // 2, (side - w) // 2
+        square[top : top + h, left : left + w] = fitted
+        squares.append(square)
+    return tile(np.stack(squares), ncols=len(squares), pad=pad)
 
 
 def to_png(img: np.ndarray, scale: int = 1) -> bytes:

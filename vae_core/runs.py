@@ -342,6 +342,19 @@ def active_run(root: Path | None = None) -> Path | None:
     return None
 
 
+def training_target(root: Path | None = None) -> tuple[str, str | None] | None:
+    """(run id, the store name it will save as or None for its default) of the run training now."""
+    busy = active_run(root)
+    if busy is None:
+        return None
+    try:
+        config = rundir.read_config(busy)
+    except RunError:
+        return busy.name, None
+    save_as = config.get("save_as")
+    return str(config.get("run_id") or busy.name), save_as if isinstance(save_as, str) else None
+
+
 def check_idle(root: Path | None = None) -> None:
     """RunError naming the active run, if one is training (for a Start button, before create_run)."""
     root = Path(root) if root is not None else paths.runs_dir()

@@ -8,6 +8,7 @@ sees half a model; loads are always in Keras safe mode, so a file cannot run cod
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -22,7 +23,7 @@ from typing import Any
 
 import keras
 
-from vae_core import kinds, models, paths
+from vae_core import kinds, models, paths, runs
 from vae_core.errors import StoreError, UserError
 from vae_core.fsutil import fsync_dir, fsync_file, json_default, why_not_writable
 from vae_core.specs import ModelSpec
@@ -203,10 +204,17 @@ class Store:
     """The user's models (under `root`) and the shipped ones (under `shipped_root`, read-only)."""
 
     def __init__(
-        self, root: Path | None = None, shipped_root: Path | None = paths.SHIPPED_MODELS_DIR
+        self,
+        root: Path | None = None,
+        shipped_root: Path | None = paths.SHIPPED_MODELS_DIR,
+        runs_root: Path | None = None,
     ):
         self.root = Path(root) if root is not None else paths.store_dir()
         self.shipped_root = Path(shipped_root) if shipped_root is not None else None
+        # The runs that save into this store: the app's runs folder when this is the app's store.
+        if runs_root is None and root is None:
+            runs_root = paths.runs_dir()
+        self.runs_root = Path(runs_root) if runs_root is not None else None
 
     # ------------------------------------------------------------ paths
     @staticmethod
@@ -419,11 +427,103 @@ class Store:
         paths_ = [self._path(self.root, name, s) for s in (META_SUFFIX, MODEL_SUFFIX)]
         if not any(p.exists() for p in paths_):
             raise StoreError(f"There is no model named '{name}' in the store.")
+        self._refuse_if_training(name)
         try:
             for path in paths_:
                 path.unlink(missing_ok=True)
         except OSError as err:
             raise self._not_writable(err) from err
+
+    def rename(self, old: str, new: str) -> StoreEntry:
+        """Give a user's model a new name: its files move together or not at all.
+
+        Each file is hard-linked (else copied) to the new name, which never replaces a file there,
+        and only then is the old name removed (sidecar first, as in delete).
+        """
+        validate_name(old)
+        validate_name(new)
+        if self._is_shipped(old):
+            raise StoreError(f"'{old}' is a shipped model; shipped models cannot be renamed.")
+        if new == old:
+            raise StoreError(f"The model is already called '{old}'.")
+        self._check_writable_name(new, overwrite=False)
+        present = {
+            s: p
+            for s in (MODEL_SUFFIX, META_SUFFIX)
+            if (p := self._path(self.root, old, s)).exists()
+        }
+        if not present:
+            raise StoreError(f"There is no model named '{old}' in the store.")
+        self._refuse_if_training(old)
+        target = self._training_target()
+        if target is not None and target[1] == new:
+            raise StoreError(
+                f"The training run {target[0]} will save its model as '{new}' when it finishes; "
+                "pick another name."
+            )
+        made: list[Path] = []  # new names written so far, removed again if anything fails
+        removed: list[tuple[Path, Path]] = []  # (old name, new name holding the same file)
+        try:
+            for suffix, source in present.items():  # the model first, as save() writes it
+                dest = self._path(self.root, new, suffix)
+                self._place(source, dest, new, suffix)
+                made.append(dest)
+            fsync_dir(self.root)
+            for suffix in (META_SUFFIX, MODEL_SUFFIX):  # the sidecar first, as delete() removes it
+                if suffix in present:
+                    present[suffix].unlink()
+                    removed.append((present[suffix], self._path(self.root, new, suffix)))
+            fsync_dir(self.root)
+        except OSError as err:
+            for back, holder in removed:
+                with contextlib.suppress(OSError):
+                    os.link(holder, back)
+            for path in made:
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
+            if isinstance(err, FileExistsError):  # someone saved that name a moment ago
+                raise StoreError(
+                    f"A model named '{new}' already exists; pick another name."
+                ) from err
+            raise self._not_writable(err) from err
+        return self.get(new)
+
+    def _place(self, source: Path, dest: Path, name: str, suffix: str) -> None:
+        """`dest` gets `source`'s file without replacing anything (a hard link, else a copy)."""
+        try:
+            os.link(source, dest)
+            return
+        except FileExistsError:
+            raise
+        except OSError as err:  # no hard links here (some network or FAT disks): copy instead
+            if err.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EMLINK):
+                raise
+        tmp = self._temp(name, suffix)
+        try:
+            shutil.copyfile(source, tmp)
+            fsync_file(tmp)
+            if dest.exists():
+                raise FileExistsError(errno.EEXIST, "File exists", str(dest))
+            os.replace(tmp, dest)
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+
+    def _training_target(self) -> tuple[str, str | None] | None:
+        return runs.training_target(self.runs_root) if self.runs_root is not None else None
+
+    def _refuse_if_training(self, name: str) -> None:
+        """StoreError if the run training now will save as `name` or has saved this very model."""
+        target = self._training_target()
+        if target is None:
+            return
+        run_id, save_as = target
+        meta = self._entry(self.root, name, False).meta
+        if name == save_as or meta.get("run_id") == run_id:
+            raise StoreError(
+                f"The model '{name}' is in use by the training run {run_id}; stop that run or wait "
+                "until it finishes, then try again."
+            )
 
     def import_file(
         self, data: bytes, name: str, meta: dict | None = None, overwrite: bool = False

@@ -116,3 +116,70 @@ def press_slider(page, label: str, key: str, times: int) -> None:
     thumb.focus()
     for _ in range(times):
         thumb.press(key)
+
+
+# Text that a person cannot read whole: cut off by its box, a word split across two lines, or an
+# element that sticks out of its column. Code blocks scroll, inline code breaks where Unicode allows
+# it (after ")" before "["), and SVG charts draw their own text: those are left out.
+_LAYOUT_JS = """(root) => {
+    const scope = document.querySelector(root);
+    const skip = (el) => el.closest('svg, pre, code, [data-testid="stPlotlyChart"], '
+        + '[data-testid="stGraphVizChart"], [data-testid="stFileUploader"]');
+    // (Streamlit's own file chip cuts long names by design; pages show the whole name elsewhere.)
+    const shown = (el) => { const r = el.getBoundingClientRect(); return r.width > 2 && r.height > 2; };
+    const cut = [], broken = [], spill = [];
+    for (const el of scope.querySelectorAll('*')) {
+        const text = el.innerText ? el.innerText.trim() : '';
+        if (!text || text.length > 300 || skip(el) || !shown(el)) continue;
+        const cs = getComputedStyle(el);
+        const clips = ['hidden', 'clip'].includes(cs.overflowX) || cs.textOverflow === 'ellipsis';
+        if (clips && el.scrollWidth > el.clientWidth + 1) cut.push(text);
+    }
+    const walker = document.createTreeWalker(scope, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        if (!node.parentElement || skip(node.parentElement) || !shown(node.parentElement)) continue;
+        const text = node.textContent;
+        // A word: what lies between spaces, hyphens and zero-width break opportunities.
+        const re = /[^\\s\\u200b-]+-?/g;
+        for (let m = re.exec(text); m; m = re.exec(text)) {
+            const range = document.createRange();
+            range.setStart(node, m.index);
+            range.setEnd(node, m.index + m[0].length);
+            const lines = new Set([...range.getClientRects()].filter(r => r.width > 0)
+                .map(r => Math.round(r.bottom)));
+            if (lines.size > 1) broken.push(m[0]);
+        }
+    }
+    for (const el of scope.querySelectorAll('img, button')) {
+        const col = el.closest('[data-testid="stColumn"]');
+        if (!col || skip(el) || !shown(el)) continue;
+        const a = el.getBoundingClientRect(), b = col.getBoundingClientRect();
+        if (a.right > b.right + 1 || a.left < b.left - 1)
+            spill.push(el.getAttribute('alt') || el.innerText.trim() || el.tagName);
+    }
+    return {cut: [...new Set(cut)], broken, spill};
+}"""
+
+
+def layout_problems(page, root: str = '[data-testid="stApp"]') -> dict[str, list[str]]:
+    """{"cut": texts cut off by their box, "broken": words split over two lines, "spill":
+    elements wider than their column} under `root`, as measured in the browser."""
+    return page.evaluate(_LAYOUT_JS, root)
+
+
+def model_list(page) -> list[str]:
+    """The sidebar's model names, in order, as a person reads them (break opportunities removed)."""
+    return [
+        t.replace("\u200b", "").strip()
+        for t in sidebar(page).locator('[data-testid="stRadioOption"]').all_inner_texts()
+    ]
+
+
+def active_model(page) -> str:
+    """The model chosen in the sidebar's list."""
+    option = (
+        sidebar(page)
+        .locator('[data-testid="stRadioOption"]')
+        .filter(has=page.locator("input:checked"))
+    )
+    return option.inner_text().replace("\u200b", "").strip()

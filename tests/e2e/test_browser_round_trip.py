@@ -1,0 +1,75 @@
+"""The Round trip page in a real browser, where AppTest cannot look: what the widgets show after an
+upload, and whether every label, caption and file name fits whole (measured, not eyeballed)."""
+
+from __future__ import annotations
+
+import re
+
+import browser_ui as ui
+
+from tests import hostile
+
+MODEL = "e2e_mlp_vae"
+LONG_NAME = "my_very_long_photo_of_a_handwritten_seven_2024-11-21_scan.png"
+
+
+def _k_shown(page) -> int:
+    slider = ui.main(page).locator('[data-testid="stSlider"]').filter(has_text="Samples of z")
+    return int(slider.locator("input").get_attribute("value"))
+
+
+def _k_drawn(page) -> int:
+    return ui.main(page).get_by_text(re.compile(r"^z\d+: \d\.\d{4}$")).count()
+
+
+def _assert_fits(page, where: str) -> None:
+    for root in ('[data-testid="stMainBlockContainer"]', '[data-testid="stSidebar"]'):
+        problems = ui.layout_problems(page, root)
+        assert problems == {"cut": [], "broken": [], "spill": []}, (where, root, problems)
+
+
+def test_after_an_upload_k_shows_what_is_drawn_and_everything_fits(server, page):
+    page.set_viewport_size({"width": 1280, "height": 1000})  # a laptop
+    ui.open_page(page, server, "", "Round trip", model=MODEL)
+    body = ui.main(page)
+    assert _k_shown(page) == _k_drawn(page) // 5 == 6  # five digits, six samples each
+    _assert_fits(page, "mixed digits")
+    body.get_by_text("By label", exact=True).click()
+    ui.settle(page)
+    _assert_fits(page, "by label")  # the digits 0-9 and "Other examples" whole
+
+    body.get_by_text("Upload", exact=True).click()
+    ui.settle(page)
+    ui.upload(page, [(LONG_NAME, hostile.encode(hostile.seven()), "image/png")])
+    ui.wait_until(lambda: _k_drawn(page) > 0, 90, "the uploaded digit's samples appear")
+    ui.settle(page)
+    assert _k_shown(page) == _k_drawn(page) == 6  # the slider said 1 here before
+    text = body.inner_text().replace("\u200b", "")
+    assert f"How {LONG_NAME} was made MNIST-like" in text and f"· {LONG_NAME}" in text
+    # The preprocessing strip is one picture, inside its column.
+    strip = page.evaluate("""() => {
+        const col = [...document.querySelectorAll('[data-testid="stColumn"]')]
+            .filter(c => c.innerText.includes('was made MNIST-like')).pop();
+        const box = col.getBoundingClientRect();
+        return [...col.querySelectorAll('img')].map(i => i.getBoundingClientRect())
+            .map(r => [r.left >= box.left - 1 && r.right <= box.right + 1, Math.round(r.width)]);
+    }""")
+    assert len(strip) == 1 and strip[0][0] and strip[0][1] > 200, strip
+    _assert_fits(page, "upload")
+    ui.assert_clean(page)
+    ui.shot(page, "round_trip_upload_fits")
+
+
+def test_the_daes_latent_vector_and_the_summaries_fit(server, page):
+    page.set_viewport_size({"width": 1280, "height": 1000})
+    ui.open_page(page, server, "", "Round trip", model="conv_dae", idx="3,2")  # shipped: 64 numbers
+    body = ui.main(page)
+    assert body.locator('[data-testid="stPlotlyChart"]').count() >= 2  # a bar chart per digit
+    _assert_fits(page, "dae")
+    for tab in ("encoder.summary()", "decoder.summary()", "dae.summary()"):
+        body.get_by_role("tab", name=tab).click()
+        code = body.locator('[data-testid="stCode"] pre:visible').filter(has_text="Param #")
+        code.wait_for()
+        # The whole table is in view: nothing hidden to the right of the box.
+        assert code.evaluate("el => el.scrollWidth <= el.clientWidth + 1"), tab
+    ui.shot(page, "round_trip_dae_fits")
