@@ -42,10 +42,11 @@ def _lighting(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """Paper brightness (grey levels): a base level and a gradient of up to +/-50 across the sheet."""
     base = rng.uniform(165, 215)
     angle = rng.uniform(0, 2 * math.pi)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    ramp = (xx / w - 0.5) * math.cos(angle) + (yy / h - 0.5) * math.sin(angle)
+    across = (np.arange(w, dtype=np.float32) / w - 0.5) * math.cos(angle)
+    down = (np.arange(h, dtype=np.float32) / h - 0.5) * math.sin(angle)
+    ramp = down[:, None] + across[None, :]
     ramp /= max(float(np.abs(ramp).max()), 1e-6)  # -1 .. 1 from one edge of the sheet to the other
-    return base + rng.uniform(15, 50) * ramp
+    return base + np.float32(rng.uniform(15, 50)) * ramp
 
 
 def _coverage(digit: np.ndarray, page: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -57,28 +58,32 @@ def _coverage(digit: np.ndarray, page: tuple[int, int], rng: np.random.Generator
     bw, bh = big.size
     sheet = Image.new("L", (w, h), 0)
     sheet.paste(big, (int(rng.integers(0, max(1, w - bw))), int(rng.integers(0, max(1, h - bh)))))
-    return np.asarray(sheet, np.float32) / 255.0
+    return np.asarray(sheet, np.float32) / np.float32(255.0)
 
 
-def _print(coverage: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _print(coverage: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Grey photo (0-255) of the coverage in dark ink on lit paper, with grain and slight blur."""
     h, w = coverage.shape
-    paper = _lighting(h, w, rng)
-    ink = rng.uniform(0.12, 0.35)  # how much light the ink reflects, relative to the paper
-    grey = paper * (1.0 - coverage * (1.0 - ink)) + rng.normal(0, rng.uniform(2, 7), (h, w))
+    ink = np.float32(rng.uniform(0.12, 0.35))  # how much light the ink reflects, vs the paper
+    grey = _lighting(h, w, rng) * (1.0 - coverage * (1.0 - ink))
+    grey += rng.standard_normal((h, w), dtype=np.float32) * np.float32(rng.uniform(2, 7))
     blurred = Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8)).filter(
         ImageFilter.GaussianBlur(rng.uniform(0.4, 1.5))
     )
-    return np.asarray(blurred, np.float32), paper
+    return np.asarray(blurred, np.float32)
 
 
 def _colour(grey: np.ndarray, rng: np.random.Generator) -> Image.Image:
-    """Warm paper and a black or blue pen: the grey photo tinted per channel."""
-    paper_tint = np.array([1.0, rng.uniform(0.94, 0.99), rng.uniform(0.82, 0.95)], np.float32)
-    pen = np.array([1.0, 1.0, 1.0] if rng.random() < 0.5 else [0.55, 0.7, 1.6], np.float32)
+    """Warm paper and a black or blue pen: each channel of the grey photo scaled its own way."""
+    paper_tint = (1.0, rng.uniform(0.94, 0.99), rng.uniform(0.82, 0.95))
+    pen = (1.0, 1.0, 1.0) if rng.random() < 0.5 else (0.55, 0.7, 1.6)  # blue ink: more blue
     darkness = 1.0 - grey / max(float(grey.max()), 1.0)  # ~0 on paper, large on ink
-    rgb = grey[..., None] * paper_tint * (1.0 - darkness[..., None] * (1.0 - 1.0 / pen))
-    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
+    channels = [
+        Image.fromarray(np.clip(grey * np.float32(t) * (1.0 - darkness * np.float32(1 - 1 / p)),
+                                0, 255).astype(np.uint8))
+        for t, p in zip(paper_tint, pen, strict=True)
+    ]  # fmt: skip
+    return Image.merge("RGB", channels)
 
 
 def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -91,7 +96,7 @@ def make_photo(digit: np.ndarray, label: int, variant: str, rng: np.random.Gener
     """One MNIST digit (uint8 28x28, white on black) as a photo file of the given variant."""
     page = (int(rng.integers(500, 1301)), int(rng.integers(500, 1301)))
     coverage = _coverage(digit, page, rng)
-    grey, _ = _print(coverage, rng)
+    grey = _print(coverage, rng)
     if variant == "jpeg":
         data = _encode(_colour(grey, rng), "JPEG", quality=int(rng.integers(70, 93)))
         name = "photo.jpg"
@@ -105,13 +110,13 @@ def make_photo(digit: np.ndarray, label: int, variant: str, rng: np.random.Gener
         data = _encode(stored, "JPEG", quality=int(rng.integers(70, 93)), exif=exif.tobytes())
         name = "sideways.jpg"
     elif variant == "png_white_on_black":
-        data = _encode(Image.fromarray((255 - grey).astype(np.uint8), "L"), "PNG")
+        data = _encode(Image.fromarray((255 - grey).astype(np.uint8), "L"), "PNG", compress_level=1)
         name = "white_on_black.png"
     elif variant == "png_transparent":
         # A cut-out: the ink is opaque, the paper see-through (edges half transparent).
         alpha = np.clip(coverage * 1.6, 0, 1) * 255
         rgba = np.dstack([np.asarray(_colour(grey, rng)), alpha]).astype(np.uint8)
-        data = _encode(Image.fromarray(rgba, "RGBA"), "PNG")
+        data = _encode(Image.fromarray(rgba, "RGBA"), "PNG", compress_level=1)
         name = "transparent.png"
     elif variant == "webp_small":
         img = _colour(grey, rng)
@@ -161,7 +166,7 @@ def digit_row(
     for piece, box, width, g in zip(pieces, boxes, widths, gaps, strict=True):
         sheet.paste(piece.crop(box), (x0, (h - side) // 2 + box[1] + int(rng.integers(-6, 7))))
         x0 += width + g
-    grey, _ = _print(np.asarray(sheet, np.float32) / 255.0, rng)
+    grey = _print(np.asarray(sheet, np.float32) / np.float32(255.0), rng)
     return _encode(_colour(grey, rng), "JPEG", quality=88)
 
 
@@ -181,31 +186,32 @@ def noise_marks(count: int, rng: np.random.Generator) -> bytes:
 # The reader: a small CNN trained on MNIST's training digits
 
 
-def train_classifier(x: np.ndarray, y: np.ndarray, epochs: int = 1, seed: int = 0):
-    """A small CNN on uint8 digits (N, 28, 28); ~99% on MNIST's test set after one epoch."""
+def train_classifier(x: np.ndarray, y: np.ndarray, epochs: int = 2, seed: int = 0):
+    """A small CNN on uint8 digits (N, 28, 28): ~98.5% on MNIST's test set, ~30 s on 2 busy cores."""
     import keras
 
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(
         [
             keras.Input((28, 28, 1)),
-            keras.layers.Conv2D(24, 5, activation="relu", padding="same"),
+            keras.layers.Conv2D(16, 5, activation="relu", padding="same"),
             keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(48, 3, activation="relu", padding="same"),
+            keras.layers.Conv2D(32, 3, activation="relu", padding="same"),
             keras.layers.MaxPooling2D(),
             keras.layers.Flatten(),
-            keras.layers.Dropout(0.3),
-            keras.layers.Dense(96, activation="relu"),
+            keras.layers.Dropout(0.25),
+            keras.layers.Dense(64, activation="relu"),
             keras.layers.Dense(10),
         ],
         name="digit_reader",
     )
+    batch = 256
+    steps = math.ceil(len(x) / batch) * epochs
     model.compile(
-        optimizer=keras.optimizers.Adam(2e-3),
+        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(3e-3, steps)),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
     )
-    model.fit(_as_input(x), np.asarray(y, np.int32), batch_size=128, epochs=epochs, verbose=0)
+    model.fit(_as_input(x), np.asarray(y, np.int32), batch_size=batch, epochs=epochs, verbose=0)
     return model
 
 
