@@ -10,15 +10,17 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app_pages import digits, shared
-from vae_core import explore, figures, images
+from app_pages import digits, own_digits, shared
+from vae_core import explore, figures
 from vae_core.errors import UserError
 from vae_core.models import ModelBundle
 
 MAX_DIGITS = 12
 MAP_POINTS = 2000  # background digits on the latent map
 BARS_UP_TO = 16  # latent sizes up to this get a bar chart per digit
-MODES = ("Mixed digits", "By label", "By index", "Upload")
+MODES = ("Mixed digits", "By label", "By index", "Upload", "Draw", "Camera")
+DATASET_MODES = MODES[:3]  # the others are a person's own digits
+TRAIL = 12  # earlier positions of a drawing's code kept on the latent map
 
 
 # ---------------------------------------------------------------- cached per model
@@ -60,6 +62,28 @@ def _background(
     x, y = _x[:MAP_POINTS], _y[:MAP_POINTS]
     z, _ = explore.encode(_bundle, x, y if _bundle.spec.is_conditional else None)
     return z, np.asarray(y)
+
+
+def _ask_labels(names: list[str]) -> np.ndarray:
+    """The conditional VAE must be told each own digit's label: one picker per digit."""
+    st.caption("The conditional VAE needs to be told which digit each one is:")
+    cols = st.columns(min(len(names), 6))
+    picked = []
+    for i, name in enumerate(names):
+        key = "rt_up_label" if i == 0 else f"rt_up_label_{i}"
+        picked.append(cols[i % len(cols)].selectbox(f"{name} is a", list(range(10)), key=key))
+    return np.asarray(picked)
+
+
+def _follow(digest: str, z: np.ndarray) -> np.ndarray:
+    """Where the drawing's code was before its latest strokes, oldest first (empty after Clear)."""
+    pad = st.session_state.get("rt_pad_n", 0)
+    trail = st.session_state.get("rt_trail")
+    if trail is None or trail["pad"] != pad:
+        trail = st.session_state["rt_trail"] = {"pad": pad, "seen": [], "z": []}
+    if not trail["seen"] or trail["seen"][-1] != digest:
+        trail["seen"], trail["z"] = trail["seen"][-TRAIL:] + [digest], trail["z"][-TRAIL:] + [z]
+    return np.asarray(trail["z"][:-1]).reshape(-1, len(z))
 
 
 # ---------------------------------------------------------------- the page
@@ -123,6 +147,8 @@ chosen: np.ndarray | None = None  # (N, 28, 28) uint8 or float
 labels: np.ndarray | None = None
 names: list[str] = []
 idx: list[int] = []
+live = None  # Draw: the place beside the pad that follows every stroke
+drawing: own_digits.Drawing | None = None
 with pick[1]:
     if mode == "Mixed digits":
         digits.init_state("rt_n", digits.param_int("n", 5, 1, 10))
@@ -159,36 +185,25 @@ with pick[1]:
             help="Type a number to find a digit; the label in brackets is what a person wrote.",
         )
     else:
-        upload = st.file_uploader(
-            "A photo or scan of ONE handwritten digit",
-            type=["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"],
-            key="rt_upload",
-        )
-        if upload is None:
-            st.info("Upload a picture of one digit: dark ink on light paper works best.")
+        if mode == "Upload":
+            own = own_digits.upload("rt_upload")
+        elif mode == "Camera":
+            own = own_digits.camera("rt_camera")
         else:
-            try:
-                pre = images.prepare_upload(upload.getvalue(), upload.name)
-            except UserError as err:
-                shared.show_error(err)
-                pre = None
-            if pre is not None:
-                st.caption("How your image was made MNIST-like:")
-                st.image(
-                    [digits.png(img, 1) for _, img in pre.steps],
-                    caption=[step for step, _ in pre.steps],
-                    width=84,
-                )
-                for note in pre.notes:
-                    st.caption(note)
-                chosen = pre.digit[None]
-                names = ["upload"]
-                if spec.is_conditional:
-                    up_label = st.selectbox("Which digit is it? (the conditional VAE needs to be told)",
-                                            list(range(10)), key="rt_up_label")  # fmt: skip
-                    labels = np.array([up_label])
+            pad_col, live_col = st.columns([1, 1])
+            with pad_col:
+                drawing = own_digits.pad("rt_pad")
+            live = live_col.container()
+            own = own_digits.drawn(drawing)
+            if drawing.pre is not None:
+                st.caption("How your drawing was made MNIST-like (the same steps as a photo):")
+                own_digits.step_strip(drawing.pre.steps)
+        if own is not None:
+            chosen, names = own.digits, own.names
+            if spec.is_conditional:
+                labels = _ask_labels(names)
 
-if mode != MODES[3]:
+if mode in DATASET_MODES:
     idx = [int(i) for i in idx][:MAX_DIGITS]
     digits.set_param("idx", idx)
     if idx:
@@ -231,9 +246,33 @@ try:
         if always
         else None
     )
+    # The conditional VAE keeps each digit's style and redraws it as every digit 0-9.
+    restyled = explore.restyle(bundle, chosen, model_labels) if spec.is_conditional else None
 except UserError as err:
     shared.show_error(err)
     st.stop()
+trail = _follow(drawing.digest, rt.z_mean[0]) if drawing is not None and drawing.pre else None
+
+if live is not None:
+    with live:
+        made = "decoder(z_mean)" if spec.is_vae else "decoder(encoder(x))"
+        c = st.columns(2)
+        c[0].image(digits.png(rt.inputs[0]), caption="what the encoder sees", width=112)
+        c[1].image(digits.png(rt.decoded_mean[0]), caption=made, width=112)
+        if spec.latent_dim == 2:
+            z_bg, y_bg = _background(entry.name, stamp, source, bundle, x_all, y_all)
+            st.plotly_chart(
+                figures.latent_map(z_bg, y_bg, highlight=rt.z_mean[:1], trail=trail,
+                                   highlight_names=["you"], height=300),
+                key="rt_live_map", config={"displayModeBar": False},
+            )  # fmt: skip
+            st.caption("The star is your drawing's z_mean; the dotted line, where it was before.")
+        else:
+            st.caption(f"Its {spec.latent_dim} latent numbers are placed on the map further down.")
+        if restyled is not None:
+            st.caption("Your drawing's style, redrawn by the conditional VAE as every digit 0-9:")
+            st.image([digits.png(img, 2) for img in restyled[0]], caption=[str(i) for i in range(10)],
+                     width=48)  # fmt: skip
 
 if spec.is_vae:
     if always:
@@ -328,6 +367,13 @@ for i in range(len(rt.inputs)):
         spread = std / top if top > 1e-6 else std
         s[1].image(digits.png(spread, 2), width=64, caption=f"spread: std up to {top:.3f}")
         s[1].caption("White where the samples differ most.")
+        if restyled is not None:
+            st.image([digits.png(img, 2) for img in restyled[i]], width=56,
+                     caption=[f"as a {j}" for j in range(len(restyled[i]))])  # fmt: skip
+            st.caption(
+                "The same style (this digit's z_mean) with each label: the conditional VAE keeps "
+                "the slant and thickness and draws the digit it is told."
+            )
 
 if spec.is_vae:
     with st.expander("Why is decoder(z_mean) not the same as vae(x)?", expanded=False):
@@ -376,6 +422,7 @@ fig = figures.latent_map(
     dims=dims,
     projection=projection,
     highlight_names=[str(i + 1) for i in range(len(rt.z_mean))],
+    trail=trail,
 )
 st.plotly_chart(fig, key="rt_map", config={"displayModeBar": False})
 what = "z_mean" if spec.is_vae else "latent vector"
