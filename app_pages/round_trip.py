@@ -76,14 +76,14 @@ def _ask_labels(names: list[str]) -> np.ndarray:
 
 
 def _follow(digest: str, z: np.ndarray) -> np.ndarray:
-    """Where the drawing's code was before its latest strokes, oldest first (empty after Clear)."""
+    """Where the drawing's code has been since the pad was cleared, oldest first, ending at `z`."""
     pad = st.session_state.get("rt_pad_n", 0)
     trail = st.session_state.get("rt_trail")
     if trail is None or trail["pad"] != pad:
         trail = st.session_state["rt_trail"] = {"pad": pad, "seen": [], "z": []}
     if not trail["seen"] or trail["seen"][-1] != digest:
         trail["seen"], trail["z"] = trail["seen"][-TRAIL:] + [digest], trail["z"][-TRAIL:] + [z]
-    return np.asarray(trail["z"][:-1]).reshape(-1, len(z))
+    return np.asarray(trail["z"]).reshape(-1, len(z))
 
 
 # ---------------------------------------------------------------- the page
@@ -135,21 +135,25 @@ with st.expander("How the three models are wired", expanded=True):
 
 # ---- 2. pick digits
 st.header("Pick digits")
-pick = st.columns([1, 1], gap="large")
-with pick[0]:
+mode_col, source_col = st.columns([3, 2], gap="large")
+with source_col:
     source, x_all, y_all = digits.source_picker("rt_src")
-    url_idx = [i for i in digits.param_ints("idx") if 0 <= i < len(x_all)][:MAX_DIGITS]
-    digits.init_state("rt_mode", "By index" if url_idx else MODES[0])
-    mode = st.segmented_control("Choose", MODES, key="rt_mode", required=True)
+url_idx = [i for i in digits.param_ints("idx") if 0 <= i < len(x_all)][:MAX_DIGITS]
+digits.init_state("rt_mode", "By index" if url_idx else MODES[0])
+with mode_col:
+    mode = st.segmented_control(
+        "Choose", MODES, key="rt_mode", required=True,
+        help="Digits from the set, or your own: a photo or scan, a drawing, the camera.",
+    )  # fmt: skip
     mode = mode or MODES[0]
 
 chosen: np.ndarray | None = None  # (N, 28, 28) uint8 or float
 labels: np.ndarray | None = None
 names: list[str] = []
 idx: list[int] = []
-live = None  # Draw: the place beside the pad that follows every stroke
+live: list = []  # Draw: two columns beside the pad that follow every stroke
 drawing: own_digits.Drawing | None = None
-with pick[1]:
+with st.columns([3, 2], gap="large")[0] if mode in DATASET_MODES else st.container():
     if mode == "Mixed digits":
         digits.init_state("rt_n", digits.param_int("n", 5, 1, 10))
         digits.init_state("rt_shuffle", 0)
@@ -186,15 +190,17 @@ with pick[1]:
         )
     else:
         if mode == "Upload":
-            own = own_digits.upload("rt_upload")
+            with st.columns([3, 2], gap="large")[0]:
+                own = own_digits.upload("rt_upload")
         elif mode == "Camera":
-            own = own_digits.camera("rt_camera")
+            with st.columns([3, 2], gap="large")[0]:
+                own = own_digits.camera("rt_camera")
         else:
-            pad_col, live_col = st.columns([1, 1])
+            # The pad, and beside it what follows every stroke (filled in once the model has run).
+            pad_col, *live = st.columns([3, 2.4, 3.6], gap="medium")
             with pad_col:
                 drawing = own_digits.pad("rt_pad")
-            live = live_col.container()
-            own = own_digits.drawn(drawing)
+                own = own_digits.drawn(drawing)
             if drawing.pre is not None:
                 st.caption("How your drawing was made MNIST-like (the same steps as a photo):")
                 own_digits.step_strip(drawing.pre.steps)
@@ -203,7 +209,9 @@ with pick[1]:
             if spec.is_conditional:
                 labels = _ask_labels(names)
 
-if mode in DATASET_MODES:
+if mode not in DATASET_MODES:
+    st.query_params.pop("idx", None)  # a copied link must not bring back digits from the set
+else:
     idx = [int(i) for i in idx][:MAX_DIGITS]
     digits.set_param("idx", idx)
     if idx:
@@ -223,6 +231,7 @@ if spec.is_vae:
     digits.init_state("rt_seed", digits.param_int("seed", 0, 0, 10**6))
     k = ctl[0].slider("Samples of z per digit (K)", 1, 12, key="rt_k")
     seed = ctl[1].number_input("Seed", 0, 10**6, key="rt_seed", help="Which random samples.")
+    digits.init_state("rt_always", False)
     always = ctl[2].toggle(
         "Keras-example Sampling (always sample)",
         key="rt_always",
@@ -253,26 +262,27 @@ except UserError as err:
     st.stop()
 trail = _follow(drawing.digest, rt.z_mean[0]) if drawing is not None and drawing.pre else None
 
-if live is not None:
-    with live:
+if live:
+    seen, mapped = live
+    with seen:
         made = "decoder(z_mean)" if spec.is_vae else "decoder(encoder(x))"
         c = st.columns(2)
         c[0].image(digits.png(rt.inputs[0]), caption="what the encoder sees", width=112)
         c[1].image(digits.png(rt.decoded_mean[0]), caption=made, width=112)
-        if spec.latent_dim == 2:
-            z_bg, y_bg = _background(entry.name, stamp, source, bundle, x_all, y_all)
-            st.plotly_chart(
-                figures.latent_map(z_bg, y_bg, highlight=rt.z_mean[:1], trail=trail,
-                                   highlight_names=["you"], height=300),
-                key="rt_live_map", config={"displayModeBar": False},
-            )  # fmt: skip
-            st.caption("The star is your drawing's z_mean; the dotted line, where it was before.")
-        else:
-            st.caption(f"Its {spec.latent_dim} latent numbers are placed on the map further down.")
         if restyled is not None:
             st.caption("Your drawing's style, redrawn by the conditional VAE as every digit 0-9:")
             st.image([digits.png(img, 2) for img in restyled[0]], caption=[str(i) for i in range(10)],
-                     width=48)  # fmt: skip
+                     width=44)  # fmt: skip
+    with mapped:
+        if spec.latent_dim == 2:
+            z_bg, y_bg = _background(entry.name, stamp, source, bundle, x_all, y_all)
+            fig = figures.latent_map(z_bg, y_bg, highlight=rt.z_mean[:1], trail=trail,
+                                     highlight_names=["you"], height=330)  # fmt: skip
+            fig.update_layout(showlegend=False)  # the big map below has the legend
+            st.plotly_chart(fig, key="rt_live_map", config={"displayModeBar": False})
+            st.caption("The star is your drawing's z_mean; the dotted line, where it was before.")
+        else:
+            st.caption(f"Its {spec.latent_dim} latent numbers are placed on the map further down.")
 
 if spec.is_vae:
     if always:

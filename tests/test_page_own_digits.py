@@ -88,11 +88,11 @@ def test_a_drawing_goes_round_trip_and_its_marker_moves_with_each_stroke(lab_hom
 
     _draw(at, "rt_pad_0", ONE, [(100, 60), (150, 40)])  # a second stroke: the flag of a 1
     moved = _xy(_trace(at, "rt_live_map", "your digits"))
-    earlier = _xy(_trace(at, "rt_live_map", "earlier"))
+    trail = _xy(_trace(at, "rt_live_map", "earlier"))
     assert not np.allclose(first, moved)
-    np.testing.assert_allclose(earlier, first, rtol=1e-5)
+    np.testing.assert_allclose(trail, np.concatenate([first, moved]), rtol=1e-5)  # from, to
     # The big latent map further down shows the same star and the same trail.
-    np.testing.assert_allclose(_xy(_trace(at, "rt_map", "earlier")), first, rtol=1e-5)
+    np.testing.assert_allclose(_xy(_trace(at, "rt_map", "earlier")), trail, rtol=1e-5)
 
     at.button(key="rt_pad_clear").click().run()  # a fresh pad, and the trail starts again
     assert any("Draw a digit" in i.value for i in at.info)
