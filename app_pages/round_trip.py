@@ -201,12 +201,14 @@ with st.columns([3, 2], gap="large")[0] if mode in DATASET_MODES else st.contain
             with pad_col:
                 drawing = own_digits.pad("rt_pad")
                 own = own_digits.drawn(drawing)
+                if own is not None and spec.is_conditional:
+                    labels = _ask_labels(own.names)  # right under the pad, where the eyes are
             if drawing.pre is not None:
                 st.caption("How your drawing was made MNIST-like (the same steps as a photo):")
                 own_digits.step_strip(drawing.pre.steps)
         if own is not None:
             chosen, names = own.digits, own.names
-            if spec.is_conditional:
+            if spec.is_conditional and labels is None:
                 labels = _ask_labels(names)
 
 if mode not in DATASET_MODES:

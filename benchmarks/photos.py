@@ -142,10 +142,10 @@ def photo_set(x: np.ndarray, y: np.ndarray, n: int = 250, seed: int = 0) -> list
     ]
 
 
-def digit_row(
+def row_image(
     digits: np.ndarray, rng: np.random.Generator, gap: tuple[float, float] = (0.25, 0.6)
-) -> bytes:
-    """Several MNIST digits written in a row on one lit sheet (a date, a phone number), as a JPEG.
+) -> Image.Image:
+    """Several MNIST digits written in a row on one lit sheet (a date, a phone number), in colour.
 
     `gap` is the space between neighbours, as a share of a digit's width.
     """
@@ -166,8 +166,12 @@ def digit_row(
     for piece, box, width, g in zip(pieces, boxes, widths, gaps, strict=True):
         sheet.paste(piece.crop(box), (x0, (h - side) // 2 + box[1] + int(rng.integers(-6, 7))))
         x0 += width + g
-    grey = _print(np.asarray(sheet, np.float32) / np.float32(255.0), rng)
-    return _encode(_colour(grey, rng), "JPEG", quality=88)
+    return _colour(_print(np.asarray(sheet, np.float32) / np.float32(255.0), rng), rng)
+
+
+def digit_row(digits: np.ndarray, rng: np.random.Generator, **kw) -> bytes:
+    """`row_image` saved as a phone would save it (JPEG)."""
+    return _encode(row_image(digits, rng, **kw), "JPEG", quality=88)
 
 
 def noise_marks(count: int, rng: np.random.Generator) -> bytes:
