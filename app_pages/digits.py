@@ -66,10 +66,6 @@ def init_state(key: str, value: Any) -> None:
     """Give a widget its first value (from the URL) without fighting the user's later choices."""
     if key not in st.session_state:
         st.session_state[key] = value
-    else:
-        # A widget left out of a run (an empty drawing pad stops the page early) comes back in
-        # the browser at its default; writing its value back keeps what the user chose.
-        st.session_state[key] = st.session_state[key]
 
 
 # ---------------------------------------------------------------- the digits

@@ -37,22 +37,9 @@ class OwnDigits:
     names: list[str] = field(default_factory=list)
 
 
-def _square(img: np.ndarray) -> np.ndarray:
-    """Pad to a square with the image's own background, so a strip of steps lines up."""
-    h, w = img.shape[:2]
-    if h == w:
-        return img
-    edge = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
-    side = max(h, w)
-    out = np.full((side, side), float(np.median(edge)), np.float32)
-    top, left = (side - h) // 2, (side - w) // 2
-    out[top : top + h, left : left + w] = img
-    return out
-
-
 def _png(img: np.ndarray, side: int) -> bytes:
-    """A step picture squared up and enlarged (nearest) towards `side` pixels, so 28x28 stays crisp."""
-    img = _square(img)
+    """A step picture enlarged (nearest) towards `side` pixels, so 28x28 stays crisp; its shape is
+    kept, so a photo shows upright and as wide as it was taken."""
     return images.to_png(img, scale=max(1, side // max(img.shape[:2])))
 
 

@@ -75,6 +75,18 @@ def _ask_labels(names: list[str]) -> np.ndarray:
     return np.asarray(picked)
 
 
+def _revive(*keys: str) -> None:
+    """Widgets left out of the last run (an empty pad stops the page early) come back in the
+    browser at their defaults: write their values back on the run they return, and only then (every
+    run would fight a person's quick clicks)."""
+    run = st.session_state["rt_run"]
+    if st.session_state.get("rt_controls_run") != run - 1:
+        for key in keys:
+            if key in st.session_state:
+                st.session_state[key] = st.session_state[key]
+    st.session_state["rt_controls_run"] = run
+
+
 def _follow(digest: str, z: np.ndarray) -> np.ndarray:
     """Where the drawing's code has been since the pad was cleared, oldest first, ending at `z`."""
     pad = st.session_state.get("rt_pad_n", 0)
@@ -87,6 +99,7 @@ def _follow(digest: str, z: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- the page
+st.session_state["rt_run"] = st.session_state.get("rt_run", 0) + 1
 st.title("Round trip")
 st.markdown(
     "Follow a handwritten digit through the autoencoder: the **encoder** turns it into a few "
@@ -231,9 +244,9 @@ if spec.is_vae:
     ctl = st.columns([2, 1, 2])
     digits.init_state("rt_k", digits.param_int("k", 6, 1, 12))
     digits.init_state("rt_seed", digits.param_int("seed", 0, 0, 10**6))
+    _revive("rt_k", "rt_seed", "rt_always")
     k = ctl[0].slider("Samples of z per digit (K)", 1, 12, key="rt_k")
     seed = ctl[1].number_input("Seed", 0, 10**6, key="rt_seed", help="Which random samples.")
-    digits.init_state("rt_always", False)
     always = ctl[2].toggle(
         "Keras-example Sampling (always sample)",
         key="rt_always",

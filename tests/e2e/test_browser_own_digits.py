@@ -59,6 +59,8 @@ def test_a_drawn_1_and_a_drawn_0_come_back_as_a_1_and_a_0(server, page, digit_re
         ui.stroke(page, pad, stroke)
     seen, back = _drawn_round_trip(page)
     assert digit_reader.read(np.stack([seen, back])).tolist() == [0, 0]
+    # The controls below were hidden while the pad was empty; they come back as they were.
+    assert "k=6" in page.url and "seed=0" in page.url
     ui.assert_clean(page)
     ui.shot(page, "round_trip_drawn_0")
 
