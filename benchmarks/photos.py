@@ -302,3 +302,78 @@ def _fit(img: np.ndarray, side: int) -> np.ndarray:
     top, left = (side - small.shape[0]) // 2, (side - small.shape[1]) // 2
     out[top : top + small.shape[0], left : left + small.shape[1]] = small
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The section: `python -m benchmarks.run --only photos`
+
+FULL = {"photos": 1000, "rows": 120, "epochs": 2, "train": None}
+QUICK = {"photos": 25, "rows": 14, "epochs": 1, "train": 3000}
+
+
+def _flat_paper(gray: np.ndarray) -> np.ndarray:
+    """The paper as ONE grey level, read on the image's border: preprocessing before issue 9."""
+    from vae_core import images
+
+    return np.full(gray.shape, float(np.median(images._border(gray))), np.float32)
+
+
+def _rows(x: np.ndarray, y: np.ndarray, model, count: int, seed: int) -> dict:
+    """Rows of 2-8 digits split by `images.prepare_digits`: right counts, and digits read in order."""
+    from vae_core import images
+
+    rng = np.random.default_rng(seed)
+    right_count = digits = read_right = 0
+    for k in range(count):
+        n = 2 + k % 7
+        idx = rng.choice(len(x), n, replace=False)
+        photo = images.prepare_digits(digit_row(x[idx], rng), "row.jpg")
+        if len(photo.digits) == n:
+            right_count += 1
+            digits += n
+            read_right += int((read_digits(model, photo.digit_array()) == y[idx]).sum())
+    return {"rows": count, "right_count": right_count, "digits": digits, "read_right": read_right}
+
+
+def run(rec, quick: bool) -> None:
+    """The photo-set figure, the same without evening out the lighting, rows split, failures' PNG."""
+    from unittest import mock
+
+    from benchmarks.common import BENCH_DIR, log
+    from vae_core import data, images
+    from vae_core.errors import DataError
+
+    size = QUICK if quick else FULL
+    try:
+        ds = data.load_dataset("mnist", allow_download=False)
+    except DataError:
+        if not quick:
+            raise
+        ds = data.load_dataset("sample")  # a smoke run needs no full MNIST: the numbers mean little
+    train = slice(None, size["train"])
+    log(f"photos: training the digit reader on {len(ds.x_train[train])} training digits")
+    t0 = time.perf_counter()
+    model = train_classifier(ds.x_train[train], ds.y_train[train], epochs=size["epochs"])
+    train_s = time.perf_counter() - t0
+    accuracy = float(np.mean(read_digits(model, ds.x_test) == ds.y_test))
+    n = min(size["photos"], len(ds.x_test))
+    log(f"photos: {n} photos of {ds.name} test digits")
+    made = photo_set(ds.x_test, ds.y_test, n, seed=0)
+    score = score_photos(model, made)
+    with mock.patch.object(images, "_paper", _flat_paper):
+        flat = score_photos(model, made)
+    out = BENCH_DIR / "out" if quick else BENCH_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    png = out / "photo_failures.png"
+    png.write_bytes(images.to_png(failure_strips(score, limit=30)))
+    rec.emit("photos", "photo_set", dataset=ds.name, photos=n, recognised=score.recognised,
+             rate=score.rate, target=TARGET, per_variant=score.per_variant,
+             seconds_per_photo=score.seconds_per_photo, flat_lighting_rate=flat.rate,
+             flat_lighting_per_variant=flat.per_variant, reader_test_accuracy=accuracy,
+             reader_train_digits=len(ds.x_train[train]), reader_epochs=size["epochs"],
+             reader_train_s=train_s, failures=len(score.failures),
+             failures_png=png.name,  # beside RESULTS.md
+             failure_labels=[(p.variant, p.label, got) for p, got, _ in score.failures])  # fmt: skip
+    log(f"photos: {score.rate:.1%} recognised ({flat.rate:.1%} with one paper level)")
+    rows = _rows(ds.x_test, ds.y_test, model, size["rows"], seed=1)
+    rec.emit("photos", "rows", **rows)

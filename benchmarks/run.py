@@ -18,7 +18,7 @@ from pathlib import Path
 
 from benchmarks.common import BENCH_DIR, Recorder, log, machine
 
-SECTIONS = ("training", "quality", "latency", "app", "load")
+SECTIONS = ("training", "quality", "latency", "photos", "app", "load")
 # Left out of a plain `--quick` (ask with `--only load`): 2 sessions x 5 s still need a server
 # start and the pages' first loads, ~25 s in all.
 QUICK_SKIPS = ("load",)
@@ -26,6 +26,7 @@ QUICK_SKIPS = ("load",)
 MODULES = {
     "training": ("benchmarks.training", "run"),
     "latency": ("benchmarks.latency", "run"),
+    "photos": ("benchmarks.photos", "run"),
     "app": ("benchmarks.app_bench", "run"),
     "load": ("benchmarks.load", "bench"),
 }
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     # asking for either runs both.
     failures = []
     plan = ["training"] if {"training", "quality"} & set(only) else []
-    plan += [s for s in ("latency", "app", "load") if s in only]
+    plan += [s for s in ("latency", "photos", "app", "load") if s in only]
     for section in plan:
         module, func = MODULES[section]
         t0 = time.time()
