@@ -54,8 +54,6 @@ def images(draw):
         img = Image.fromarray((np.asarray(base, np.float32) * 257).astype(np.uint16)).convert(mode)
     else:
         img = base.convert(mode)
-    if fmt == "PNG" and mode == "I":
-        img = img.convert("I;16")  # Pillow 13 writes 32-bit "I" as PNG no more; 16-bit it does
     kwargs = {}
     if fmt == "JPEG" and draw(st.booleans()):
         exif = Image.Exif()
