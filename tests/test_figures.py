@@ -136,3 +136,18 @@ def test_wiring_dot_for_the_conditional_vae_feeds_the_label_to_both_halves():
     dot = figures.wiring_dot(enc, dec, conditional=True)
     assert {("label", "enc_label"), ("label", "dec_label")} <= _edges(dot)
     assert "decoder([encoder([x, label])[2], label])" in dot
+
+
+def test_latent_map_draws_a_drawings_trail_up_to_its_star(codes):
+    z, labels = codes
+    trail = np.array([[0.0, 0.0, 0, 0], [1.0, -1.0, 0, 0], [2.0, 0.5, 0, 0]])
+    fig = figures.latent_map(z, labels, highlight=trail[-1:], trail=trail, dims=(0, 1))
+    names = [t.name for t in fig.data]
+    assert names.index("earlier") == names.index("your digits") - 1  # under the star
+    path = _trace(fig, "earlier")
+    np.testing.assert_allclose(path.x, trail[:, 0]) and np.testing.assert_allclose(
+        path.y, trail[:, 1]
+    )
+    # One position is no path yet: nothing is drawn for it.
+    one = figures.latent_map(z, labels, highlight=trail[:1], trail=trail[:1])
+    assert "earlier" not in [t.name for t in one.data]
