@@ -145,9 +145,8 @@ def test_latent_map_draws_a_drawings_trail_up_to_its_star(codes):
     names = [t.name for t in fig.data]
     assert names.index("earlier") == names.index("your digits") - 1  # under the star
     path = _trace(fig, "earlier")
-    np.testing.assert_allclose(path.x, trail[:, 0]) and np.testing.assert_allclose(
-        path.y, trail[:, 1]
-    )
+    np.testing.assert_allclose(path.x, trail[:, 0])
+    np.testing.assert_allclose(path.y, trail[:, 1])
     # One position is no path yet: nothing is drawn for it.
     one = figures.latent_map(z, labels, highlight=trail[:1], trail=trail[:1])
     assert "earlier" not in [t.name for t in one.data]
