@@ -10,18 +10,12 @@ import numpy as np
 import streamlit as st
 
 from app_pages import own_digits, shared
-from vae_core import data, explore, images
+from vae_core import data, explore, images, kinds
 from vae_core.errors import UserError
-from vae_core.specs import KIND_LABELS, NOISE_KINDS
+from vae_core.specs import NOISE_KINDS, NOISES
 
 MAX_DIGITS = 12  # columns of the comparison; more would shrink each digit to a smudge
 INPUTS = ("Test digits", "My own images", "Draw", "Camera")
-NOISE_LABELS = {
-    "keras": "Grey fog (the Keras example)",
-    "gaussian": "Gaussian speckle",
-    "salt_pepper": "Salt & pepper",
-    "mask": "Dropped pixels (masking)",
-}
 NOISE_HELP = {
     "keras": "Adds random grey of average 0.5 to every pixel, as the old Keras denoising example did; "
     "the strength slider does not apply.",
@@ -29,7 +23,9 @@ NOISE_HELP = {
     "salt_pepper": "Turns a fraction of the pixels pure white or pure black; the strength is that fraction.",
     "mask": "Turns a fraction of the pixels black, as if ink were rubbed out; the strength is that fraction.",
 }
-VAE_KINDS = ("mlp_vae", "conv_vae")  # the conditional VAE needs labels, which an upload lacks
+# Kinds that can clean up an image on their own (a conditional VAE would need each digit's label).
+DAE_KINDS = tuple(k for k in kinds.for_page("denoise") if not kinds.get(k).variational)
+VAE_KINDS = tuple(k for k in kinds.for_page("denoise") if kinds.get(k).variational)
 THUMB = 112  # pixels per digit in the PNGs (the page fits them to their column)
 
 
@@ -58,7 +54,7 @@ def _pick_model(
     index = options.index(default_name) if default_name in options else 0
     choice = st.selectbox(label, options, index=index, key=key, help=help_,
                           format_func=lambda n: n if n == "(none)" else
-                          f"{n} — {KIND_LABELS.get(entries[names.index(n)].kind, '')}")  # fmt: skip
+                          f"{n} — {kinds.label(entries[names.index(n)].kind)}")  # fmt: skip
     return None if choice == "(none)" else entries[names.index(choice)]
 
 
@@ -86,7 +82,7 @@ st.markdown(
 
 # ---------------------------------------------------------------- models
 active = shared.active_entry()
-daes = shared.usable_entries(("conv_dae",))
+daes = shared.usable_entries(DAE_KINDS)
 vaes = shared.usable_entries(VAE_KINDS)
 col_dae, col_vae = st.columns(2)
 with col_dae:
@@ -191,7 +187,7 @@ else:
 # ---------------------------------------------------------------- noise
 st.subheader("2. The noise")
 c1, c2, c3 = st.columns([2, 2, 1])
-kind = c1.selectbox("Kind of noise", NOISE_KINDS, format_func=NOISE_LABELS.get, key="dn_kind",
+kind = c1.selectbox("Kind of noise", NOISE_KINDS, format_func=NOISES.get, key="dn_kind",
                     disabled=already_noisy, help="How the digits are spoiled before the models see them.")  # fmt: skip
 strength = c2.slider("Strength", 0.0, 1.0, 0.3, 0.05, key="dn_strength",
                      disabled=already_noisy or kind == "keras", help=NOISE_HELP[kind])  # fmt: skip

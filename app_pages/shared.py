@@ -11,10 +11,10 @@ import re
 
 import streamlit as st
 
+from vae_core import kinds
 from vae_core import store as store_module
 from vae_core.errors import StoreError, UserError
 from vae_core.models import ModelBundle
-from vae_core.specs import KIND_LABELS
 from vae_core.store import MAX_META_BYTES, Store, StoreEntry
 
 MODEL_PARAM = "model"
@@ -55,14 +55,14 @@ def load_bundle(entry: StoreEntry) -> ModelBundle:
     return _load(entry.name, entry.path.stat().st_mtime)
 
 
-def usable_entries(kinds: tuple[str, ...] | None = None) -> list[StoreEntry]:
+def usable_entries(wanted: tuple[str, ...] | None = None) -> list[StoreEntry]:
     """Store entries that can be loaded, optionally only of the given kinds."""
-    return [e for e in store().list() if e.error is None and (kinds is None or e.kind in kinds)]
+    return [e for e in store().list() if e.error is None and (wanted is None or e.kind in wanted)]
 
 
 def _describe(entry: StoreEntry) -> str:
     meta = entry.meta
-    parts = [KIND_LABELS.get(entry.kind, entry.kind), f"latent size {entry.latent_dim}"]
+    parts = [kinds.label(entry.kind), f"latent size {entry.latent_dim}"]
     if meta.get("dataset"):
         parts.append(
             f"trained on {meta['dataset']}"
@@ -92,7 +92,10 @@ def _default_index(entries: list[StoreEntry]) -> int:
     for name in PREFERRED_FIRST:
         if name in names:
             return names.index(name)
-    return next((i for i, e in enumerate(entries) if e.kind != "conv_dae"), 0)
+    return next(
+        (i for i, e in enumerate(entries) if kinds.known(e.kind) and kinds.get(e.kind).variational),
+        0,
+    )
 
 
 def render_sidebar() -> None:
@@ -196,7 +199,7 @@ def active_entry() -> StoreEntry | None:
     return st.session_state.get("active_entry")
 
 
-def active_bundle(kinds: tuple[str, ...] | None = None, purpose: str = "") -> ModelBundle | None:
+def active_bundle(wanted: tuple[str, ...] | None = None, purpose: str = "") -> ModelBundle | None:
     """Load the active model; if it is missing or of the wrong kind, say what to do and return None."""
     entry = active_entry()
     if entry is None:
@@ -204,9 +207,9 @@ def active_bundle(kinds: tuple[str, ...] | None = None, purpose: str = "") -> Mo
             "There is no trained model yet. Go to **Train**, start a run, and come back when it finishes."
         )
         return None
-    if kinds is not None and entry.kind not in kinds:
-        wanted = " or ".join(KIND_LABELS[k] for k in kinds)
-        st.warning(f"{purpose or 'This page'} needs a {wanted}; pick one in the sidebar.")
+    if wanted is not None and entry.kind not in wanted:
+        names = " or ".join(kinds.label(k) for k in wanted)
+        st.warning(f"{purpose or 'This page'} needs a {names}; pick one in the sidebar.")
         return None
     try:
         return load_bundle(entry)

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from vae_core import data, figures, runs
+from app_pages import shared
+from vae_core import data, figures, kinds, rundir, runs
+from vae_core import store as store_module
 from vae_core.errors import UserError
 from vae_core.runs import ACTIVE_STATES, RESUMABLE_STATES
-from vae_core.specs import KIND_LABELS, MODEL_KINDS, NOISE_KINDS, PRESETS
+from vae_core.specs import NOISE_KINDS, NOISES, preset
 
 STATE_LABELS = {
     "created": "🆕 never started",
@@ -28,22 +30,11 @@ STATE_LABELS = {
     "failed": "❌ failed",
     "interrupted": "⚠️ interrupted",
 }
-KIND_BLURBS = {
-    "mlp_vae": "Plain dense layers. With latent size 2 you can see its whole latent space as a map.",
-    "conv_vae": "Convolutions see strokes and corners: sharper digits, a little slower to train.",
-    "conv_dae": "Learns to turn noisy digits into clean ones; try it on the **Denoise** page.",
-    "cvae": "Is told which digit it is looking at, so you can ask it to draw a 7.",
-}
-NOISE_LABELS = {
-    "keras": "Grey fog (the Keras example)",
-    "gaussian": "Gaussian speckle",
-    "salt_pepper": "Salt & pepper",
-    "mask": "Dropped pixels (masking)",
-}
+SAMPLE_SPLIT = "400 digits to train, 100 to validate"
 DATASET_LABELS = {
     "mnist": "MNIST: 60,000 handwritten digits",
     "fashion_mnist": "Fashion-MNIST: 60,000 clothing pictures",
-    "sample": "The bundled sample: 400 digits (quick demo, runs anywhere)",
+    "sample": f"The bundled sample: {SAMPLE_SPLIT} (a quick demo, runs anywhere)",
 }
 DATASET_SHORT = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "sample": "bundled sample"}
 PHASES = {
@@ -71,7 +62,7 @@ def _duration(seconds) -> str:
 
 def _config(run_dir: Path) -> dict:
     try:
-        return runs.read_config(run_dir)
+        return rundir.read_config(run_dir)
     except UserError:
         return {}
 
@@ -82,7 +73,7 @@ def _rows(run_dir: Path, status: dict) -> list[dict]:
     cached = st.session_state.get("tr_rows")
     rows = cached[2] if cached and cached[:2] == (key, started) else []
     # A resume cuts the file back (and changes `started`), so then it is read from the start.
-    rows = rows + runs.read_progress(run_dir, rows[-1]["_line"] + 1 if rows else 0)
+    rows = rows + rundir.read_progress(run_dir, rows[-1]["_line"] + 1 if rows else 0)
     st.session_state["tr_rows"] = (key, started, rows)
     return rows
 
@@ -117,7 +108,36 @@ def _progress_line(epochs: int, last: dict | None, phase: str | None) -> tuple[f
 
 
 # ---------------------------------------------------------------- the live view of one run
-def _show_result(status: dict) -> None:
+def _stopped_text(status: dict, done_epochs: int, epochs: int) -> str:
+    step, per = status.get("step"), status.get("steps_per_epoch")
+    if isinstance(step, int) and step > 0 and isinstance(per, int):
+        return (
+            f"Stopped at step {step} of {per} in epoch {done_epochs + 1} of {epochs}; those steps "
+            "are kept. Resume it to carry on from there."
+        )
+    return f"Stopped after epoch {done_epochs} of {epochs}. Resume it to carry on from there."
+
+
+def _weaker_than_shipped(status: dict, kind: str | None) -> str | None:
+    """A sentence when the new model is far weaker than the shipped one of its kind."""
+    if not kinds.known(kind):
+        return None
+    found = store_module.much_worse_than_shipped(shared.store(), kind, status.get("test_metrics"))
+    if found is None:
+        return None
+    reference, theirs, ours = found
+    if kinds.get(kind).headline[0] == "psnr":
+        scores = f"PSNR {ours:.1f} dB against {theirs:.1f} dB"
+    else:
+        scores = f"−ELBO {ours:.0f} against {theirs:.0f} nats"
+    return (
+        f"This model is much weaker than the shipped **{reference.name}** ({scores}): it has not "
+        "learned enough yet to draw clear digits. Train it for more epochs, or on the full MNIST, "
+        f"before you rely on it; **{reference.name}** is in the sidebar meanwhile."
+    )
+
+
+def _show_result(status: dict, kind: str | None = None) -> None:
     metrics = status.get("test_metrics") if isinstance(status.get("test_metrics"), dict) else {}
     shown = {
         "neg_elbo": ("Test −ELBO", "nats", "How surprised the model is by digits it never saw; lower is better."),
@@ -132,6 +152,9 @@ def _show_result(status: dict) -> None:
             label, unit, help_ = shown[key]
             text = f"{value:.3f}" if key == "ssim" else f"{value:.1f} {unit}"
             col.metric(label, text, help=help_)
+    weak = _weaker_than_shipped(status, kind)
+    if weak:
+        st.warning(weak)
     if status.get("model_name"):
         st.success(
             f"The model **{status['model_name']}** is saved and now in the sidebar's model list: "
@@ -152,6 +175,7 @@ def live_view(run_dir: Path) -> None:
     config = _config(run_dir)
     mspec, tspec = config.get("model") or {}, config.get("train") or {}
     kind = mspec.get("kind")
+    info = kinds.get(kind) if kinds.known(kind) else None
     epochs = int(tspec.get("epochs") or status.get("epochs") or 1)
     rows = _rows(run_dir, status)
     last_epoch = next((r for r in reversed(rows) if r.get("kind") == "epoch"), None)
@@ -159,7 +183,7 @@ def live_view(run_dir: Path) -> None:
 
     head = [f"Run **{run_dir.name}**"]
     if kind:
-        head.append(KIND_LABELS.get(kind, kind))
+        head.append(kinds.label(kind))
     if tspec.get("dataset"):
         head.append(DATASET_SHORT.get(tspec["dataset"], tspec["dataset"]))
     head.append(STATE_LABELS.get(state, state))
@@ -167,6 +191,8 @@ def live_view(run_dir: Path) -> None:
 
     if state in ACTIVE_STATES:
         last = next((r for r in reversed(rows) if r.get("kind") in ("step", "epoch")), None)
+        if state == "starting":  # a resumed run's last line is not news until it trains again
+            last = None
         done, text = _progress_line(epochs, last, status.get("phase"))
         st.progress(done, text=text)
         if st.button("⏹️ Stop", key="tr_stop",
@@ -178,13 +204,13 @@ def live_view(run_dir: Path) -> None:
             else:
                 st.toast("Stopping after this batch…")
     elif state == "completed":
-        _show_result(status)
+        _show_result(status, kind)
     elif state == "failed":
         st.error(
             status.get("error") or "The run failed without saying why; see train.log in its folder."
         )
     elif state == "stopped":
-        st.info(f"Stopped after epoch {done_epochs} of {epochs}. Resume it to carry on from there.")
+        st.info(_stopped_text(status, done_epochs, epochs))
     elif state == "interrupted":
         st.warning(
             "The training process ended without finishing (the computer or server restarted, or it "
@@ -205,15 +231,15 @@ def live_view(run_dir: Path) -> None:
             st.rerun(scope="app")
 
     if rows:
-        # The DAE has no KL term and its reconstruction is its whole loss: one panel says it all.
-        terms = ["loss"] if kind == "conv_dae" else ["loss", "reconstruction_loss", "kl_loss"]
+        # A DAE has no KL term and its reconstruction is its whole loss: one panel says it all.
+        terms = list(info.loss_terms) if info else ["loss"]
         st.plotly_chart(figures.training_curves(rows, terms), key="tr_curves")
     elif state in ACTIVE_STATES:
         st.caption("The loss curves appear after the first few batches.")
-    pngs = runs.epoch_pngs(run_dir)
+    pngs = rundir.epoch_pngs(run_dir)
     if pngs:
         epoch = max(pngs)
-        if kind == "conv_dae":
+        if info is not None and not info.variational:
             what = "rows of noisy test digits, the model's clean-up, and the clean originals"
         else:
             what = ("test digits (top row), how the model redraws them (second row) and new "
@@ -235,65 +261,125 @@ left, right = st.columns([1, 2], gap="large")
 # ---------------------------------------------------------------- settings
 with left:
     st.subheader("New run")
-    kind = st.selectbox("Kind of model", MODEL_KINDS, format_func=KIND_LABELS.get, key="tr_kind",
+    kind = st.selectbox("Kind of model", kinds.names(trainable=True), format_func=kinds.label, key="tr_kind",
                         help="What to train; each kind starts from sensible settings.")  # fmt: skip
-    st.caption(KIND_BLURBS[kind])
-    m0, t0 = PRESETS[kind]
-    is_vae = m0.is_vae
+    info = kinds.get(kind)
+    st.caption(info.blurb)
+    is_vae, limits = info.variational, info.limits
 
     datasets = [d for d in ("mnist", "fashion_mnist") if data.dataset_available(d)] + ["sample"]
     if "mnist" not in datasets:
         st.info(
-            "Only the bundled sample (400 digits) is here. For all 60,000 MNIST digits, put its "
-            "four `.gz` files in one folder, set `VAE_LAB_DATA_DIR` to that folder and restart "
-            "VAE Lab."
+            f"Only the bundled sample ({SAMPLE_SPLIT}) is here. For all 60,000 MNIST digits, put "
+            "its four `.gz` files in one folder, set `VAE_LAB_DATA_DIR` to that folder and "
+            "restart VAE Lab."
         )
         st.caption(", ".join(f"`{f}`" for f in data.IDX_FILES))
+    # Outside the form, so choosing the data brings that data's preset (the sample's is longer).
+    dataset = st.radio(
+        "Data",
+        datasets,
+        format_func=DATASET_LABELS.get,
+        key=f"tr_data_{kind}",
+        help="What the model learns from; some digits are kept aside to test it on digits it "
+        "never saw.",
+    )
+    m0, t0 = preset(kind, dataset)
+    # Keys carry the kind (and the sample), so each keeps its own values and starts from its preset.
+    at = f"{kind}_sample" if dataset == "sample" else kind
 
-    # Keys carry the kind, so each kind keeps its own values and starts from its own preset.
-    with st.form(f"tr_form_{kind}", border=False):
-        dataset = st.radio("Data", datasets, format_func=DATASET_LABELS.get, key=f"tr_data_{kind}",
-                           help="What the model learns from; some digits are kept aside to test it on digits it never saw.")  # fmt: skip
+    # Enter in a box must not start an hour of training: only the button does.
+    with st.form(f"tr_form_{at}", border=False, enter_to_submit=False):
         c1, c2 = st.columns(2)
-        latent = c1.number_input("Latent size", 1, 64, m0.latent_dim, key=f"tr_latent_{kind}",
-                                 help="How many numbers the encoder squeezes each digit into; "
-                                 "2 lets the app draw the latent space as a map.")  # fmt: skip
-        hidden = c2.select_slider("Hidden size", [64, 128, 256, 512, 1024], m0.hidden,
-                                  key=f"tr_hidden_{kind}",
-                                  help="Units in the dense layer: more can learn finer detail but train slower.")  # fmt: skip
+        latent = c1.number_input(
+            "Latent size",
+            *limits.latent_dim,
+            m0.latent_dim,
+            key=f"tr_latent_{at}",
+            help="How many numbers the encoder squeezes each digit into; 2 lets the app draw the "
+            "latent space as a map.",
+        )
+        hidden = c2.select_slider(
+            "Hidden size",
+            sorted({*limits.hidden_choices, m0.hidden}),
+            m0.hidden,
+            key=f"tr_hidden_{at}",
+            help="Units in the dense layer: more can learn finer detail but train slower.",
+        )
         beta, warmup = 1.0, 0
         if is_vae:
             c1, c2 = st.columns(2)
-            beta = c1.number_input("Beta", 0.0, 10.0, m0.beta, 0.1, key=f"tr_beta_{kind}",
-                                   help="Weight of the KL term: 1 is the true VAE; below 1 sharper "
-                                   "digits, above 1 a smoother, more orderly latent space.")  # fmt: skip
-            warmup = c2.number_input("KL warm-up (epochs)", 0, 100, t0.kl_warmup_epochs,
-                                     key=f"tr_warmup_{kind}",
-                                     help="Epochs over which the KL weight grows from 0 to beta, so the "
-                                     "model first learns to redraw digits at all.")  # fmt: skip
+            beta = c1.number_input(
+                "Beta",
+                0.0,
+                10.0,
+                m0.beta,
+                0.1,
+                key=f"tr_beta_{at}",
+                help="Weight of the KL term: 1 is the true VAE; below 1 sharper digits, above 1 a "
+                "smoother, more orderly latent space.",
+            )
+            warmup = c2.number_input(
+                "KL warm-up (epochs)",
+                0,
+                100,
+                t0.kl_warmup_epochs,
+                key=f"tr_warmup_{at}",
+                help="Epochs over which the KL weight grows from 0 to beta, so the model first "
+                "learns to redraw digits at all.",
+            )
         c1, c2 = st.columns(2)
-        epochs = c1.number_input("Epochs", 1, 200, t0.epochs, key=f"tr_epochs_{kind}",
-                                 help="How many times the model sees every training digit.")  # fmt: skip
-        batch = c2.select_slider("Batch size", [16, 32, 64, 128, 256, 512], t0.batch_size,
-                                 key=f"tr_batch_{kind}",
-                                 help="Digits per learning step: bigger is faster per epoch, smaller "
-                                 "takes more (noisier) steps.")  # fmt: skip
-        lr = st.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], t0.learning_rate,
-                              format_func=lambda v: f"{v:g}", key=f"tr_lr_{kind}",
-                              help="How big each learning step is: too big and the loss jumps about, "
-                              "too small and it crawls.")  # fmt: skip
+        epochs = c1.number_input(
+            "Epochs",
+            *limits.epochs,
+            t0.epochs,
+            key=f"tr_epochs_{at}",
+            help="How many times the model sees every training digit.",
+        )
+        batch = c2.select_slider(
+            "Batch size",
+            sorted({*limits.batch_choices, t0.batch_size}),
+            t0.batch_size,
+            key=f"tr_batch_{at}",
+            help="Digits per learning step: bigger is faster per epoch, smaller takes more "
+            "(noisier) steps.",
+        )
+        lr = st.select_slider(
+            "Learning rate",
+            sorted({1e-4, 3e-4, 1e-3, 3e-3, 1e-2, t0.learning_rate}),
+            t0.learning_rate,
+            format_func=lambda v: f"{v:g}",
+            key=f"tr_lr_{at}",
+            help="How big each learning step is: too big and the loss jumps about, too small and "
+            "it crawls.",
+        )
         noise, strength = t0.noise, t0.noise_strength
         if not is_vae:
-            noise = st.selectbox("Noise to remove", NOISE_KINDS, NOISE_KINDS.index(t0.noise),
-                                 format_func=NOISE_LABELS.get, key=f"tr_noise_{kind}",
-                                 help="How the training digits are spoiled; the model learns to undo it.")  # fmt: skip
-            strength = st.slider("Noise strength", 0.0, 1.0, t0.noise_strength, 0.05,
-                                 key=f"tr_strength_{kind}",
-                                 help="Spread of Gaussian speckle, or the fraction of pixels hit by "
-                                 "salt & pepper or masking (the grey fog ignores it).")  # fmt: skip
-        name = st.text_input("Model name (optional)", key=f"tr_name_{kind}", max_chars=64,
-                             placeholder=f"if empty: {kind}_<run id>",
-                             help="The finished model is saved under this name; letters, digits, '-' and '_'.")  # fmt: skip
+            noise = st.selectbox(
+                "Noise to remove",
+                NOISE_KINDS,
+                NOISE_KINDS.index(t0.noise),
+                format_func=NOISES.get,
+                key=f"tr_noise_{at}",
+                help="How the training digits are spoiled; the model learns to undo it.",
+            )
+            strength = st.slider(
+                "Noise strength",
+                0.0,
+                1.0,
+                t0.noise_strength,
+                0.05,
+                key=f"tr_strength_{at}",
+                help="Spread of Gaussian speckle, or the fraction of pixels hit by salt & pepper "
+                "or masking (the grey fog ignores it).",
+            )
+        name = st.text_input(
+            "Model name (optional)",
+            key=f"tr_name_{at}",
+            max_chars=64,
+            placeholder=f"if empty: {kind}_<run id>",
+            help="The finished model is saved under this name; letters, digits, '-' and '_'.",
+        )
         start = st.form_submit_button("▶️ Start training", type="primary", width="stretch")
 
     if start:
@@ -304,7 +390,7 @@ with left:
             )
             tspec = dataclasses.replace(t0, dataset=dataset, epochs=int(epochs), batch_size=int(batch),
                                         learning_rate=float(lr), kl_warmup_epochs=int(warmup), noise=noise,
-                                        noise_strength=float(strength), extra={})  # fmt: skip
+                                        noise_strength=float(strength))  # fmt: skip
             runs.check_idle()  # one run at a time: say so before making a folder that never runs
             run_dir = runs.create_run(mspec, tspec, save_as=name.strip() or None)
             runs.start_run(run_dir)
@@ -367,7 +453,7 @@ def history(viewed: str | None) -> None:
         table.append(
             {
                 "run": info.run_id,
-                "model kind": KIND_LABELS.get(kind_, kind_ or "?"),
+                "model kind": kinds.label(kind_),
                 "data": DATASET_SHORT.get(tspec.get("dataset"), tspec.get("dataset") or "?"),
                 "state": STATE_LABELS.get(info.state, info.state),
                 "epochs done": f"{done} of {tspec.get('epochs', '?')}",

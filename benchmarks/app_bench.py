@@ -42,8 +42,8 @@ def rss_mb(pid: int) -> float:
 
 def _seed_store(home: Path) -> tuple[list[str], str]:
     """The models the app will hold: the shipped ones, or (none shipped) one per preset in the store."""
-    from vae_core import models, paths
-    from vae_core.specs import PRESETS
+    from vae_core import kinds, paths
+    from vae_core.specs import preset
     from vae_core.store import Store
 
     store = Store(root=home / "models", shipped_root=paths.SHIPPED_MODELS_DIR)
@@ -51,11 +51,10 @@ def _seed_store(home: Path) -> tuple[list[str], str]:
     if shipped:
         return shipped, "shipped"
     names = []
-    for kind, (spec, _) in PRESETS.items():
+    for kind in kinds.names():
+        spec, _ = preset(kind)
         name = f"bench_{kind}"
-        store.save(
-            name, models.build_model(spec), {"description": "benchmark stand-in (untrained)"}
-        )
+        store.save(name, kinds.build(spec), {"description": "benchmark stand-in (untrained)"})
         names.append(name)
     return names, "untrained presets saved in a temporary store (no shipped models found)"
 

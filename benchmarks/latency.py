@@ -21,7 +21,7 @@ def _models() -> tuple[dict, str]:
     import tempfile
 
     from vae_core import models, paths
-    from vae_core.specs import PRESETS
+    from vae_core.specs import preset
     from vae_core.store import Store
 
     store = Store(
@@ -43,7 +43,7 @@ def _models() -> tuple[dict, str]:
         if cands:
             out[kind] = (cands[0].name, store.load(cands[0].name))
         else:
-            out[kind] = (f"untrained {kind}", models.build_model(PRESETS[kind][0]))
+            out[kind] = (f"untrained {kind}", models.build_model(preset(kind)[0]))
     return out, source
 
 

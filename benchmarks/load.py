@@ -87,6 +87,9 @@ STATE_JS = (
 TIMEOUT_MS = 60_000
 
 
+SHIPPED_MLP = "mlp_vae_2d"  # the shipped 2-D MLP VAE: the pages show it with the most parts
+
+
 def _tree_cpu_s(pid: int) -> float:
     """CPU seconds (user + system) used so far by process `pid` and its descendants."""
     total = 0.0
@@ -278,15 +281,15 @@ def _own_server() -> tuple[AppServer, str]:
     root = Path(tempfile.mkdtemp(prefix="vae_lab_load_"))
     server = AppServer(root / "home", root / "user")
     store = Store(root / "home" / "models", shipped_root=paths.SHIPPED_MODELS_DIR)
-    shipped = [e for e in store.list() if e.shipped and e.error is None and e.kind == "mlp_vae"]
-    if shipped:
-        model = sorted(shipped, key=lambda e: (e.latent_dim != 2, e.name))[0].name
+    shipped = {e.name for e in store.list() if e.shipped and e.error is None}
+    if SHIPPED_MLP in shipped:
+        model = SHIPPED_MLP
     else:
         from vae_core.models import build_model
-        from vae_core.specs import PRESETS
+        from vae_core.specs import preset
 
         model = "load_mlp_vae"
-        store.save(model, build_model(PRESETS["mlp_vae"][0]), {"dataset": "sample"})
+        store.save(model, build_model(preset("mlp_vae")[0]), {"dataset": "sample"})
     server.start()
     return server, model
 

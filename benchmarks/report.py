@@ -8,7 +8,7 @@ import time
 
 
 def _settings(cfg: dict | None) -> str:
-    """What VAE Lab's side ran with, as the worker derived it from vae_core/train.py."""
+    """What VAE Lab's side ran with, as the worker derived it from vae_core.machine."""
     if not cfg:
         return "?"
     lr = f"Adam lr {cfg.get('learning_rate', cfg.get('lr', '?')):g}"
@@ -193,11 +193,11 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
     mlp, dae = g("training", "mlp_vae_latent2"), g("training", "conv_dae")
     w("- **Ours (MLP)**: `vae_core.models.Trainer` (BCE fused from logits) + `vae_core.data.make_tf_dataset` "
       "(cache, shuffle, batch, prefetch), compiled as `vae_core/train.py` compiles it by default "
-      "(`train.compile_options`, `train.make_optimizer`, the `mlp_vae` preset): "
+      "(`machine.compile_options`, `machine.make_optimizer`, the `mlp_vae` preset): "
       f"{_settings(mlp and mlp.get('ours_config'))}. The trained float32 weights are copied into a float32 "
       "model before scoring, as training does before saving.")  # fmt: skip
     w("- **Ours (DAE)**: the same Trainer, noise drawn inside tf.data (fresh each epoch), the `conv_dae` preset "
-      f"and `train.compile_options`: {_settings(dae and dae.get('ours_config'))}. Both sides use "
+      f"and `machine.compile_options`: {_settings(dae and dae.get('ours_config'))}. Both sides use "
       f"the same latent size ({dae['latent_dim'] if dae else '?'}).\n")  # fmt: skip
     w(
         "| Run | Samples/epoch (ours / ref) | Epoch seconds, reference | Epoch seconds, ours | Final train loss (ours / ref) | Test (ours / ref) |"
@@ -440,13 +440,13 @@ server now uses a fraction of the machine (see Load).
 
 **Precision.** This CPU (AMD EPYC, 2 cores) has AVX512_BF16 (no AMX). `TrainSpec.precision` is
 "auto" by default: `mixed_bfloat16` on a CPU-only machine whose /proc/cpuinfo flags include
-`avx512_bf16` or `amx_bf16`, else float32 (`vae_core.train.resolve_precision`). Under the mixed
+`avx512_bf16` or `amx_bf16`, else float32 (`vae_core.machine.resolve_precision`). Under the mixed
 policy the layers multiply in bfloat16 while the variables, Adam's state, the losses and the KL stay
 float32 (`vae_core.models` casts the losses), and after training the float32 weights are copied into
 a fresh float32 model before evaluation and saving, so stored models take and give float32.
 bfloat16 only pays through TensorFlow's own (oneDNN) kernels: XLA's CPU GEMMs do not use the
 bfloat16 instructions (see the bfloat16/XLA GEMM figures above), so under bfloat16 training runs
-with XLA off and 16 steps per execution (`vae_core.train.compile_options`); float32 keeps XLA for the
+with XLA off and 16 steps per execution (`vae_core.machine.compile_options`); float32 keeps XLA for the
 dense kinds. A probe sweep before this run (MLP latent 2, full epochs, round-robin, median samples/s
 of 3 timed epochs under load 6-9): bfloat16 XLA-off 16 steps 16742, bfloat16 XLA-off 16 steps with
 a partial last batch 10261, bfloat16 XLA-on 16 steps 7574, bfloat16 XLA-on 1 step 7592, float32

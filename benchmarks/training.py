@@ -20,9 +20,10 @@ import time
 from benchmarks.common import REPO, child_env, log, median
 
 # VAE Lab's side runs exactly what vae_core/train.py does by default for the kind: its preset
-# (specs.PRESETS: learning rate, schedule, latent, loss) and train.compile_options (precision, XLA,
+# (specs.preset: learning rate, schedule, latent, loss) and machine.compile_options (precision, XLA,
 # steps per execution, static batches); the worker reports the settings it derived ("ours_settings").
 # Entries added here override one setting, to measure what it is worth (see benchmarks/worker.py).
+MLP = "mlp_vae"
 OURS_MLP = {"impl": "ours"}
 OURS_CONV = {"impl": "ours"}
 REFERENCE = {"impl": "reference"}
@@ -30,9 +31,9 @@ REFERENCE = {"impl": "reference"}
 
 def dae_latent() -> int:
     """The benchmarked DAE's latent size: the conv_dae preset's, for both sides."""
-    from vae_core.specs import PRESETS
+    from vae_core.specs import preset
 
-    return PRESETS["conv_dae"][0].latent_dim
+    return preset("conv_dae")[0].latent_dim
 
 
 class Worker:
@@ -328,7 +329,7 @@ def run(rec, quick: bool) -> None:
     peak = matmul_peak(rec, quick)
     for name, (model, latent, epochs, ours) in jobs.items():
         row = compare(rec, name, model, latent, epochs, common, ours, early.get(name))
-        if model != "mlp_vae":
+        if model != MLP:  # the FLOP count below is the MLP VAE's
             continue
         flops = mlp_train_flops(latent)
         gf = {side: row[f"{side}_samples_per_s"] * flops / 1e9 for side in ("ours", "reference")}

@@ -77,15 +77,14 @@ class Job:
 
     # ------------------------------------------------------------ VAE Lab
     def _setup_ours(self, noise):
-        """What vae_core.train does for this kind by default (its preset, `compile_options`,
+        """What vae_core.train does for this kind by default (its preset, machine.compile_options,
         `make_optimizer`, the dtype policy), unless the config overrides one setting to measure
         it: jit, steps_per_execution, drop_remainder, precision, lr, schedule, reconstruction."""
-        from vae_core import data, models
-        from vae_core import train as vae_train
-        from vae_core.specs import PRESETS, ModelSpec, TrainSpec
+        from vae_core import data, kinds, machine, models
+        from vae_core.specs import ModelSpec, TrainSpec, preset
 
         kind, cfg = self.cfg["model"], self.cfg
-        m0, t0 = PRESETS[kind]
+        m0, t0 = preset(kind)
         spec = ModelSpec.from_dict(
             {
                 **m0.to_dict(),
@@ -101,7 +100,7 @@ class Job:
             train_over["precision"] = cfg["precision"]
         tspec = TrainSpec.from_dict({**t0.to_dict(), **train_over})
         devices = {"gpus": len(self.tf.config.list_logical_devices("GPU"))}
-        opts = vae_train.compile_options(spec, tspec, devices, n_train=len(self.x_train))
+        opts = machine.compile_options(spec, tspec, devices, n_train=len(self.x_train))
         for key, field in (
             ("jit", "jit_compile"),
             ("steps_per_execution", "steps_per_execution"),
@@ -112,10 +111,10 @@ class Job:
         drop = bool(opts["drop_remainder"])
         steps = len(self.x_train) // self.batch if drop else -(-len(self.x_train) // self.batch)
         self.keras.config.set_dtype_policy(opts["precision"])
-        self.bundle = models.build_model(spec)
+        self.bundle = kinds.build(spec)
         self.model = models.Trainer(self.bundle)
         self.model.compile(
-            optimizer=vae_train.make_optimizer(tspec, steps),
+            optimizer=machine.make_optimizer(tspec, steps),
             jit_compile=opts["jit_compile"],
             steps_per_execution=int(opts["steps_per_execution"]),
         )
@@ -139,9 +138,9 @@ class Job:
 
     def _scored_bundle(self):
         """The float32 copy vae_core.train evaluates and saves (the model itself under float32)."""
-        from vae_core import train as vae_train
+        from vae_core import machine
 
-        return vae_train.float32_bundle(self.bundle)
+        return machine.float32_bundle(self.bundle)
 
     def _setup_ours_mlp_vae(self):
         self._setup_ours(None)
@@ -177,7 +176,9 @@ class Job:
 
         ours = self.cfg["impl"] == "ours"
         bundle = self._scored_bundle() if ours else None
-        if self.cfg["model"] == "conv_dae":
+        from vae_core import kinds
+
+        if not kinds.get(self.cfg["model"]).variational:
             model = bundle.composite if ours else self.model
             out = quality.dae_scores(lambda x: model(x, training=False), self.x_test)
         else:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from vae_core import kinds
 from vae_core.errors import UserError
 from vae_core.layers import Sampling
 from vae_core.models import (
@@ -20,7 +21,9 @@ from vae_core.models import (
     kl_divergence,
     reconstruction_loss,
 )
-from vae_core.specs import MODEL_KINDS, ModelSpec, TrainSpec
+from vae_core.specs import ModelSpec, TrainSpec
+
+MODEL_KINDS = kinds.names()
 
 RNG = np.random.default_rng(0)
 X = RNG.random((6, 28, 28, 1), dtype=np.float32)

@@ -13,8 +13,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.apptest import open_app
-from vae_core import data, runs
-from vae_core.specs import PRESETS, ModelSpec, TrainSpec
+from vae_core import data, rundir, runs
+from vae_core.specs import ModelSpec, TrainSpec, preset
 
 
 def _open() -> AppTest:
@@ -30,7 +30,7 @@ def _fake_run(root: Path, run_id: str, *, kind="mlp_vae", state="completed", epo
     """A run folder as the training child leaves it: config, status and progress lines."""
     run_dir = root / run_id
     run_dir.mkdir(parents=True)
-    runs.write_config(
+    rundir.write_config(
         run_dir, ModelSpec(kind=kind), TrainSpec(dataset=dataset, epochs=epochs), run_id=run_id
     )
     status = {"state": state, "epoch": done, "epochs": epochs, **(status_extra or {})}
@@ -80,7 +80,7 @@ def test_empty_page_says_what_to_do(runs_root):
     text = " ".join(i.value for i in at.info)
     if "VAE_LAB_DATA_DIR" in text:
         assert at.radio(key="tr_data_mlp_vae").options == [
-            "The bundled sample: 400 digits (quick demo, runs anywhere)"
+            "The bundled sample: 400 digits to train, 100 to validate (a quick demo, runs anywhere)"
         ]
     assert not at.error
 
@@ -92,7 +92,7 @@ def test_choosing_a_kind_changes_the_settings(runs_root):
     assert not [w for w in at.selectbox if w.key and w.key.startswith("tr_noise")]
 
     at.selectbox(key="tr_kind").set_value("conv_dae").run()
-    assert at.number_input(key="tr_latent_conv_dae").value == PRESETS["conv_dae"][0].latent_dim
+    assert at.number_input(key="tr_latent_conv_dae").value == preset("conv_dae")[0].latent_dim
     assert at.selectbox(key="tr_noise_conv_dae").value == "keras"
     assert at.slider(key="tr_strength_conv_dae").value == 0.5
     # A DAE has no KL term, so no beta and no warm-up.
@@ -107,17 +107,18 @@ def test_start_creates_and_starts_a_run_with_the_chosen_settings(runs_root, monk
     monkeypatch.setattr(data, "dataset_available", lambda name: False)
     at = _open()
     at.selectbox(key="tr_kind").set_value("conv_dae").run()
-    at.number_input(key="tr_epochs_conv_dae").set_value(2)
-    at.selectbox(key="tr_noise_conv_dae").set_value("gaussian")
-    at.slider(key="tr_strength_conv_dae").set_value(0.3)
-    at.text_input(key="tr_name_conv_dae").input("my_dae")
+    # The sample's widgets are its own (they start from the sample's preset).
+    at.number_input(key="tr_epochs_conv_dae_sample").set_value(2)
+    at.selectbox(key="tr_noise_conv_dae_sample").set_value("gaussian")
+    at.slider(key="tr_strength_conv_dae_sample").set_value(0.3)
+    at.text_input(key="tr_name_conv_dae_sample").input("my_dae")
     _start_button(at).click().run()
     assert not at.exception and not at.error
     assert len(started) == 1 and started[0].parent == runs_root
     config = json.loads((started[0] / "config.json").read_text())
     assert config["model"]["kind"] == "conv_dae"
     # What the page does not ask about comes from the preset (the DAE's loss and schedule).
-    dae_model, dae_train = PRESETS["conv_dae"]
+    dae_model, dae_train = preset("conv_dae", "sample")
     assert config["model"]["reconstruction"] == dae_model.reconstruction
     assert config["train"]["lr_schedule"] == dae_train.lr_schedule
     assert config["train"] == {**config["train"], "epochs": 2, "noise": "gaussian",
@@ -200,9 +201,10 @@ def test_a_real_one_epoch_run_on_the_sample_finishes_and_lands_in_the_store(runs
     if not Path(runs.PROJECT_ROOT, "vae_core", "train.py").is_file():
         pytest.skip("vae_core/train.py is not there yet")
     at = _open()
-    at.number_input(key="tr_epochs_mlp_vae").set_value(1)
-    at.select_slider(key="tr_hidden_mlp_vae").set_value(64)
-    at.text_input(key="tr_name_mlp_vae").input("tiny_mlp")
+    at.radio(key="tr_data_mlp_vae").set_value("sample").run()
+    at.number_input(key="tr_epochs_mlp_vae_sample").set_value(1)
+    at.select_slider(key="tr_hidden_mlp_vae_sample").set_value(64)
+    at.text_input(key="tr_name_mlp_vae_sample").input("tiny_mlp")
     _start_button(at).click().run()
     assert not at.error, [e.value for e in at.error]
     (run_dir,) = [r.path for r in runs.list_runs(runs_root)]  # not runs/.start.lock
@@ -221,3 +223,52 @@ def test_a_real_one_epoch_run_on_the_sample_finishes_and_lands_in_the_store(runs
     entry = default_store().get("tiny_mlp")
     assert entry.error is None and entry.kind == "mlp_vae"
     assert entry.meta["test_metrics"] == status["test_metrics"]
+
+
+# ---------------------------------------------------------------- training from the page
+def test_the_sample_has_its_own_longer_preset_and_says_how_it_is_split(runs_root, monkeypatch):
+    monkeypatch.setattr(data, "dataset_available", lambda name: False)
+    at = _open()
+    (label,) = at.radio(key="tr_data_mlp_vae").options
+    assert "400 digits to train, 100 to validate" in label
+    sample_model, sample_train = preset("mlp_vae", "sample")
+    assert at.number_input(key="tr_epochs_mlp_vae_sample").value == sample_train.epochs
+    assert sample_train.epochs > preset("mlp_vae")[1].epochs  # 400 digits need more passes
+    assert not any("400 digits)" in i.value for i in at.info)
+
+
+def test_a_stop_part_way_says_its_steps_are_kept(runs_root):
+    _fake_run(runs_root, "20260102-000001-stop", state="stopped", epochs=5, done=2,
+              status_extra={"step": 12, "steps_per_epoch": 25})  # fmt: skip
+    at = _open()
+    assert any("Stopped at step 12 of 25 in epoch 3 of 5; those steps are kept" in i.value
+               for i in at.info)  # fmt: skip
+    assert any("Resume" in b.label for b in at.button)
+
+
+def test_a_resumed_run_does_not_show_the_stale_step_line(runs_root):
+    # Resume was pressed: the status says "starting" (no pid yet) while progress.jsonl still ends
+    # with the step the stop left behind.
+    _fake_run(runs_root, "20260102-000001-strt", state="starting", epochs=5, done=2,
+              status_extra={"pid": None, "updated": time.time(), "step": 5})  # fmt: skip
+    with open(runs_root / "20260102-000001-strt" / "progress.jsonl", "a") as f:
+        f.write(json.dumps({"kind": "step", "epoch": 3, "step": 5, "steps_per_epoch": 10,
+                            "eta_s": 44.0, "loss": 3.0}) + "\n")  # fmt: skip
+    at = _open()
+    text = at.get("progress")[0].proto.text
+    assert "starting" in text and "step 5 of 10" not in text and "44 s left" not in text
+
+
+def test_a_model_far_weaker_than_the_shipped_one_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_LAB_HOME", str(tmp_path))
+    monkeypatch.setenv("VAE_LAB_OFFLINE", "1")
+    _fake_run(tmp_path / "runs", "20260101-000001-weak", kind="conv_vae",
+              status_extra={"model_name": "grey", "test_metrics": {"neg_elbo": 499.0}})  # fmt: skip
+    at = _open()
+    warning = " ".join(w.value for w in at.warning)
+    assert "much weaker than the shipped **conv_vae_32d**" in warning and "499" in warning
+    # A good one does not get the warning.
+    _fake_run(tmp_path / "runs", "20260102-000001-good", kind="conv_vae",
+              status_extra={"model_name": "fine", "test_metrics": {"neg_elbo": 99.0}})  # fmt: skip
+    at = _open()
+    assert not any("much weaker" in w.value for w in at.warning)

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from vae_core import runs
+from vae_core import rundir, runs
 from vae_core.errors import RunError
 from vae_core.specs import ModelSpec, TrainSpec
 
-FAKE_CHILD = [sys.executable, "-c", "import time; time.sleep(60)", runs.TRAIN_MODULE]
+FAKE_CHILD = [sys.executable, "-c", "import time; time.sleep(60)", rundir.TRAIN_MODULE]
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def _make_run(root: Path, **status) -> Path:
         ModelSpec(hidden=32), TrainSpec(dataset="sample", epochs=10), root=root
     )
     if status:
-        runs.write_json_atomic(run_dir / runs.STATUS, {"host": os.uname().nodename, **status})
+        rundir.write_json_atomic(run_dir / rundir.STATUS, {"host": os.uname().nodename, **status})
     return run_dir
 
 
@@ -64,8 +64,8 @@ def test_create_run_writes_a_config_with_the_equivalent_command(root):
     run_dir = runs.create_run(spec, train, root=root)
 
     assert run_dir.parent == root
-    assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{4}", run_dir.name)
-    config = json.loads((run_dir / runs.CONFIG).read_text())
+    assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{6}", run_dir.name)
+    config = json.loads((run_dir / rundir.CONFIG).read_text())
     assert config["run_id"] == run_dir.name
     assert ModelSpec.from_dict(config["model"]) == spec
     assert TrainSpec.from_dict(config["train"]) == train
@@ -78,9 +78,9 @@ def test_create_run_writes_a_config_with_the_equivalent_command(root):
 
 
 def test_run_ids_are_unique_and_sort_by_time():
-    ids = {runs.new_run_id() for _ in range(50)}
+    ids = {rundir.new_run_id() for _ in range(50)}
     assert len(ids) == 50
-    assert all(re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{4}", i) for i in ids)
+    assert all(re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{6}", i) for i in ids)
 
 
 # ---------------------------------------------------------------- progress files
@@ -90,17 +90,17 @@ def _write_lines(path: Path, records: list[dict], tail: bytes = b"") -> None:
 
 def test_read_progress_skips_a_torn_last_line_and_garbage(tmp_path):
     records = [{"kind": "step", "epoch": 1, "step": i} for i in range(3)]
-    _write_lines(tmp_path / runs.PROGRESS, records, tail=b'{"kind": "epoch", "ep')
-    with open(tmp_path / runs.PROGRESS, "r+b") as f:  # damage line 1 in place
+    _write_lines(tmp_path / rundir.PROGRESS, records, tail=b'{"kind": "epoch", "ep')
+    with open(tmp_path / rundir.PROGRESS, "r+b") as f:  # damage line 1 in place
         data = f.read().replace(b'"step": 1}', b'"step": 1 ')
         f.seek(0)
         f.write(data)
 
-    got = runs.read_progress(tmp_path)
+    got = rundir.read_progress(tmp_path)
     assert [r["step"] for r in got] == [0, 2]
     assert [r["_line"] for r in got] == [0, 2]
-    assert runs.read_progress(tmp_path, since_line=got[-1]["_line"] + 1) == []
-    assert runs.read_progress(tmp_path / "nothing-here") == []
+    assert rundir.read_progress(tmp_path, since_line=got[-1]["_line"] + 1) == []
+    assert rundir.read_progress(tmp_path / "nothing-here") == []
 
 
 def test_cut_progress_keeps_what_the_checkpoint_holds(tmp_path):
@@ -112,22 +112,22 @@ def test_cut_progress_keeps_what_the_checkpoint_holds(tmp_path):
         {"kind": "epoch", "epoch": 2},  # written, then killed before its checkpoint
         {"kind": "step", "epoch": 3, "step": 5},
     ]
-    _write_lines(tmp_path / runs.PROGRESS, lines, tail=b'{"kind": "st')
+    _write_lines(tmp_path / rundir.PROGRESS, lines, tail=b'{"kind": "st')
 
-    assert runs.cut_progress(tmp_path, completed_epochs=1) == 3
-    assert [r["kind"] for r in runs.read_progress(tmp_path)] == ["start", "step", "epoch"]
-    assert (tmp_path / runs.PROGRESS).read_bytes().endswith(b"\n")
-    assert runs.cut_progress(tmp_path, completed_epochs=0) == 0
-    assert (tmp_path / runs.PROGRESS).read_bytes() == b""
+    assert rundir.cut_progress(tmp_path, completed_epochs=1) == 3
+    assert [r["kind"] for r in rundir.read_progress(tmp_path)] == ["start", "step", "epoch"]
+    assert (tmp_path / rundir.PROGRESS).read_bytes().endswith(b"\n")
+    assert rundir.cut_progress(tmp_path, completed_epochs=0) == 0
+    assert (tmp_path / rundir.PROGRESS).read_bytes() == b""
 
 
-def test_latest_epoch_png_is_the_highest_epoch_not_the_last_name(tmp_path):
-    assert runs.latest_epoch_png(tmp_path) is None
+def test_epoch_pngs_are_numbered_by_epoch_not_by_name(tmp_path):
+    assert rundir.epoch_pngs(tmp_path) == {}
     (tmp_path / "epochs").mkdir()
     for epoch in (2, 999, 1000):
-        runs.epoch_png_path(tmp_path, epoch).write_bytes(b"png")
+        rundir.epoch_png_path(tmp_path, epoch).write_bytes(b"png")
     (tmp_path / "epochs" / ".epoch_1001.png.tmp").write_bytes(b"half")
-    assert runs.latest_epoch_png(tmp_path).name == "epoch_1000.png"
+    assert rundir.epoch_pngs(tmp_path)[max(rundir.epoch_pngs(tmp_path))].name == "epoch_1000.png"
 
 
 # ---------------------------------------------------------------- derived state
@@ -142,7 +142,7 @@ def test_a_running_status_whose_process_is_gone_reads_interrupted(root, fakes):
     assert status["state"] == "interrupted"
     assert status["recorded_state"] == "running"
     # Derived, not written: the file still says what the child last wrote.
-    assert json.loads((run_dir / runs.STATUS).read_text())["state"] == "running"
+    assert json.loads((run_dir / rundir.STATUS).read_text())["state"] == "running"
 
 
 def test_a_reused_pid_or_a_zombie_is_not_a_live_run(root):
@@ -151,7 +151,7 @@ def test_a_reused_pid_or_a_zombie_is_not_a_live_run(root):
     assert runs.read_status(reused)["state"] == "interrupted"
 
     # A child of ours that exited and was never waited for is a zombie: not running either.
-    zombie = subprocess.Popen([sys.executable, "-c", "pass", runs.TRAIN_MODULE])
+    zombie = subprocess.Popen([sys.executable, "-c", "pass", rundir.TRAIN_MODULE])
     runs._CHILDREN[zombie.pid] = zombie
     deadline = time.time() + 10
     while runs._proc_stat_state(zombie.pid) not in ("Z", None) and time.time() < deadline:
@@ -171,13 +171,13 @@ def test_starting_without_a_pid_is_believed_only_briefly(root):
 
 def test_list_runs_survives_damaged_folders(root):
     good = _make_run(root, state="completed", test_metrics={"neg_elbo": 150.0})
-    _write_lines(good / runs.PROGRESS, [{"kind": "epoch", "epoch": 1, "loss": 3.0}])
+    _write_lines(good / rundir.PROGRESS, [{"kind": "epoch", "epoch": 1, "loss": 3.0}])
     time.sleep(0.01)  # "created" has millisecond resolution
     bad_status = _make_run(root)
-    (bad_status / runs.STATUS).write_text('{"state": "runn')
+    (bad_status / rundir.STATUS).write_text('{"state": "runn')
     bad_config = root / "20000101-000000-dead"
     bad_config.mkdir()
-    (bad_config / runs.CONFIG).write_text("not json")
+    (bad_config / rundir.CONFIG).write_text("not json")
     (root / ".start.lock").write_text("")
 
     infos = {info.path.name: info for info in runs.list_runs(root)}
@@ -248,7 +248,7 @@ def test_two_simultaneous_starts_give_one_run(root, fakes, monkeypatch):
     started = runs.active_run(root)
     status = runs.read_status(started)
     assert status["state"] == "starting" and status["pid"] == pids[0]
-    assert (started / runs.LOG_FILE).exists()
+    assert (started / rundir.LOG_FILE).exists()
 
 
 def test_stop_run_signals_the_child_and_leaves_a_stop_file(root, fakes):
@@ -256,7 +256,7 @@ def test_stop_run_signals_the_child_and_leaves_a_stop_file(root, fakes):
     run_dir = _make_run(root, state="running", pid=proc.pid, epoch=1, epochs=10)
 
     assert runs.stop_run(run_dir) is True
-    assert (run_dir / runs.STOP_FILE).exists()
+    assert (run_dir / rundir.STOP_FILE).exists()
     assert proc.wait(timeout=10) == -signal.SIGTERM
     assert runs.read_status(run_dir)["state"] == "interrupted"
     assert runs.stop_run(run_dir) is False  # nothing left to signal
@@ -269,7 +269,7 @@ def test_resume_refuses_finished_and_unknown_runs(root):
     with pytest.raises(RunError, match="already finished"):
         runs.start_run(done)
     damaged = _make_run(root)
-    (damaged / runs.STATUS).write_text("{")
+    (damaged / rundir.STATUS).write_text("{")
     with pytest.raises(RunError, match="cannot be resumed"):
         runs.resume_run(damaged)
 

@@ -10,6 +10,7 @@ import io
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vae_core import runs
+from vae_core import rundir, runs
 from vae_core.errors import DataError
 from vae_core.specs import ModelSpec, TrainSpec
 from vae_core.store import Store
@@ -82,13 +83,18 @@ def _wait_for(predicate, timeout: float, what: str):
 
 
 def _epoch_lines(run_dir: Path) -> list[dict]:
-    return [r for r in runs.read_progress(run_dir) if r["kind"] == "epoch"]
+    return [r for r in rundir.read_progress(run_dir) if r["kind"] == "epoch"]
 
 
 def _all_lines_are_json(run_dir: Path) -> list[dict]:
-    text = (run_dir / runs.PROGRESS).read_text()
+    text = (run_dir / rundir.PROGRESS).read_text()
     assert text.endswith("\n")
     return [json.loads(line) for line in text.splitlines()]
+
+
+def _newest_png(run_dir: Path) -> Path:
+    pngs = rundir.epoch_pngs(run_dir)
+    return pngs[max(pngs)]
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -128,9 +134,9 @@ def test_run_training_writes_every_file_and_stores_the_model(home, store, tmp_pa
     )
 
     assert status["state"] == "completed" and status["epoch"] == 2
-    assert json.loads((run_dir / runs.STATUS).read_text())["state"] == "completed"
+    assert json.loads((run_dir / rundir.STATUS).read_text())["state"] == "completed"
     assert status["devices"]["replicas"] == 1
-    config = json.loads((run_dir / runs.CONFIG).read_text())
+    config = json.loads((run_dir / rundir.CONFIG).read_text())
     assert config["model"]["kind"] == "mlp_vae" and config["train"]["epochs"] == 2
     assert config["command"].startswith(f"python -m vae_core.train --run-dir {run_dir}")
 
@@ -148,8 +154,8 @@ def test_run_training_writes_every_file_and_stores_the_model(home, store, tmp_pa
     assert all(math.isfinite(s["loss"]) and 1 <= s["step"] <= 13 for s in steps)
 
     # Inputs, reconstructions, two rows of prior samples; one grid per epoch.
-    assert sorted(runs.epoch_pngs(run_dir)) == [1, 2]
-    assert _png_size(runs.latest_epoch_png(run_dir)) == _grid_size(rows=4)
+    assert sorted(rundir.epoch_pngs(run_dir)) == [1, 2]
+    assert _png_size(_newest_png(run_dir)) == _grid_size(rows=4)
     assert _scalars(run_dir / "tb" / "train", "epoch_loss") == [e["loss"] for e in epochs]
     assert _scalars(run_dir / "tb" / "validation", "epoch_loss") == [e["val_loss"] for e in epochs]
     assert (run_dir / "backup" / "epoch_0002.weights.h5").is_file()
@@ -174,7 +180,7 @@ def test_kl_weight_warms_up_from_zero_to_beta(home, tmp_path):
         TrainSpec("sample", epochs=3, batch_size=64, kl_warmup_epochs=2, log_every_s=0),
         save=False,
     )
-    records = runs.read_progress(run_dir)
+    records = rundir.read_progress(run_dir)
     assert [e["kl_weight"] for e in records if e["kind"] == "epoch"] == [0.0, 0.25, 0.5]
     weights = [r["kl_weight"] for r in records if r["kind"] in ("step", "epoch")]
     assert weights == sorted(weights) and weights[0] == 0.0 and weights[-1] == 0.5
@@ -197,7 +203,7 @@ def test_labels_and_noise_reach_their_models(home, store, tmp_path, spec, rows, 
     )
     assert status["state"] == "completed"
     assert math.isfinite(status["test_metrics"][metric])
-    assert _png_size(runs.latest_epoch_png(run_dir)) == _grid_size(rows)
+    assert _png_size(_newest_png(run_dir)) == _grid_size(rows)
     epoch = _epoch_lines(run_dir)[0]
     assert ("kl_loss" in epoch) == spec.is_vae
     assert store.get(status["model_name"]).kind == spec.kind
@@ -214,34 +220,40 @@ class _StopAfter:
         return self.calls > self.n
 
 
-def test_a_stop_mid_epoch_keeps_completed_epochs_and_resume_redoes_the_cut_one(
-    home, store, tmp_path
+def test_a_stop_mid_epoch_keeps_its_steps_and_resume_goes_on_from_that_step(
+    home, store, tmp_path, capsys
 ):
     from vae_core.train import run_training
 
     run_dir = tmp_path / "stopped"
     # 400 digits / 8 = 50 steps, 5 per execution: 10 batch-end checks per epoch, 1 at its end,
     # 1 before fit. 15 checks pass, so the stop lands after step 20 of epoch 2.
-    train = TrainSpec("sample", epochs=3, batch_size=8, log_every_s=0)
-    train.extra["steps_per_execution"] = 5
-    status = run_training(run_dir, ModelSpec(**TINY), train, store=store, stop_event=_StopAfter(15))
+    model, train = ModelSpec(**TINY), TrainSpec("sample", epochs=3, batch_size=8, log_every_s=0)
+    train.steps_per_execution = 5
+    status = run_training(run_dir, model, train, store=store, stop_event=_StopAfter(15))
 
-    assert status["state"] == "stopped" and status["epoch"] == 1
+    assert status["state"] == "stopped" and (status["epoch"], status["step"]) == (1, 20)
     assert status["model_name"] is None
     assert [e["epoch"] for e in _epoch_lines(run_dir)] == [1]
-    last_step = [r for r in runs.read_progress(run_dir) if r["kind"] == "step"][-1]
+    last_step = [r for r in rundir.read_progress(run_dir) if r["kind"] == "step"][-1]
     assert (last_step["epoch"], last_step["step"]) == (2, 20)
-    assert sorted(p.name for p in (run_dir / "backup").glob("epoch_*")) == ["epoch_0001.weights.h5"]
-    assert sorted(runs.epoch_pngs(run_dir)) == [1]
+    backups = sorted(p.name for p in (run_dir / "backup").glob("epoch_*"))
+    assert backups == ["epoch_0001.weights.h5", "epoch_0001_step_000020.weights.h5"]
+    assert _restored_iterations(run_dir, model, train, steps=50)[:2] == ((1, 20), 70)
+    assert "Stopped at step 20 of 50 in epoch 2 of 3" in capsys.readouterr().out
 
     status = run_training(run_dir, store=store)  # the stored config wins; no specs needed
     assert status["state"] == "completed" and status["epoch"] == 3
-    records = runs.read_progress(run_dir)
+    records = rundir.read_progress(run_dir)
     assert [e["epoch"] for e in records if e["kind"] == "epoch"] == [1, 2, 3]
     starts = [i for i, r in enumerate(records) if r["kind"] == "start"]
-    assert [records[i]["epoch"] for i in starts] == [0, 1]
-    # The cut epoch's steps were dropped with it: nothing of epoch 2 before the second start.
-    assert not [r for r in records[: starts[1]] if r.get("epoch") == 2]
+    assert [(records[i]["epoch"], records[i]["step"]) for i in starts] == [(0, 0), (1, 20)]
+    # Epoch 2's first 20 steps stay on the record, and its rest starts after them.
+    before = [r["step"] for r in records[: starts[1]] if r.get("epoch") == 2]
+    after = [r["step"] for r in records[starts[1] :] if r.get("epoch") == 2 and r["kind"] == "step"]
+    assert before and max(before) == 20 and min(after) > 20
+    # Not one step lost or done twice: 3 epochs of 50 steps.
+    assert _restored_iterations(run_dir, model, train, steps=50)[:2] == ((3, 0), 150)
     assert status["attempt"] == 2
 
 
@@ -299,9 +311,9 @@ def test_sigkill_then_resume_loses_no_completed_epoch(home, tmp_path, children):
     assert runs.read_status(run_dir)["state"] == "interrupted"
     assert len(_epoch_lines(run_dir)) < epochs
     _all_lines_are_json(run_dir)
-    with open(run_dir / runs.PROGRESS, "ab") as f:  # as if the kill had cut a write short
+    with open(run_dir / rundir.PROGRESS, "ab") as f:  # as if the kill had cut a write short
         f.write(b'{"kind": "step", "epoch": 9')
-    assert len(runs.read_progress(run_dir)) == len(_all_lines_are_json_but_last(run_dir))
+    assert len(rundir.read_progress(run_dir)) == len(_all_lines_are_json_but_last(run_dir))
 
     pid = runs.resume_run(run_dir)
     children.append(runs._CHILDREN[pid])
@@ -323,7 +335,7 @@ def test_sigkill_then_resume_loses_no_completed_epoch(home, tmp_path, children):
 
 
 def _all_lines_are_json_but_last(run_dir: Path) -> list[dict]:
-    text = (run_dir / runs.PROGRESS).read_text()
+    text = (run_dir / rundir.PROGRESS).read_text()
     return [json.loads(line) for line in text.split("\n")[:-1]]
 
 
@@ -351,11 +363,11 @@ def test_stop_then_resume_through_runs_and_one_run_at_a_time(home, children):
     assert [e["epoch"] for e in _epoch_lines(run_dir)] == list(range(1, done + 1))
     assert (run_dir / "backup" / f"epoch_{done:04d}.weights.h5").is_file()
     assert runs.active_run(root) is None
-    assert "Stopped after epoch" in (run_dir / runs.LOG_FILE).read_text()
+    assert re.search(r"Stopped (after epoch|at step)", (run_dir / rundir.LOG_FILE).read_text())
 
     pid = runs.resume_run(run_dir)
     children.append(runs._CHILDREN[pid])
-    assert not (run_dir / runs.STOP_FILE).exists()
+    assert not (run_dir / rundir.STOP_FILE).exists()
     _wait_for(lambda: runs.read_status(run_dir)["state"] == "completed", 120, "completion")
     assert [e["epoch"] for e in _epoch_lines(run_dir)] == list(range(1, 11))
     infos = runs.list_runs(root)
@@ -390,7 +402,7 @@ def test_mirrored_strategy_over_two_logical_cpus(home, tmp_path, children):
 
 # ---------------------------------------------------------------- compile settings and precision
 def test_cpu_bf16_flags_are_read_from_cpuinfo():
-    from vae_core.train import cpu_has_bf16
+    from vae_core.machine import cpu_has_bf16
 
     assert cpu_has_bf16("processor : 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
     assert cpu_has_bf16("flags : sse amx_bf16 amx_tile\n")
@@ -399,7 +411,7 @@ def test_cpu_bf16_flags_are_read_from_cpuinfo():
 
 
 def test_compile_options_follow_the_kind_the_device_and_the_spec(monkeypatch):
-    from vae_core import train
+    from vae_core import machine as train
 
     cpu, gpu = {"gpus": 0}, {"gpus": 1}
     monkeypatch.setattr(train, "cpu_has_bf16", lambda cpuinfo=None: True)
@@ -446,7 +458,7 @@ def test_mixed_bfloat16_training_saves_a_float32_model(home, store, tmp_path):
 
     assert status["state"] == "completed" and status["compile"]["precision"] == "mixed_bfloat16"
     assert keras.config.dtype_policy().name == before  # the caller's policy is back
-    assert runs.latest_epoch_png(run_dir) is not None
+    assert rundir.epoch_pngs(run_dir)
     assert math.isfinite(status["test_metrics"]["neg_elbo"])
     bundle = store.load(status["model_name"])
     policies = {layer.dtype_policy.name for layer in bundle.composite._flatten_layers()}
@@ -458,16 +470,17 @@ def test_mixed_bfloat16_training_saves_a_float32_model(home, store, tmp_path):
 
 def _restored_iterations(run_dir: Path, model_spec: ModelSpec, train_spec: TrainSpec, steps: int):
     """optimizer.iterations and the learning rate as a fresh trainer restores them."""
+    from vae_core.machine import make_optimizer
     from vae_core.models import Trainer, build_model
-    from vae_core.train import make_optimizer, restore_checkpoint
+    from vae_core.watch import restore_checkpoint
 
     trainer = Trainer(build_model(model_spec))
     trainer.compile(optimizer=make_optimizer(train_spec, steps))
     trainer(np.zeros((1, 28, 28, 1), np.float32))
     trainer.optimizer.build(trainer.trainable_variables)
-    epoch = restore_checkpoint(trainer, run_dir / runs.BACKUP_DIR)
+    position = restore_checkpoint(trainer, run_dir)
     lr = float(np.asarray(trainer.optimizer.learning_rate))
-    return epoch, int(trainer.optimizer.iterations.numpy()), lr
+    return position, int(trainer.optimizer.iterations.numpy()), lr
 
 
 def test_resume_continues_the_cosine_schedule(home, store, tmp_path):
@@ -476,17 +489,17 @@ def test_resume_continues_the_cosine_schedule(home, store, tmp_path):
     run_dir = tmp_path / "cosine"
     model = ModelSpec(**TINY)
     # 400 digits / 40 = 10 steps, 5 per execution: 3 checks per epoch (2 batch ends, its end)
-    # plus 1 before fit; 4 pass, so the stop lands right after epoch 1 is saved.
+    # plus 1 before fit; 4 pass, so the stop lands after step 5 of epoch 2, which it keeps.
     train = TrainSpec("sample", epochs=3, batch_size=40, learning_rate=3e-3, lr_schedule="cosine")
-    train.extra["steps_per_execution"] = 5
+    train.steps_per_execution = 5
     status = run_training(run_dir, model, train, store=store, stop_event=_StopAfter(4))
-    assert status["state"] == "stopped" and status["epoch"] == 1
+    assert status["state"] == "stopped" and (status["epoch"], status["step"]) == (1, 5)
     epoch, iterations, lr = _restored_iterations(run_dir, model, train, steps=10)
-    assert (epoch, iterations) == (1, 10)
-    assert lr == pytest.approx(3e-3 * 0.5 * (1 + math.cos(math.pi * 10 / 30)), rel=1e-4)
+    assert (epoch, iterations) == ((1, 5), 15)
+    assert lr == pytest.approx(3e-3 * 0.5 * (1 + math.cos(math.pi * 15 / 30)), rel=1e-4)
 
     status = run_training(run_dir, store=store)
     assert status["state"] == "completed" and status["epoch"] == 3
     epoch, iterations, lr = _restored_iterations(run_dir, model, train, steps=10)
-    assert (epoch, iterations) == (3, 30)  # not 20: the schedule went on from step 10
+    assert (epoch, iterations) == ((3, 0), 30)  # the schedule went on from step 15
     assert lr == pytest.approx(0.0, abs=1e-9)

@@ -11,18 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from vae_core.errors import UserError
-from vae_core.models import ModelBundle
-
-
-def _images(x: np.ndarray) -> np.ndarray:
-    """(28,28) / (N,28,28) / (N,28,28,1), uint8 or float -> float32 (N,28,28,1) in [0,1]."""
-    a = np.asarray(x)
-    a = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
-    if a.ndim == 2:
-        a = a[None]
-    if a.ndim == 3:
-        a = a[..., None]
-    return a
+from vae_core.images import as_batch
+from vae_core.models import ModelBundle, with_label
 
 
 def _labels(bundle: ModelBundle, labels, n: int) -> np.ndarray | None:
@@ -47,9 +37,9 @@ def _require_vae(bundle: ModelBundle, what: str) -> None:
 
 def encode(bundle: ModelBundle, x: np.ndarray, labels=None) -> tuple[np.ndarray, np.ndarray | None]:
     """Images -> (z_mean, z_log_var); for the DAE -> (latent vector, None)."""
-    xb = _images(x)
+    xb = as_batch(x)
     y = _labels(bundle, labels, len(xb))
-    out = bundle.encoder([xb, y] if y is not None else xb, training=False)
+    out = bundle.encoder(with_label(bundle.spec, xb, y), training=False)
     if not bundle.spec.is_vae:
         return np.asarray(out), None
     return np.asarray(out[0]), np.asarray(out[1])
@@ -63,13 +53,13 @@ def decode(bundle: ModelBundle, z: np.ndarray, labels=None) -> np.ndarray:
             f"This model's latent space has {bundle.spec.latent_dim} dimensions, not {z.shape[1]}."
         )
     y = _labels(bundle, labels, len(z))
-    out = bundle.decoder([z, y] if y is not None else z, training=False)
+    out = bundle.decoder(with_label(bundle.spec, z, y), training=False)
     return np.asarray(out)[..., 0]
 
 
 def reconstruction_error(x: np.ndarray, recon: np.ndarray) -> np.ndarray:
     """Mean squared pixel error per image (0 = identical, 1 = opposite)."""
-    x, recon = _images(x), _images(recon)
+    x, recon = as_batch(x), as_batch(recon)
     return np.mean((x - recon) ** 2, axis=(1, 2, 3))
 
 
@@ -98,10 +88,10 @@ def round_trip(
     bundle: ModelBundle, x: np.ndarray, labels=None, *, n_samples: int = 6, seed: int = 0
 ) -> RoundTrip:
     """Encoder -> (z_mean, sigma, samples of z) -> decoder, and the composite in both modes."""
-    xb = _images(x)
+    xb = as_batch(x)
     n = len(xb)
     y = _labels(bundle, labels, n)
-    comp_in = [xb, y] if y is not None else xb
+    comp_in = with_label(bundle.spec, xb, y)
     composite_train = np.asarray(bundle.composite(comp_in, training=True))[..., 0]
     composite_infer = np.asarray(bundle.composite(comp_in, training=False))[..., 0]
     z_mean, z_log_var = encode(bundle, xb, y)
@@ -199,7 +189,7 @@ def interpolate(
     if method not in ("linear", "spherical"):
         raise UserError("Interpolation is 'linear' or 'spherical'.")
     y = None if labels is None else np.broadcast_to(np.asarray(labels, np.int32), (2,))
-    z_mean, _ = encode(bundle, np.concatenate([_images(x_a), _images(x_b)]), y)
+    z_mean, _ = encode(bundle, np.concatenate([as_batch(x_a), as_batch(x_b)]), y)
     t = np.linspace(0.0, 1.0, steps)
     if method == "linear":
         path = (1 - t)[:, None] * z_mean[0] + t[:, None] * z_mean[1]
@@ -212,9 +202,9 @@ def interpolate(
 
 def denoise(bundle: ModelBundle, noisy: np.ndarray, labels=None) -> np.ndarray:
     """The composite at prediction: noisy images -> restored images (N,28,28)."""
-    xb = _images(noisy)
+    xb = as_batch(noisy)
     y = _labels(bundle, labels, len(xb))
-    return np.asarray(bundle.composite([xb, y] if y is not None else xb, training=False))[..., 0]
+    return np.asarray(bundle.composite(with_label(bundle.spec, xb, y), training=False))[..., 0]
 
 
 @dataclass
@@ -234,7 +224,7 @@ def denoise_report(
     """Run each model on the noisy images and score every output (and the noisy input) against clean."""
     from vae_core import metrics  # metrics pulls in TF ops the other functions here never need
 
-    noisy_b = _images(noisy)
+    noisy_b = as_batch(noisy)
     outputs = {}
     for label, bundle in models.items():
         if bundle.spec.is_conditional:
@@ -244,7 +234,7 @@ def denoise_report(
             )
         outputs[label] = denoise(bundle, noisy_b)
     psnr, ssim = {}, {}
-    clean_b = None if clean is None else _images(clean)
+    clean_b = None if clean is None else as_batch(clean)
     if clean_b is not None:
         if clean_b.shape != noisy_b.shape:
             raise UserError("The clean and noisy images must be the same number and size.")

@@ -11,19 +11,6 @@ LOSS_TERMS = {"loss": "Total", "reconstruction_loss": "Reconstruction", "kl_loss
 TRAIN_COLOR, VAL_COLOR = "#3b6ea8", "#d9822b"
 
 
-def image_figure(image: np.ndarray, title: str = "", height: int = 320) -> go.Figure:
-    """A grayscale image (2-D, values in [0, 1]) as a heatmap with square pixels and no axes."""
-    img = np.asarray(image, dtype=np.float32)
-    fig = go.Figure(go.Heatmap(z=img[::-1], colorscale="gray", zmin=0, zmax=1, showscale=False,
-                               hovertemplate="x %{x}, y %{y}: %{z:.2f}<extra></extra>"))  # fmt: skip
-    fig.update_xaxes(visible=False, constrain="domain")
-    fig.update_yaxes(visible=False, scaleanchor="x")
-    fig.update_layout(
-        title=title or None, height=height, margin=dict(l=0, r=0, t=30 if title else 0, b=0)
-    )
-    return fig
-
-
 def loss_curves(rows: Sequence[dict], term: str = "loss") -> go.Figure:
     """One loss term over training: train (per logged step and per epoch) and validation (per epoch).
 

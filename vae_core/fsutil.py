@@ -7,6 +7,7 @@ import errno
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 
 def fsync_file(path: Path) -> None:
@@ -52,3 +53,14 @@ _REASONS = {
 def why_not_writable(err: OSError) -> str:
     """A failed write's cause in words a non-programmer knows ("the disk is full")."""
     return _REASONS.get(err.errno) or err.strerror or str(err) or type(err).__name__
+
+
+def json_default(value: Any) -> Any:
+    """numpy scalars and arrays, paths and sets become plain JSON values; NaN stays NaN."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

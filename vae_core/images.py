@@ -618,6 +618,17 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     return np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+def as_batch(images: np.ndarray) -> np.ndarray:
+    """(H,W), (N,H,W) or (N,H,W,1), uint8 (0-255) or float (0-1) -> float32 (N,H,W,1) in [0, 1]."""
+    a = np.asarray(images)
+    a = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32, copy=False)
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim == 3:
+        a = a[..., None]
+    return a
+
+
 def tile(
     images: np.ndarray, ncols: int | None = None, pad: int = 2, pad_value: float = 0.5
 ) -> np.ndarray:

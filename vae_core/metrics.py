@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from vae_core.models import LOGITS, ModelBundle, kl_divergence, reconstruction_loss
+from vae_core.images import as_batch
+from vae_core.models import ModelBundle, elbo_terms, logits_model, with_label
 
 
 def psnr(clean: np.ndarray, restored: np.ndarray) -> np.ndarray:
     """Peak signal-to-noise ratio in dB per image, for images in [0, 1]."""
-    clean, restored = _as_batch(clean), _as_batch(restored)
+    clean, restored = as_batch(clean), as_batch(restored)
     mse = np.mean((clean - restored) ** 2, axis=(1, 2, 3))
     # A perfect match would be infinite; 100 dB is "identical" for any display.
     return np.minimum(10.0 * np.log10(1.0 / np.maximum(mse, 1e-10)), 100.0)
@@ -34,12 +35,11 @@ def ssim(clean: np.ndarray, restored: np.ndarray) -> np.ndarray:
     """Structural similarity per image (Gaussian window 11, sigma 1.5, as Wang et al. 2004).
 
     The same numbers as `tf.image.ssim(clean, restored, max_val=1.0)` (tested; channels averaged
-    as there), in NumPy: each Gaussian blur is two small matrix products, so scoring a digit takes
-    microseconds instead of the ~6 ms of TensorFlow's eager ops, and the 10,000 test digits well
-    under a second.
+    as there), in NumPy: each Gaussian blur is two small matrix products, far cheaper per click
+    than TensorFlow's eager ops (benchmarks/RESULTS.md).
     """
     try:
-        x, y = np.broadcast_arrays(_as_batch(clean), _as_batch(restored))
+        x, y = np.broadcast_arrays(as_batch(clean), as_batch(restored))
     except ValueError:
         raise ValueError(
             f"SSIM compares images of the same size, not {np.shape(clean)} and {np.shape(restored)}"
@@ -59,21 +59,6 @@ def ssim(clean: np.ndarray, restored: np.ndarray) -> np.ndarray:
     return (luminance * cs).mean(axis=(2, 3)).mean(axis=1)
 
 
-def _as_batch(images: np.ndarray) -> np.ndarray:
-    """(28,28), (N,28,28) or (N,28,28,1) -> float32 (N,28,28,1)."""
-    a = np.asarray(images, dtype=np.float32)
-    if a.ndim == 2:
-        a = a[None]
-    if a.ndim == 3:
-        a = a[..., None]
-    return a
-
-
-def _logits_model(bundle: ModelBundle):
-    decoder = bundle.decoder
-    return tf.keras.Model(decoder.inputs, decoder.get_layer(LOGITS).output)
-
-
 def negative_elbo(
     bundle: ModelBundle,
     x: np.ndarray,
@@ -83,19 +68,20 @@ def negative_elbo(
     seed: int = 0,
 ) -> dict[str, float]:
     """Test negative ELBO in nats per image (one z sample per image, seeded), and its two terms."""
-    spec, logits_of = bundle.spec, _logits_model(bundle)
+    spec, logits_of = bundle.spec, logits_model(bundle.decoder)
     rng = np.random.default_rng(seed)
-    x = _as_batch(x)
+    x = as_batch(x)
     rec_sum = kl_sum = 0.0
     for start in range(0, len(x), batch_size):
-        xb = x[start : start + batch_size]
-        inputs = [xb, y[start : start + batch_size].astype("int32")] if spec.is_conditional else xb
-        z_mean, z_log_var, _ = bundle.encoder(inputs, training=False)
+        xb = tf.constant(x[start : start + batch_size])  # Keras refuses arrays mixed with tensors
+        yb = None if y is None else tf.constant(y[start : start + batch_size], tf.int32)
+        z_mean, z_log_var, _ = bundle.encoder(with_label(spec, xb, yb), training=False)
         eps = rng.standard_normal(z_mean.shape).astype(np.float32)
         z = z_mean + tf.exp(0.5 * z_log_var) * eps
-        dec_in = [z, tf.convert_to_tensor(inputs[1])] if spec.is_conditional else z
-        rec_sum += float(tf.reduce_sum(reconstruction_loss(spec, xb, logits_of(dec_in))))
-        kl_sum += float(tf.reduce_sum(kl_divergence(z_mean, z_log_var)))
+        logits = logits_of(with_label(spec, z, yb))
+        rec, kl = elbo_terms(spec, xb, logits, z_mean, z_log_var)
+        rec_sum += float(tf.reduce_sum(rec))
+        kl_sum += float(tf.reduce_sum(kl))
     n = len(x)
     return {"neg_elbo": (rec_sum + kl_sum) / n, "reconstruction": rec_sum / n, "kl": kl_sum / n}
 
@@ -104,7 +90,7 @@ def denoising_scores(
     bundle: ModelBundle, clean: np.ndarray, noisy: np.ndarray, *, batch_size: int = 1000
 ) -> dict[str, float]:
     """PSNR and SSIM of the denoised images against the clean ones (and of the noisy input, to compare)."""
-    clean, noisy = _as_batch(clean), _as_batch(noisy)
+    clean, noisy = as_batch(clean), as_batch(noisy)
     restored = np.concatenate(
         [
             np.asarray(bundle.composite(noisy[i : i + batch_size], training=False))
@@ -129,7 +115,7 @@ def evaluate(
     seed: int = 0,
 ) -> dict[str, float]:
     """Test metrics for the store: negative ELBO for a VAE; PSNR/SSIM on noisy inputs for the DAE."""
-    x = _as_batch(x)
+    x = as_batch(x)
     if bundle.spec.is_vae:
         return negative_elbo(bundle, x, y, batch_size=batch_size, seed=seed)
     from vae_core.data import add_noise  # data pulls in tf.data; only the DAE needs it here

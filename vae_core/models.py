@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
+from vae_core import kinds
 from vae_core.layers import Sampling
 from vae_core.specs import ModelSpec
 
@@ -50,7 +51,7 @@ def build_encoder(spec: ModelSpec) -> keras.Model:
     """Image (and, for the conditional VAE, its label) -> z_mean, z_log_var, z (DAE: one vector)."""
     image = keras.Input(shape=spec.image_shape, name=ENCODER_INPUT)
     inputs = [image]
-    if spec.kind in ("conv_vae", "conv_dae"):
+    if not spec.kind_info.dense:
         h = layers.Conv2D(32, 3, strides=2, padding="same", activation="relu", name="conv_1")(image)
         h = layers.Conv2D(64, 3, strides=2, padding="same", activation="relu", name="conv_2")(h)
         h = layers.Flatten(name="flatten")(h)
@@ -81,7 +82,7 @@ def build_decoder(spec: ModelSpec) -> keras.Model:
         onehot = layers.CategoryEncoding(spec.num_classes, "one_hot", name="label_onehot")(label)
         h = layers.Concatenate(name="latent_and_label")([latent, onehot])
     height, width, channels = spec.image_shape
-    if spec.kind in ("conv_vae", "conv_dae"):
+    if not spec.kind_info.dense:
         h = layers.Dense((height // 4) * (width // 4) * 64, activation="relu", name="dense")(h)
         h = layers.Reshape((height // 4, width // 4, 64), name="reshape")(h)
         h = layers.Conv2DTranspose(
@@ -132,10 +133,12 @@ def infer_spec(composite: keras.Model) -> ModelSpec:
     """Recover a ModelSpec from a composite's structure (for imported files without metadata)."""
     encoder, decoder = composite.get_layer("encoder"), composite.get_layer("decoder")
     names = {layer.name for layer in encoder.layers}
-    is_vae = "z_mean" in names
-    conditional = len(encoder.inputs) == 2
-    conv = "conv_1" in names
-    kind = "cvae" if conditional else ("conv_vae" if conv else "mlp_vae") if is_vae else "conv_dae"
+    kind = kinds.find(
+        kinds.DIGITS,
+        variational="z_mean" in names,
+        conditional=len(encoder.inputs) == 2,
+        dense="conv_1" not in names,
+    )
     latent_dim = int(decoder.inputs[0].shape[-1])
     hidden = encoder.get_layer("dense").units if "dense" in names else 256
     sampling = [layer for layer in encoder.layers if isinstance(layer, Sampling)]
@@ -146,14 +149,6 @@ def infer_spec(composite: keras.Model) -> ModelSpec:
         always_sample=bool(sampling and sampling[0].always_sample),
         image_shape=tuple(int(d) for d in encoder.inputs[0].shape[1:]),
     )
-
-
-def set_always_sample(bundle: ModelBundle, always_sample: bool) -> None:
-    """Switch between the Mult-VAE Sampling (mean at prediction) and the keras-io one (always sample)."""
-    for layer in bundle.encoder.layers:
-        if isinstance(layer, Sampling):
-            layer.always_sample = bool(always_sample)
-    bundle.spec.always_sample = bool(always_sample)
 
 
 # ---------------------------------------------------------------- losses
@@ -173,6 +168,21 @@ def kl_divergence(z_mean, z_log_var):
     return -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=1)
 
 
+def elbo_terms(spec: ModelSpec, target, logits, z_mean, z_log_var):
+    """Per image: (reconstruction, KL) in nats; the negative ELBO is their sum (beta weighs KL)."""
+    return reconstruction_loss(spec, target, logits), kl_divergence(z_mean, z_log_var)
+
+
+def with_label(spec: ModelSpec, tensor, labels):
+    """What an encoder or decoder is called with: the tensor, plus the labels for a conditional kind."""
+    return [tensor, labels] if spec.is_conditional else tensor
+
+
+def logits_model(decoder: keras.Model) -> keras.Model:
+    """The decoder's weights, ending at the logits, so losses can fuse the sigmoid."""
+    return keras.Model(decoder.inputs, decoder.get_layer(LOGITS).output, name="decoder_logits")
+
+
 # ---------------------------------------------------------------- training
 class Trainer(keras.Model):
     """Trains a ModelBundle with the loss terms tracked separately (as the keras-io VAE does).
@@ -182,12 +192,9 @@ class Trainer(keras.Model):
 
     def __init__(self, bundle: ModelBundle, **kwargs):
         super().__init__(**kwargs)
-        self.spec = bundle.spec
+        self.bundle, self.spec = bundle, bundle.spec
         self.encoder, self.decoder = bundle.encoder, bundle.decoder
-        # Same weights as the decoder, but ending at the logits, so the loss can fuse the sigmoid.
-        self.decoder_logits = keras.Model(
-            bundle.decoder.inputs, bundle.decoder.get_layer(LOGITS).output, name="decoder_logits"
-        )
+        self.decoder_logits = logits_model(bundle.decoder)
         # The KL weight (beta, ramped during warm-up); a variable so fit() need not retrace.
         self.kl_weight = keras.Variable(float(bundle.spec.beta), trainable=False, name="kl_weight")
         self.total_tracker = keras.metrics.Mean(name="loss")
@@ -200,14 +207,12 @@ class Trainer(keras.Model):
         return trackers + [self.kl_tracker] if self.spec.is_vae else trackers
 
     def _split(self, data):
-        """-> (encoder inputs, decoder extra inputs, target)."""
+        """-> (encoder inputs, labels or None, target)."""
         if not self.spec.is_vae:
             noisy, clean = data
             return noisy, None, clean
-        if self.spec.is_conditional:
-            x, label = data
-            return [x, label], label, x
-        return data, None, data
+        x, label = data if self.spec.is_conditional else (data, None)
+        return with_label(self.spec, x, label), label, x
 
     def compute_losses(self, data, training: bool):
         enc_in, label, target = self._split(data)
@@ -217,9 +222,9 @@ class Trainer(keras.Model):
             return rec, rec, None
         # z is sampled in evaluation too: the ELBO is an expectation over q(z|x).
         z_mean, z_log_var, z = self.encoder(enc_in, training=True)
-        logits = self.decoder_logits([z, label] if label is not None else z, training=training)
-        rec = ops.mean(reconstruction_loss(self.spec, target, logits))
-        kl = ops.mean(kl_divergence(z_mean, z_log_var))
+        logits = self.decoder_logits(with_label(self.spec, z, label), training=training)
+        rec, kl = elbo_terms(self.spec, target, logits, z_mean, z_log_var)
+        rec, kl = ops.mean(rec), ops.mean(kl)
         return rec + self.kl_weight * kl, rec, kl
 
     def _track(self, total, rec, kl):
@@ -245,6 +250,5 @@ class Trainer(keras.Model):
     def call(self, inputs, training=None):
         enc_out = self.encoder(inputs, training=training)
         z = enc_out[2] if self.spec.is_vae else enc_out
-        if self.spec.is_conditional:
-            return self.decoder([z, inputs[1]], training=training)
-        return self.decoder(z, training=training)
+        label = inputs[1] if self.spec.is_conditional else None
+        return self.decoder(with_label(self.spec, z, label), training=training)

@@ -1,21 +1,13 @@
-"""Training runs on disk: one folder per run, the child process that trains it, and what the page reads.
-
-A run folder holds `config.json` (what was asked), `status.json` (state and pid, replaced atomically),
-`progress.jsonl` (append-only lines), `epochs/epoch_NNN.png`, `backup/` (checkpoints), `tb/`
-(TensorBoard) and `train.log` (the child's output). All state lives in these files, so a restarted
-app, a second viewer or a refreshed tab sees the same truth. This module never imports TensorFlow:
-the page calls it on every poll.
+"""Training runs as processes: start a child that trains a run folder, stop it, resume it, list
+the runs and tell which one is training. The folder's files are vae_core.rundir's; this module only
+decides what is alive. No TensorFlow here: the page calls it on every poll.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
-import re
-import secrets
-import shlex
 import shutil
 import signal
 import socket
@@ -26,23 +18,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from vae_core import paths
+from vae_core import paths, rundir
 from vae_core.errors import RunError
-from vae_core.fsutil import why_not_writable, write_bytes_atomic
+from vae_core.fsutil import why_not_writable
+from vae_core.rundir import LOG_FILE, STATUS, STOP_FILE, TRAIN_MODULE
 from vae_core.specs import ModelSpec, TrainSpec
 
-CONFIG, STATUS, PROGRESS = "config.json", "status.json", "progress.jsonl"
-STOP_FILE, LOG_FILE, START_LOCK = "STOP", "train.log", ".start.lock"
-EPOCHS_DIR, BACKUP_DIR, TB_DIR = "epochs", "backup", "tb"
+START_LOCK = ".start.lock"  # in the runs folder: one start at a time
 ACTIVE_STATES = ("starting", "running")
 RESUMABLE_STATES = ("stopped", "interrupted", "failed")
-TRAIN_MODULE = "vae_core.train"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the child's cwd, so `vae_core` imports
 STARTING_GRACE_S = 60.0  # a "starting" status with no pid yet is believed for this long
-_EPOCH_PNG = re.compile(r"epoch_(\d+)\.png")
-_TAIL_BYTES = 64 * 1024  # list_runs looks for the last epoch line in this much of the file's end
 
 # Children started by this process, so their exit is reaped (no zombies) and noticed at once.
 _CHILDREN: dict[int, subprocess.Popen] = {}
@@ -55,202 +42,7 @@ def _reap_exited() -> None:
             _CHILDREN.pop(pid, None)
 
 
-# ---------------------------------------------------------------- small file helpers
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON so readers see the old or the new file, never half of one."""
-    text = json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n"
-    write_bytes_atomic(Path(path), text.encode("utf-8"))
-
-
-def _json_default(value: Any) -> Any:
-    """numpy scalars and paths become plain JSON values; NaN stays NaN (json allows it)."""
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def append_jsonl(path: Path, record: dict) -> None:
-    """Append one complete line and make it durable, so a kill leaves at most a torn last line."""
-    line = json.dumps(record, default=_json_default, allow_nan=True) + "\n"
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _complete_lines(data: bytes) -> Iterator[tuple[int, int, bytes]]:
-    """(start, end, line) for each newline-terminated line; a torn last line is not one."""
-    start = 0
-    while True:
-        end = data.find(b"\n", start)
-        if end < 0:
-            return
-        yield start, end + 1, data[start:end]
-        start = end + 1
-
-
-def _parse_line(raw: bytes) -> dict | None:
-    try:
-        record = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def read_progress(run_dir: Path, since_line: int = 0) -> list[dict]:
-    """Progress records from line `since_line` on (0-based); each carries its line number in `_line`.
-
-    Unparsable lines and a torn last line (a write cut short) are skipped, never raised. Poll with
-    `since_line = records[-1]["_line"] + 1`. A resumed run cuts the file back to its last checkpointed
-    epoch, so when status["started"] changes, read again from line 0.
-    """
-    try:
-        data = (Path(run_dir) / PROGRESS).read_bytes()
-    except OSError:
-        return []
-    records = []
-    for index, (_, _, raw) in enumerate(_complete_lines(data)):
-        if index < since_line:
-            continue
-        record = _parse_line(raw)
-        if record is not None:
-            record["_line"] = index
-            records.append(record)
-    return records
-
-
-def cut_progress(run_dir: Path, completed_epochs: int) -> int:
-    """Cut progress.jsonl back to the line of epoch `completed_epochs` (the checkpoint); returns lines kept.
-
-    What follows belongs to work the checkpoint does not hold (a torn line, steps of a lost partial
-    epoch, an epoch line written just before a kill), and that work is about to be done again.
-    """
-    path = Path(run_dir) / PROGRESS
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return 0
-    keep_bytes = keep_lines = 0
-    for index, (_, end, raw) in enumerate(_complete_lines(data)):
-        record = _parse_line(raw)
-        if record is None or record.get("kind") != "epoch":
-            continue
-        epoch = record.get("epoch")
-        if isinstance(epoch, int) and epoch <= completed_epochs:
-            keep_bytes, keep_lines = end, index + 1
-    if keep_bytes != len(data):
-        with open(path, "r+b") as f:
-            f.truncate(keep_bytes)
-            f.flush()
-            os.fsync(f.fileno())
-    return keep_lines
-
-
-def _last_epoch_record(run_dir: Path) -> dict | None:
-    """The last epoch line, reading only the end of the file unless that holds none."""
-    path = Path(run_dir) / PROGRESS
-    try:
-        with open(path, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - _TAIL_BYTES))
-            tail = f.read()
-    except OSError:
-        return None
-    if size > _TAIL_BYTES:
-        tail = tail[tail.find(b"\n") + 1 :]  # the first line there is probably cut
-    for _, _, raw in reversed(list(_complete_lines(tail))):
-        record = _parse_line(raw)
-        if record is not None and record.get("kind") == "epoch":
-            return record
-    if size > _TAIL_BYTES:
-        epochs = [r for r in read_progress(run_dir) if r.get("kind") == "epoch"]
-        return epochs[-1] if epochs else None
-    return None
-
-
-# ---------------------------------------------------------------- configs and ids
-def new_run_id() -> str:
-    """A sortable, unique id such as "20261121-101530-ab12"."""
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-
-
-def cli_command(
-    run_dir: Path,
-    model_spec: ModelSpec,
-    train_spec: TrainSpec,
-    save_as: str | None = None,
-    save: bool = True,
-) -> str:
-    """The `python -m vae_core.train ...` command that starts (or resumes) exactly this run."""
-    m, t = model_spec, train_spec
-    args = ["python", "-m", TRAIN_MODULE, "--run-dir", str(run_dir)]
-    args += ["--model", m.kind, "--latent-dim", str(m.latent_dim), "--hidden", str(m.hidden)]
-    args += ["--beta", repr(float(m.beta)), "--reconstruction", m.reconstruction]
-    if m.always_sample:
-        args.append("--always-sample")
-    args += ["--dataset", t.dataset, "--epochs", str(t.epochs), "--batch-size", str(t.batch_size)]
-    args += ["--lr", repr(float(t.learning_rate)), "--lr-schedule", t.lr_schedule]
-    args += ["--precision", t.precision, "--kl-warmup", str(t.kl_warmup_epochs)]
-    args += ["--noise", t.noise, "--noise-strength", repr(float(t.noise_strength))]
-    args += ["--seed", str(t.seed)]
-    if t.max_train_samples is not None:
-        args += ["--max-train-samples", str(t.max_train_samples)]
-    args += ["--strategy", t.strategy]
-    if float(t.log_every_s) != 2.0:
-        args += ["--log-every-s", repr(float(t.log_every_s))]
-    if save_as:
-        args += ["--save-as", save_as]
-    if not save:
-        args.append("--no-save")
-    return shlex.join(args)
-
-
-def write_config(
-    run_dir: Path,
-    model_spec: ModelSpec,
-    train_spec: TrainSpec,
-    *,
-    save_as: str | None = None,
-    save: bool = True,
-    run_id: str | None = None,
-) -> dict:
-    """Create `run_dir` and its config.json; returns the config."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = {
-        "model": model_spec.to_dict(),
-        "train": train_spec.to_dict(),
-        "save_as": save_as or None,
-        "save": bool(save),
-        "run_id": run_id or run_dir.name,
-        "created": datetime.now().astimezone().isoformat(timespec="milliseconds"),
-        "command": cli_command(run_dir, model_spec, train_spec, save_as, save),
-    }
-    write_json_atomic(run_dir / CONFIG, config)
-    return config
-
-
-def read_config(run_dir: Path) -> dict:
-    """config.json as a dict; RunError with a sentence if it is missing or damaged."""
-    path = Path(run_dir) / CONFIG
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise RunError(f"The run folder {run_dir} has no settings file (config.json).") from err
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise RunError(f"The settings file of run {Path(run_dir).name} is damaged.") from err
-    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
-        raise RunError(f"The settings file of run {Path(run_dir).name} is damaged.")
-    return config
-
-
-def specs_from_config(config: dict) -> tuple[ModelSpec, TrainSpec]:
-    """The ModelSpec and TrainSpec a config.json describes."""
-    return ModelSpec.from_dict(config["model"]), TrainSpec.from_dict(config.get("train") or {})
-
-
+# ---------------------------------------------------------------- new runs
 def _check_new_model_name(name: str) -> None:
     """Refuse a bad or taken store name now, not after an hour of training."""
     from vae_core.errors import StoreError
@@ -289,7 +81,7 @@ def create_run(
     except OSError as err:
         raise _not_writable(root, err) from err
     for _ in range(10):
-        run_dir = root / new_run_id()
+        run_dir = root / rundir.new_run_id()
         try:
             run_dir.mkdir()
         except FileExistsError:
@@ -297,7 +89,9 @@ def create_run(
         except OSError as err:
             raise _not_writable(root, err) from err
         try:
-            write_config(run_dir, model_spec, train_spec, save_as=save_as, run_id=run_dir.name)
+            rundir.write_config(
+                run_dir, model_spec, train_spec, save_as=save_as, run_id=run_dir.name
+            )
         except OSError as err:
             shutil.rmtree(run_dir, ignore_errors=True)  # a folder without settings is no run
             raise _not_writable(root, err) from err
@@ -344,19 +138,9 @@ def is_training_process(pid: int | None) -> bool:
 def read_status(run_dir: Path) -> dict:
     """status.json with the state derived from the truth: a vanished child reads "interrupted".
 
-    Never raises: no file gives state "created" (or "missing" without a config); a damaged one gives
-    state "unknown" with an `error` sentence.
+    Never raises (see rundir.read_status_file for a missing or damaged file).
     """
-    run_dir = Path(run_dir)
-    try:
-        status = json.loads((run_dir / STATUS).read_text(encoding="utf-8"))
-        if not isinstance(status, dict) or not isinstance(status.get("state"), str):
-            raise ValueError("not a status")
-    except FileNotFoundError:
-        state = "created" if (run_dir / CONFIG).is_file() else "missing"
-        return {"state": state}
-    except (OSError, UnicodeDecodeError, ValueError):
-        return {"state": "unknown", "error": f"The status file of run {run_dir.name} is damaged."}
+    status = rundir.read_status_file(run_dir)
     state = status["state"]
     if state in ACTIVE_STATES and status.get("host", socket.gethostname()) == socket.gethostname():
         pid = status.get("pid")
@@ -402,7 +186,7 @@ def start_run(run_dir: Path) -> int:
     Only one run may be active per runs folder: RunError names the one that is.
     """
     run_dir = Path(run_dir).resolve()
-    read_config(run_dir)  # refuse a folder without usable settings before spawning anything
+    rundir.read_config(run_dir)  # refuse a folder without usable settings before spawning anything
     try:
         return _start_locked(run_dir)
     except OSError as err:  # the status or log cannot be written: a full or read-only disk
@@ -431,7 +215,7 @@ def _start_locked(run_dir: Path) -> int:
             "finished": None,
             "error": None,
         }
-        write_json_atomic(run_dir / STATUS, starting)
+        rundir.write_json_atomic(run_dir / STATUS, starting)
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")  # train.log shows each epoch as it ends
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
@@ -447,14 +231,16 @@ def _start_locked(run_dir: Path) -> int:
                     start_new_session=True,  # a page rerun or server restart does not kill it
                 )
             except OSError as err:
-                write_json_atomic(
+                rundir.write_json_atomic(
                     run_dir / STATUS,
                     {**starting, "state": "failed", "error": f"Could not start training: {err}."},
                 )
                 raise RunError(f"Could not start the training process: {err}.") from err
         _CHILDREN[child.pid] = child
         # The child needs seconds to import TensorFlow before it writes "running", so this lands first.
-        write_json_atomic(run_dir / STATUS, {**starting, "pid": child.pid, "updated": time.time()})
+        rundir.write_json_atomic(
+            run_dir / STATUS, {**starting, "pid": child.pid, "updated": time.time()}
+        )
     return child.pid
 
 
@@ -512,14 +298,14 @@ class RunInfo:
 def _run_info(run_dir: Path) -> RunInfo:
     error = None
     try:
-        config = read_config(run_dir)
+        config = rundir.read_config(run_dir)
     except RunError as err:
         config, error = {}, str(err)
     status = read_status(run_dir)
     if error is None and status.get("state") == "unknown":
         error = status.get("error")
     run_id = str(config.get("run_id") or run_dir.name)
-    return RunInfo(run_id, run_dir, config, status, _last_epoch_record(run_dir), error)
+    return RunInfo(run_id, run_dir, config, status, rundir.last_epoch_record(run_dir), error)
 
 
 def _sort_key(info: RunInfo) -> tuple[float, str]:
@@ -553,28 +339,6 @@ def active_run(root: Path | None = None) -> Path | None:
         if read_status(run_dir)["state"] in ACTIVE_STATES:
             return run_dir
     return None
-
-
-def epoch_png_path(run_dir: Path, epoch: int) -> Path:
-    """Where the grid after epoch `epoch` (1-based) is written."""
-    return Path(run_dir) / EPOCHS_DIR / f"epoch_{epoch:03d}.png"
-
-
-def epoch_pngs(run_dir: Path) -> dict[int, Path]:
-    """{epoch: png path} for the per-epoch grids present (temp files excluded)."""
-    found = {}
-    with contextlib.suppress(OSError):
-        for path in (Path(run_dir) / EPOCHS_DIR).iterdir():
-            match = _EPOCH_PNG.fullmatch(path.name)
-            if match:
-                found[int(match.group(1))] = path
-    return found
-
-
-def latest_epoch_png(run_dir: Path) -> Path | None:
-    """The grid of the most recent epoch, or None before the first epoch ends."""
-    pngs = epoch_pngs(run_dir)
-    return pngs[max(pngs)] if pngs else None
 
 
 def check_idle(root: Path | None = None) -> None:

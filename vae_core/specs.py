@@ -1,34 +1,51 @@
-"""What a model is and how to train it: two small dataclasses and the presets the app offers."""
+"""What a model is and how to train it: two small dataclasses, validated once, and the presets.
+
+The limits of each setting come from the model's kind (vae_core.kinds), so the Train page, the
+command line and a stored model's metadata can never disagree about what is allowed.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from vae_core import kinds
 from vae_core.errors import UserError
 
-MODEL_KINDS = ("mlp_vae", "conv_vae", "conv_dae", "cvae")
-KIND_LABELS = {
-    "mlp_vae": "MLP VAE",
-    "conv_vae": "Convolutional VAE",
-    "conv_dae": "Convolutional denoising autoencoder",
-    "cvae": "Conditional VAE",
+# The noise a denoising autoencoder learns to remove, and its name on the pages.
+NOISES = {
+    "keras": "Grey fog (the Keras example)",
+    "gaussian": "Gaussian speckle",
+    "salt_pepper": "Salt & pepper",
+    "mask": "Dropped pixels (masking)",
 }
-NOISE_KINDS = ("keras", "gaussian", "salt_pepper", "mask")
+NOISE_KINDS = tuple(NOISES)
 DATASETS = ("mnist", "fashion_mnist", "sample")
 STRATEGIES = ("default", "mirrored", "multiworker")
 # "auto": mixed_bfloat16 where the CPU multiplies bfloat16 natively and there is no GPU, else
-# float32 (see vae_core.train.resolve_precision). Saved models are float32 whatever was chosen.
+# float32 (vae_core.machine.resolve_precision). Saved models are float32 whatever was chosen.
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "cosine")  # cosine: decay to 0 over the whole run (all epochs)
+RECONSTRUCTIONS = ("bce", "mse")
+
+
+def _choice(value: Any, choices: tuple[str, ...], what: str) -> None:
+    if value not in choices:
+        raise UserError(f"Unknown {what} {value!r}; choose one of {', '.join(choices)}.")
+
+
+def _within(value: Any, bounds: tuple[int, int], what: str) -> None:
+    low, high = bounds
+    if not low <= value <= high:
+        raise UserError(f"{what} must be between {low} and {high}.")
 
 
 @dataclass
 class ModelSpec:
     """The architecture; enough to rebuild a model from scratch."""
 
-    kind: str = "mlp_vae"  # one of MODEL_KINDS
+    kind: str = "mlp_vae"  # a name in vae_core.kinds
     latent_dim: int = 2  # size of z; 2 lets the app draw the latent space directly
     hidden: int = 512  # Dense units (MLP layers; the Dense bottleneck of the conv models)
     beta: float = 1.0  # weight of the KL term; 1 is the true ELBO, <1 sharper, >1 smoother
@@ -39,26 +56,24 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         self.image_shape = tuple(self.image_shape)
-        if self.kind not in MODEL_KINDS:
-            raise UserError(
-                f"Unknown model kind {self.kind!r}; choose one of {', '.join(MODEL_KINDS)}."
-            )
-        if not 1 <= int(self.latent_dim) <= 512:
-            raise UserError("The latent size must be between 1 and 512.")
-        if not 8 <= int(self.hidden) <= 4096:
-            raise UserError("The hidden size must be between 8 and 4096.")
+        limits = kinds.get(self.kind).limits
+        _within(int(self.latent_dim), limits.latent_dim, "The latent size")
+        _within(int(self.hidden), limits.hidden, "The hidden size")
         if self.beta < 0:
             raise UserError("Beta must be zero or positive.")
-        if self.reconstruction not in ("bce", "mse"):
-            raise UserError("The reconstruction loss must be 'bce' or 'mse'.")
+        _choice(self.reconstruction, RECONSTRUCTIONS, "reconstruction loss")
+
+    @property
+    def kind_info(self) -> kinds.Kind:
+        return kinds.get(self.kind)
 
     @property
     def is_vae(self) -> bool:
-        return self.kind != "conv_dae"
+        return self.kind_info.variational
 
     @property
     def is_conditional(self) -> bool:
-        return self.kind == "cvae"
+        return self.kind_info.conditional
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -88,38 +103,27 @@ class TrainSpec:
     max_train_samples: int | None = None  # cap the training set (quick demos, tests)
     strategy: str = "default"  # "mirrored" or "multiworker" to use tf.distribute
     log_every_s: float = 2.0  # progress.jsonl gets a line at least this often
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Slow motion, so demos and browser tests can catch a tiny run part-way: a pause per batch.
+    step_delay_s: float = 0.0
+    steps_per_execution: int | None = None  # None: what vae_core.machine finds fastest
 
     def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            raise UserError(
-                f"Unknown dataset {self.dataset!r}; choose one of {', '.join(DATASETS)}."
-            )
-        if not 1 <= int(self.epochs) <= 1000:
-            raise UserError("Epochs must be between 1 and 1000.")
-        if not 1 <= int(self.batch_size) <= 8192:
-            raise UserError("The batch size must be between 1 and 8192.")
+        _choice(self.dataset, DATASETS, "dataset")
+        limits = kinds.Limits()  # a run's schedule limits are the same for every kind
+        _within(int(self.epochs), limits.epochs, "Epochs")
+        _within(int(self.batch_size), limits.batch_size, "The batch size")
         if not 0 < float(self.learning_rate) <= 1:
             raise UserError("The learning rate must be above 0 and at most 1.")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise UserError(
-                f"Unknown learning-rate schedule {self.lr_schedule!r}; "
-                f"choose one of {', '.join(LR_SCHEDULES)}."
-            )
-        if self.precision not in PRECISIONS:
-            raise UserError(
-                f"Unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}."
-            )
+        _choice(self.lr_schedule, LR_SCHEDULES, "learning-rate schedule")
+        _choice(self.precision, PRECISIONS, "precision")
         if self.kl_warmup_epochs < 0:
             raise UserError("KL warm-up epochs must be zero or more.")
-        if self.noise not in NOISE_KINDS:
-            raise UserError(
-                f"Unknown noise {self.noise!r}; choose one of {', '.join(NOISE_KINDS)}."
-            )
-        if self.strategy not in STRATEGIES:
-            raise UserError(
-                f"Unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}."
-            )
+        _choice(self.noise, NOISE_KINDS, "noise")
+        _choice(self.strategy, STRATEGIES, "strategy")
+        if self.step_delay_s < 0:
+            raise UserError("The pause per batch must be zero or more seconds.")
+        if self.steps_per_execution is not None and self.steps_per_execution < 1:
+            raise UserError("Steps per execution must be at least 1.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -127,21 +131,75 @@ class TrainSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainSpec:
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        d = dict(d)
+        extra = d.pop("extra", None) or {}  # configs written before these were named fields
+        return cls(**{k: v for k, v in {**extra, **d}.items() if k in known})
 
 
-# What the train page offers first for each kind: sensible, and quick on a 2-core CPU.
-# The dense VAEs: Adam at 3e-3 decayed to 0 by a cosine over the run is 2-3 nats better after 10
-# epochs than a constant 1e-3 (benchmarks/RESULTS.md).
-_DENSE_VAE_TRAIN = dict(epochs=10, learning_rate=3e-3, lr_schedule="cosine")
-PRESETS: dict[str, tuple[ModelSpec, TrainSpec]] = {
-    "mlp_vae": (ModelSpec("mlp_vae", latent_dim=2, hidden=512), TrainSpec(**_DENSE_VAE_TRAIN)),
-    "conv_vae": (ModelSpec("conv_vae", latent_dim=16, hidden=256), TrainSpec(epochs=10)),
-    # The Keras denoising example's network with a 64-wide bottleneck (its 16 caps PSNR near 18 dB),
-    # trained on MSE (what PSNR measures) at 3e-3 with cosine decay: +1.6 dB after 5 epochs.
-    "conv_dae": (
-        ModelSpec("conv_dae", latent_dim=64, hidden=256, reconstruction="mse"),
-        TrainSpec(epochs=5, learning_rate=3e-3, lr_schedule="cosine"),
-    ),
-    "cvae": (ModelSpec("cvae", latent_dim=2, hidden=512), TrainSpec(**_DENSE_VAE_TRAIN)),
-}
+def preset(kind: str, dataset: str | None = None) -> tuple[ModelSpec, TrainSpec]:
+    """What the Train page and the CLI start from for a kind (on a dataset): sensible, and quick on
+    a 2-core CPU."""
+    info = kinds.get(kind)
+    model, train = dict(info.preset), dict(info.train_preset)
+    if dataset is not None:
+        train["dataset"] = dataset
+    if dataset == "sample":  # the sample's own preset may change the model as well as the schedule
+        model_fields = {f.name for f in dataclasses.fields(ModelSpec)}
+        for key, value in info.sample_preset.items():
+            (model if key in model_fields else train)[key] = value
+    return ModelSpec(kind, **model), TrainSpec(**train)
+
+
+# ---------------------------------------------------------------- the command line
+@dataclass(frozen=True)
+class Flag:
+    """One `python -m vae_core.train` option and the spec field it sets."""
+
+    flag: str
+    spec: str  # "model" or "train"
+    field: str
+    help: str | None = None  # None: an option for tests and experts, left out of --help
+    choices: tuple[str, ...] | None = None
+
+
+FLAGS = (
+    Flag("--latent-dim", "model", "latent_dim", "size of z"),
+    Flag("--hidden", "model", "hidden", "Dense units"),
+    Flag("--beta", "model", "beta", "weight of the KL term"),
+    Flag("--reconstruction", "model", "reconstruction", "reconstruction loss", RECONSTRUCTIONS),
+    Flag("--always-sample", "model", "always_sample", "sample z at prediction too (keras-io)"),
+    Flag("--dataset", "train", "dataset", "what to train on", DATASETS),
+    Flag("--epochs", "train", "epochs", "passes over the training data"),
+    Flag("--batch-size", "train", "batch_size", "samples per step"),
+    Flag("--lr", "train", "learning_rate", "Adam's (peak) learning rate"),
+    Flag("--lr-schedule", "train", "lr_schedule", "constant or cosine decay", LR_SCHEDULES),
+    Flag("--precision", "train", "precision", "compute dtype while training", PRECISIONS),
+    Flag("--kl-warmup", "train", "kl_warmup_epochs", "epochs over which KL rises to beta"),
+    Flag("--noise", "train", "noise", "the DAE's input noise", NOISE_KINDS),
+    Flag("--noise-strength", "train", "noise_strength", "sigma, or the fraction of pixels hit"),
+    Flag("--seed", "train", "seed", "random seed"),
+    Flag("--max-train-samples", "train", "max_train_samples", "cap the training set"),
+    Flag("--strategy", "train", "strategy", "tf.distribute strategy", STRATEGIES),
+    Flag("--log-every-s", "train", "log_every_s"),
+    Flag("--step-delay-s", "train", "step_delay_s"),
+    Flag("--steps-per-execution", "train", "steps_per_execution"),
+)
+
+
+def cli_args(model_spec: ModelSpec, train_spec: TrainSpec) -> list[str]:
+    """The flags that recreate these specs exactly (expert options only where not the default)."""
+    specs = {"model": model_spec, "train": train_spec}
+    defaults = {"model": ModelSpec(model_spec.kind), "train": TrainSpec()}
+    args = ["--model", model_spec.kind]
+    for f in FLAGS:
+        value = getattr(specs[f.spec], f.field)
+        if value is None or value is False:
+            continue
+        if f.help is None and value == getattr(defaults[f.spec], f.field):
+            continue
+        args += (
+            [f.flag]
+            if value is True
+            else [f.flag, repr(value) if isinstance(value, float) else str(value)]
+        )
+    return args

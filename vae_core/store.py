@@ -23,10 +23,10 @@ from typing import Any
 
 import keras
 
-from vae_core import models, paths
+from vae_core import kinds, models, paths
 from vae_core.errors import StoreError, UserError
-from vae_core.fsutil import fsync_dir, fsync_file, why_not_writable
-from vae_core.specs import KIND_LABELS, MODEL_KINDS, ModelSpec
+from vae_core.fsutil import fsync_dir, fsync_file, json_default, why_not_writable
+from vae_core.specs import ModelSpec
 
 MODEL_SUFFIX, META_SUFFIX = ".keras", ".json"
 MAX_IMPORT_BYTES = 100 * 1024 * 1024  # an MNIST model is a few MB; this leaves ample room
@@ -59,8 +59,6 @@ def _optional(check):
 
 # Known keys and the test their value must pass; unknown keys are kept as they are.
 _META_CHECKS: dict[str, tuple[Any, str]] = {
-    "kind": (lambda v: v in MODEL_KINDS, f"one of {', '.join(MODEL_KINDS)}"),
-    "latent_dim": (lambda v: _is_int(v) and v >= 1, "a whole number of at least 1"),
     "spec": (lambda v: isinstance(v, dict), "a set of named values"),
     "train": (_optional(lambda v: isinstance(v, dict)), "a set of named values"),
     "test_metrics": (
@@ -86,27 +84,48 @@ _META_CHECKS: dict[str, tuple[Any, str]] = {
 }
 
 
+def migrate_meta(meta: dict) -> dict:
+    """Sidecars written before the spec was kept once carried it as `model` too, and its kind and
+    latent size again at the top; read them as the spec alone (a disagreement is damage)."""
+    meta = dict(meta)
+    old_spec = meta.pop("model", None)
+    if "spec" not in meta and isinstance(old_spec, dict):
+        meta["spec"] = old_spec
+    kind, latent_dim = meta.pop("kind", None), meta.pop("latent_dim", None)
+    if kind is not None and not kinds.known(kind):
+        raise StoreError(f"'kind' should be one of {', '.join(kinds.names())}")
+    if latent_dim is not None and not (_is_int(latent_dim) and latent_dim >= 1):
+        raise StoreError("'latent_dim' should be a whole number of at least 1")
+    spec = meta.get("spec")
+    if isinstance(spec, dict):
+        if (kind is not None and kind != spec.get("kind")) or (
+            latent_dim is not None and latent_dim != spec.get("latent_dim")
+        ):
+            raise StoreError("'kind' and 'latent_dim' disagree with its 'spec'")
+    elif kind is not None:
+        meta["spec"] = {"kind": kind, **({} if latent_dim is None else {"latent_dim": latent_dim})}
+    return meta
+
+
 def validate_meta(meta: Any, what: str = "The model's description") -> dict:
-    """Check the types of the known metadata keys; raise StoreError naming the first bad one."""
+    """Check the types of the known metadata keys (old forms migrated first); raise StoreError
+    naming the first bad one."""
     if not isinstance(meta, dict):
         raise StoreError(f"{what} is damaged: it is not a set of named values.")
+    try:
+        meta = migrate_meta(meta)
+    except StoreError as err:
+        raise StoreError(f"{what} is damaged: {err}.") from None
     for key, (check, expected) in _META_CHECKS.items():
         if key in meta and not check(meta[key]):
             raise StoreError(f"{what} is damaged: '{key}' should be {expected}.")
     if "spec" in meta:
         try:
-            spec = ModelSpec.from_dict(meta["spec"])
+            ModelSpec.from_dict(meta["spec"])
         except (UserError, TypeError, ValueError) as err:
             raise StoreError(
                 f"{what} is damaged: its 'spec' is not a valid model ({err})."
             ) from err
-        # The spec is what load() rebuilds from, so the summary keys must agree with it.
-        if meta.get("kind", spec.kind) != spec.kind or meta.get(
-            "latent_dim", spec.latent_dim
-        ) != int(spec.latent_dim):
-            raise StoreError(
-                f"{what} is damaged: 'kind' and 'latent_dim' disagree with its 'spec'."
-            )
     return meta
 
 
@@ -125,17 +144,6 @@ def read_meta(path: Path) -> dict:
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise StoreError(f"{what} is damaged: it is not valid JSON.") from err
     return validate_meta(meta, what)
-
-
-def _json_default(value: Any) -> Any:
-    """numpy scalars, paths and tuples from callers' metadata become plain JSON values."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, set | frozenset):
-        return sorted(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _check_model_file(path: Path) -> None:
@@ -166,12 +174,12 @@ class StoreEntry:
 
     @property
     def kind(self) -> str | None:
-        kind = self.meta.get("kind") or (self.meta.get("spec") or {}).get("kind")
-        return kind if kind in MODEL_KINDS else None
+        kind = (self.meta.get("spec") or {}).get("kind")
+        return kind if kinds.known(kind) else None
 
     @property
     def latent_dim(self) -> int | None:
-        dim = self.meta.get("latent_dim", (self.meta.get("spec") or {}).get("latent_dim"))
+        dim = (self.meta.get("spec") or {}).get("latent_dim")
         return dim if _is_int(dim) else None
 
     @property
@@ -180,7 +188,7 @@ class StoreEntry:
         suffix = " (shipped)" if self.shipped else ""
         if self.error:
             return f"{self.name} — cannot be used{suffix}"
-        parts = [KIND_LABELS.get(self.kind or "", "autoencoder")]
+        parts = [kinds.label(self.kind)]
         if self.latent_dim is not None:
             parts.append(f"latent {self.latent_dim}")
         if isinstance(self.meta.get("dataset"), str):
@@ -265,6 +273,17 @@ class Store:
         user = [self._entry(self.root, n, False) for n in self._names(self.root) if n not in taken]
         return shipped + user
 
+    def shipped_of_kind(self, kind: str) -> StoreEntry | None:
+        """The best usable shipped model of a kind (by its headline test metric), if any."""
+        metric, higher = kinds.get(kind).headline
+        scored = [
+            e for e in self.list()
+            if e.shipped and e.error is None and e.kind == kind
+            and _is_number((e.meta.get("test_metrics") or {}).get(metric))
+        ]  # fmt: skip
+        best = max if higher else min
+        return best(scored, key=lambda e: e.meta["test_metrics"][metric], default=None)
+
     def get(self, name: str) -> StoreEntry:
         """The entry called `name` (shipped first); StoreError if there is none."""
         validate_name(name)
@@ -343,15 +362,13 @@ class Store:
         """Save atomically: model then sidecar, each via a temp file and os.replace."""
         self._check_writable_name(name, overwrite)
         meta = {
-            **(meta or {}),
+            **migrate_meta(meta or {}),
             "spec": bundle.spec.to_dict(),
-            "kind": bundle.spec.kind,
-            "latent_dim": int(bundle.spec.latent_dim),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "keras_version": keras.__version__,
         }
         try:
-            text = json.dumps(meta, indent=2, sort_keys=True, default=_json_default)
+            text = json.dumps(meta, indent=2, sort_keys=True, default=json_default)
             meta = validate_meta(json.loads(text), "The model's description")
         except (TypeError, ValueError) as err:
             raise StoreError(f"The model's description cannot be saved: {err}.") from err
@@ -449,6 +466,26 @@ class Store:
                 spec = given
         bundle = models.bundle_from_composite(composite, spec, meta)
         return self.save(name, bundle, {**meta, "imported": True}, overwrite=overwrite)
+
+
+# How far below the shipped model of its kind a new model may fall before the page says so:
+# a quarter more nats (a VAE's -ELBO), or 2 dB less PSNR (a denoiser).
+MUCH_WORSE_NATS_RATIO, MUCH_WORSE_DB = 1.25, 2.0
+
+
+def much_worse_than_shipped(
+    store: Store, kind: str, test_metrics: dict
+) -> tuple[StoreEntry, float, float] | None:
+    """(the shipped model, its score, this score) when a trained model is far weaker than the
+    shipped one of its kind, so the page can say so before offering it; else None."""
+    metric, higher = kinds.get(kind).headline if kinds.known(kind) else ("", False)
+    ours = (test_metrics or {}).get(metric)
+    reference = store.shipped_of_kind(kind) if _is_number(ours) else None
+    if reference is None:
+        return None
+    theirs = reference.meta["test_metrics"][metric]
+    worse = ours < theirs - MUCH_WORSE_DB if higher else ours > theirs * MUCH_WORSE_NATS_RATIO
+    return (reference, float(theirs), float(ours)) if worse else None
 
 
 def default_store() -> Store:

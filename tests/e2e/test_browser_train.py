@@ -13,7 +13,7 @@ from pathlib import Path
 import browser_ui as ui
 import pytest
 
-from vae_core import runs
+from vae_core import rundir, runs
 from vae_core.specs import ModelSpec, TrainSpec
 
 PROGRESS = re.compile(r"Epoch (\d+) of (\d+)")
@@ -25,7 +25,7 @@ def _progress_text(page) -> str:
 
 
 def _epoch_lines(run_dir: Path) -> list[dict]:
-    return [r for r in runs.read_progress(run_dir) if r.get("kind") == "epoch"]
+    return [r for r in rundir.read_progress(run_dir) if r.get("kind") == "epoch"]
 
 
 def _assert_every_epoch_once(run_dir: Path, epochs: int) -> None:
@@ -38,6 +38,13 @@ def _state_text(page, state: str, timeout_s: float = 120) -> None:
     ui.wait_until(
         lambda: line.search(ui.main(page).inner_text()), timeout_s, f"the run shows '{state}'"
     )
+
+
+def _sample_settings(page) -> None:
+    """After choosing the sample: its own preset's settings are drawn anew; wait for them alone."""
+    ui.settle(page)
+    epochs = ui.main(page).get_by_role("spinbutton", name="Epochs", exact=True)
+    ui.wait_until(lambda: epochs.count() == 1, 30, "the sample's settings")
 
 
 @pytest.fixture
@@ -57,8 +64,9 @@ def _start(root: Path, epochs: int, name: str) -> tuple[Path, int]:
             epochs=epochs,
             batch_size=16,
             log_every_s=0.25,
-            extra={"step_delay_s": 0.02, "steps_per_execution": 1},
-        ),  # fmt: skip
+            step_delay_s=0.02,
+            steps_per_execution=1,
+        ),
         root=root,
         save_as=name,
     )
@@ -70,6 +78,7 @@ def test_train_on_the_sample_watch_it_stop_and_resume(server, page):
     ui.open_page(page, server, "train", "Train", model="e2e_mlp_vae")
     body = ui.main(page)
     body.get_by_text("The bundled sample: 400 digits").click()
+    _sample_settings(page)
     body.get_by_role("spinbutton", name="Epochs", exact=True).fill("60")
     ui.press_slider(page, "Batch size", "Home", 1)  # 16 digits per step: 25 steps an epoch
     body.get_by_role("textbox", name="Model name (optional)").fill(name)
@@ -97,7 +106,10 @@ def test_train_on_the_sample_watch_it_stop_and_resume(server, page):
 
     body.get_by_role("button", name=re.compile("Stop")).click()
     _state_text(page, "stopped", 120)
-    stopped_at = int(re.search(r"Stopped after epoch (\d+) of 60", body.inner_text()).group(1))
+    # A Stop between epochs, or part-way through one (whose steps are kept).
+    found = re.search(r"Stopped (?:after epoch (\d+)|at step \d+ of 25 in epoch (\d+)) of 60",
+                      body.inner_text())  # fmt: skip
+    stopped_at = int(found.group(1)) if found.group(1) else int(found.group(2)) - 1
     assert 1 <= stopped_at < 60
     run_dir = runs.active_run(server.home / "runs") or runs.list_runs(server.home / "runs")[0].path
     assert runs.read_status(run_dir)["state"] == "stopped"
@@ -118,6 +130,25 @@ def test_train_on_the_sample_watch_it_stop_and_resume(server, page):
     ui.shot(page, "train_completed")
 
 
+def test_enter_in_a_settings_box_does_not_start_training(server, page, runs_here):
+    before = {r.run_id for r in runs.list_runs(runs_here)}
+    ui.open_page(page, server, "train", "Train", model="e2e_mlp_vae")
+    body = ui.main(page)
+    body.get_by_text("The bundled sample: 400 digits to train, 100 to validate").click()
+    _sample_settings(page)
+    epochs = body.get_by_role("spinbutton", name="Epochs", exact=True)
+    epochs.fill("3")
+    epochs.press("Enter")
+    name = body.get_by_role("textbox", name="Model name (optional)")
+    name.fill("not_yet")
+    name.press("Enter")
+    time.sleep(3)  # a submitted form would have made a run folder by now
+    ui.settle(page)
+    assert {r.run_id for r in runs.list_runs(runs_here)} == before
+    assert "Training started" not in body.inner_text()
+    ui.assert_clean(page)
+
+
 def test_a_killed_training_process_shows_interrupted_and_resumes(server, page, runs_here):
     epochs, name = 40, "e2e_killed_then_resumed"
     models_before = {p.name: p.stat().st_mtime for p in (server.home / "models").iterdir()}
@@ -136,7 +167,7 @@ def test_a_killed_training_process_shows_interrupted_and_resumes(server, page, r
     os.kill(pid, signal.SIGKILL)
     ui.wait_until(lambda: not runs.is_training_process(pid), 10, "the child is gone")
     checkpoint = json.loads((run_dir / "backup" / "checkpoint.json").read_text())["epoch"]
-    kept = [r for r in runs.read_progress(run_dir) if r.get("epoch", 0) <= checkpoint]
+    kept = [r for r in rundir.read_progress(run_dir) if r.get("epoch", 0) <= checkpoint]
     assert [r["epoch"] for r in kept if r["kind"] == "epoch"] == list(range(1, checkpoint + 1))
     assert runs.read_status(run_dir)["state"] == "interrupted"
 
@@ -153,7 +184,7 @@ def test_a_killed_training_process_shows_interrupted_and_resumes(server, page, r
     ui.assert_clean(page)
     # Nothing that was finished is lost: the lines of every checkpointed epoch are still there,
     # unchanged, and every epoch appears exactly once.
-    after = runs.read_progress(run_dir)
+    after = rundir.read_progress(run_dir)
     assert after[: len(kept)] == kept
     _assert_every_epoch_once(run_dir, epochs)
     restart = next(r for r in after if r.get("kind") == "start" and r.get("resumed"))

@@ -1,0 +1,193 @@
+"""How a run uses this machine: devices and tf.distribute, precision, XLA, steps per execution,
+static batches, the optimizer, and the float32 copy that goes into the store.
+
+One module so that training and the benchmarks (benchmarks/training.py) compile the same way. Why
+each choice, with the measurements behind it: benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from vae_core import kinds
+from vae_core.models import ModelBundle
+from vae_core.specs import ModelSpec, TrainSpec
+
+# Batches per Python round trip without XLA: amortises the call overhead of a small Dense step;
+# a conv step on a CPU is slow enough that 1 is as fast (and a stop lands sooner).
+STEPS_PER_EXECUTION = 16
+CONV_CPU_STEPS_PER_EXECUTION = 1
+# Static batch shapes (drop_remainder) only when an epoch has at least this many steps: the dropped
+# partial batch is then < 1% of the data (reshuffled each epoch, so no image is lost for good);
+# smaller sets keep every sample and the last batch's shape is traced (or compiled) once more.
+STATIC_BATCHES_MIN_STEPS = 100
+LOGICAL_CPUS_ENV = "VAE_LAB_LOGICAL_CPUS"  # split the CPU into N devices (tests of mirroring)
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bfloat16 math
+
+
+# ---------------------------------------------------------------- devices and strategies
+def configure_logical_cpus() -> None:
+    """Split the CPU into $VAE_LAB_LOGICAL_CPUS devices; must run before TensorFlow starts."""
+    count = os.environ.get(LOGICAL_CPUS_ENV)
+    if count and int(count) > 1:
+        cpus = tf.config.list_physical_devices("CPU")
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration()] * int(count)
+        )
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """ "default": one device (a GPU if TensorFlow sees one); "mirrored": every local GPU (or every
+    logical CPU when there is no GPU); "multiworker": the cluster in TF_CONFIG."""
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def describe_devices(strategy: tf.distribute.Strategy, name: str) -> dict:
+    """What the run trains on, for status.json and the compile choices."""
+    gpus = tf.config.list_logical_devices("GPU")
+    try:
+        replica_devices = list(strategy.extended.worker_devices)
+    except (AttributeError, RuntimeError):
+        replica_devices = [gpus[0].name if gpus else "/device:CPU:0"]
+    return {
+        "strategy": name,
+        "replicas": int(strategy.num_replicas_in_sync),
+        "replica_devices": replica_devices,
+        "gpus": len(gpus),
+        "names": [d.name for d in gpus + tf.config.list_logical_devices("CPU")],
+    }
+
+
+def worker_role(strategy_name: str) -> tuple[bool, str]:
+    """(is this the chief?, a name for this worker). Only the chief writes the run folder."""
+    if strategy_name != "multiworker":
+        return True, ""
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task, cluster = tf_config.get("task") or {}, tf_config.get("cluster") or {}
+    role, index = task.get("type"), int(task.get("index", 0))
+    if not role:
+        return True, ""
+    chief = role == "chief" or (role == "worker" and index == 0 and "chief" not in cluster)
+    return chief, f"{role}_{index}"
+
+
+# ---------------------------------------------------------------- compile settings
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
+    """Does this CPU multiply bfloat16 natively (AVX512_BF16 or AMX-BF16)? Linux only; else False."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return bool(set(line.partition(":")[2].split()) & set(BF16_CPU_FLAGS))
+    return False
+
+
+def resolve_precision(train_spec: TrainSpec, devices: dict) -> str:
+    """The Keras dtype policy to train under: "float32" or "mixed_bfloat16".
+
+    "auto" picks mixed_bfloat16 only on a CPU-only machine with native bfloat16 dot products: the
+    products then run at up to twice the float32 rate while variables, Adam's state, the losses
+    and the KL stay float32, so the quality reached is the same. Emulated bfloat16 is slower than
+    float32, and on a GPU it has not been measured here: float32 there.
+    """
+    if train_spec.precision != "auto":
+        return train_spec.precision
+    if devices.get("gpus"):
+        return "float32"
+    return "mixed_bfloat16" if cpu_has_bf16() else "float32"
+
+
+def compile_options(
+    model_spec: ModelSpec, train_spec: TrainSpec, devices: dict, n_train: int | None = None
+) -> dict:
+    """How this run is compiled: precision, XLA, steps per execution, static batches.
+
+    - XLA: off under mixed_bfloat16 on a CPU (XLA's CPU products ignore the bfloat16
+      instructions); in float32 on for dense kinds on one CPU device (it fuses the element-wise
+      work around the products), off for convolutions on a CPU (oneDNN's are faster); on a GPU
+      Keras's "auto".
+    - steps per execution: 1 with XLA; otherwise 16 for dense kinds, 1 for convolutions on a CPU.
+    - static batches on big enough sets (STATIC_BATCHES_MIN_STEPS): one traced shape per epoch.
+    """
+    gpu = bool(devices.get("gpus"))
+    precision = resolve_precision(train_spec, devices)
+    dense = kinds.get(model_spec.kind).dense
+    if gpu:
+        jit: bool | str = "auto"
+    elif precision == "mixed_bfloat16":
+        jit = False
+    else:
+        # Under tf.distribute on logical CPUs an XLA step cannot reach the other replicas'
+        # variables ("Trying to access resource ... located in device CPU:1"): one device only.
+        jit = dense and train_spec.strategy == "default"
+    if jit is True or (not dense and not gpu):
+        per_execution = 1 if jit is True else CONV_CPU_STEPS_PER_EXECUTION
+    else:
+        per_execution = STEPS_PER_EXECUTION
+    if train_spec.steps_per_execution is not None:
+        per_execution = train_spec.steps_per_execution
+    if train_spec.strategy != "default":
+        # Keras 3 cannot run several steps per execution under tf.distribute ("You must feed a
+        # value for placeholder tensor", keras-team/keras#19246), so one step per call there.
+        per_execution = 1
+    full_steps = (n_train or 0) // train_spec.batch_size
+    return {
+        "precision": precision,
+        "jit_compile": jit,
+        "steps_per_execution": max(1, per_execution),
+        "drop_remainder": full_steps >= STATIC_BATCHES_MIN_STEPS,
+    }
+
+
+def make_optimizer(train_spec: TrainSpec, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam at the spec's rate, constant or cosine-decayed to 0 over all the run's steps. The
+    schedule reads optimizer.iterations, which checkpoints keep, so a resumed run continues it."""
+    lr: float | keras.optimizers.schedules.LearningRateSchedule = float(train_spec.learning_rate)
+    if train_spec.lr_schedule == "cosine":
+        total = max(1, steps_per_epoch * train_spec.epochs)
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=total, alpha=0.0)
+    return keras.optimizers.Adam(lr)
+
+
+# ---------------------------------------------------------------- precision of what is kept
+@contextlib.contextmanager
+def dtype_policy_restored() -> Iterator[None]:
+    """Whatever policy the body sets, the caller's comes back (Keras keeps it per thread)."""
+    previous = keras.config.dtype_policy()
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def float32_bundle(bundle: ModelBundle) -> ModelBundle:
+    """A float32 copy of a bundle trained under a mixed policy (the same one when it is float32).
+
+    The pages and the store feed float32 numpy and expect float32 out; a saved mixed_bfloat16 layer
+    policy would hand back bfloat16. The trained variables are float32 masters already."""
+    layers_ = bundle.composite._flatten_layers(include_self=True, recursive=True)
+    if all(layer.dtype_policy.name == "float32" for layer in layers_):
+        return bundle
+    with dtype_policy_restored():
+        keras.config.set_dtype_policy("float32")
+        fresh = kinds.build(bundle.spec)
+    fresh.composite.set_weights([np.asarray(w) for w in bundle.composite.get_weights()])
+    fresh.meta = dict(bundle.meta)
+    return fresh
