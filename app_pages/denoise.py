@@ -1,6 +1,6 @@
 """Denoise: upload a digit (or take test digits) -> add noise -> clean it with a DAE -> compare.
 
-The page reads widgets, asks `vae_core` for the work (images.prepare_upload, data.add_noise,
+The page reads widgets, asks `vae_core` for the work (images.prepare_digits, data.add_noise,
 explore.denoise_report) and draws the result; nothing here knows how a model works.
 """
 
@@ -9,13 +9,13 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app_pages import glossary, shared, wiring
+from app_pages import glossary, own_digits, shared, wiring
 from vae_core import data, explore, images, kinds
 from vae_core.errors import UserError
 from vae_core.specs import NOISE_KINDS, NOISES
 
 MAX_DIGITS = 12  # columns of the comparison; more would shrink each digit to a smudge
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
+INPUTS = ("Test digits", "My own images", "Draw", "Camera")
 # The same kinds mid-sentence ("it never saw ..."); "none" is a clean digit.
 NOISE_WORDS = {
     "none": "clean digits",
@@ -48,24 +48,6 @@ def _png(img: np.ndarray, side: int = THUMB) -> bytes:
     """A crisp enlargement: whole-pixel nearest-neighbour scaling, so 28x28 stays sharp."""
     scale = max(1, side // max(img.shape[:2]))
     return images.to_png(img, scale=scale)
-
-
-def _square(img: np.ndarray) -> np.ndarray:
-    """Pad to a square with the image's own background, so a strip of steps lines up."""
-    h, w = img.shape[:2]
-    if h == w:
-        return img
-    edge = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
-    side = max(h, w)
-    out = np.full((side, side), float(np.median(edge)), np.float32)
-    top, left = (side - h) // 2, (side - w) // 2
-    out[top : top + h, left : left + w] = img
-    return out
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def _prepare(data_bytes: bytes, filename: str) -> images.Preprocessed:
-    return images.prepare_upload(data_bytes, filename)
 
 
 def _test_digits(source: str, n: int, draw: int) -> tuple[np.ndarray, list[str]]:
@@ -208,27 +190,22 @@ if dae_bundle is not None:
 
 # ---------------------------------------------------------------- input
 st.subheader("1. The digits")
-use_uploads = (
-    st.radio(
-        "Digits to clean",
-        ["Test digits", "My own images"],
-        horizontal=True,
-        key="dn_input",
-        help="Test digits come with the app; your own images are made to look like MNIST first.",
-    )  # fmt: skip
-    == "My own images"
-)
+choice = st.radio(
+    "Digits to clean", INPUTS, horizontal=True, key="dn_input",
+    help="Test digits come with the app; your own images, drawings and photos are made to look "
+    "like MNIST first.",
+)  # fmt: skip
 clean: np.ndarray | None = None
 noisy: np.ndarray | None = None
 names: list[str] = []
 already_noisy = False
 
-if use_uploads:
+if choice == "My own images":
     files = st.file_uploader(
-        "Upload photos or drawings of digits (one digit per image)",
-        type=UPLOAD_TYPES, accept_multiple_files=True, key="dn_files",
-        help="Dark ink on light paper or light on dark both work; the app crops, scales and "
-        "centres each digit as MNIST did.",
+        "Upload photos or drawings of digits (a digit, or a row of digits, per image)",
+        type=own_digits.UPLOAD_TYPES, accept_multiple_files=True, key="dn_files",
+        help="Dark ink on light paper or light on dark both work; the app finds each digit, then "
+        "crops, scales and centres it as MNIST did.",
     )  # fmt: skip
     already_noisy = st.checkbox(
         "My images are already noisy (add no noise)", key="dn_already_noisy",
@@ -237,24 +214,39 @@ if use_uploads:
     )  # fmt: skip
     if len(files or []) > MAX_DIGITS:
         st.warning(f"Showing the first {MAX_DIGITS} of your {len(files)} images.")
-    digits = []
+    found: list[np.ndarray] = []
     for f in (files or [])[:MAX_DIGITS]:
         try:
-            pre = _prepare(f.getvalue(), f.name)
+            photo = own_digits.prepare_photo(f.getvalue(), f.name)
         except UserError as err:
             st.error(str(err))
             continue
-        digits.append(pre.digit)
-        names.append(f.name)
+        found += list(photo.digit_array())
+        names += own_digits.digit_names(photo, f.name)
         with st.expander(f"How **{f.name}** was made MNIST-like", expanded=len(files) == 1):
-            st.image([_png(_square(img), 96) for _, img in pre.steps],
-                     caption=[s for s, _ in pre.steps], width=96)  # fmt: skip
-            for note in pre.notes:
-                st.caption(note)
+            own_digits.show_photo(photo, 96)
+    if len(found) > MAX_DIGITS:
+        st.warning(f"Showing the first {MAX_DIGITS} of the {len(found)} digits in your images.")
+        found, names = found[:MAX_DIGITS], names[:MAX_DIGITS]
     if not files:
         st.info("Upload one or more images of handwritten digits, or choose *Test digits* above.")
-    if digits:
-        clean = np.stack(digits).astype(np.float32)
+    if found:
+        clean = np.stack(found).astype(np.float32)
+elif choice == "Draw":
+    pad_col, steps_col = st.columns([1, 2])
+    with pad_col:
+        drawing = own_digits.pad("dn_pad")
+    with steps_col:
+        own = own_digits.drawn(drawing)
+        if drawing.pre is not None:
+            st.caption("How your drawing was made MNIST-like:")
+            own_digits.step_strip(drawing.pre.steps)
+    if own is not None:
+        clean, names = own.digits, own.names
+elif choice == "Camera":
+    own = own_digits.camera("dn_camera")
+    if own is not None:
+        clean, names = own.digits, own.names
 else:
     c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
     sources = {"sample": "The bundled sample (500 MNIST test digits)"}

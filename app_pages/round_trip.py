@@ -10,14 +10,17 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app_pages import compare, digits, glossary, shared, wiring
+from app_pages import compare, digits, glossary, own_digits, shared, wiring
 from vae_core import explore, figures, images
 from vae_core.errors import UserError
 from vae_core.models import ModelBundle
 
 MAX_DIGITS = 12
 MAP_POINTS = 2000  # background digits on the latent map
-MODES = ("Mixed digits", "By label", "By index", "Upload")
+BARS_UP_TO = 16  # latent sizes up to this get a bar chart per digit
+MODES = ("Mixed digits", "By label", "By index", "Upload", "Draw", "Camera")
+DATASET_MODES = MODES[:3]  # the others are a person's own digits
+TRAIL = 12  # earlier positions of a drawing's code kept on the latent map
 
 
 # ---------------------------------------------------------------- cached per model
@@ -31,7 +34,42 @@ def _background(
     return z, np.asarray(y)
 
 
+def _ask_labels(names: list[str]) -> np.ndarray:
+    """The conditional VAE must be told each own digit's label: one picker per digit."""
+    st.caption("The conditional VAE needs to be told which digit each one is:")
+    cols = st.columns(min(len(names), 6))
+    picked = []
+    for i, name in enumerate(names):
+        key = "rt_up_label" if i == 0 else f"rt_up_label_{i}"
+        picked.append(cols[i % len(cols)].selectbox(f"{name} is a", list(range(10)), key=key))
+    return np.asarray(picked)
+
+
+def _revive(*keys: str) -> None:
+    """Widgets left out of the last run (an empty pad stops the page early) come back in the
+    browser at their defaults: write their values back on the run they return, and only then (every
+    run would fight a person's quick clicks)."""
+    run = st.session_state["rt_run"]
+    if st.session_state.get("rt_controls_run") != run - 1:
+        for key in keys:
+            if key in st.session_state:
+                st.session_state[key] = st.session_state[key]
+    st.session_state["rt_controls_run"] = run
+
+
+def _follow(digest: str, z: np.ndarray) -> np.ndarray:
+    """Where the drawing's code has been since the pad was cleared, oldest first, ending at `z`."""
+    pad = st.session_state.get("rt_pad_n", 0)
+    trail = st.session_state.get("rt_trail")
+    if trail is None or trail["pad"] != pad:
+        trail = st.session_state["rt_trail"] = {"pad": pad, "seen": [], "z": []}
+    if not trail["seen"] or trail["seen"][-1] != digest:
+        trail["seen"], trail["z"] = trail["seen"][-TRAIL:] + [digest], trail["z"][-TRAIL:] + [z]
+    return np.asarray(trail["z"]).reshape(-1, len(z))
+
+
 # ---------------------------------------------------------------- the page
+st.session_state["rt_run"] = st.session_state.get("rt_run", 0) + 1
 st.title("Round trip")
 st.markdown(
     "Follow a handwritten digit through the autoencoder: the **encoder** turns it into a few "
@@ -90,19 +128,25 @@ with st.expander("How the three models are wired", expanded=True):
 
 # ---- 2. pick digits
 st.header("Pick digits")
-pick = st.columns([1, 1], gap="large")
-with pick[0]:
+mode_col, source_col = st.columns([3, 2], gap="large")
+with source_col:
     source, x_all, y_all = digits.source_picker("rt_src")
-    url_idx = [i for i in digits.param_ints("idx") if 0 <= i < len(x_all)][:MAX_DIGITS]
-    digits.init_state("rt_mode", "By index" if url_idx else MODES[0])
-    mode = st.segmented_control("Choose", MODES, key="rt_mode", required=True, wrap=True)
+url_idx = [i for i in digits.param_ints("idx") if 0 <= i < len(x_all)][:MAX_DIGITS]
+digits.init_state("rt_mode", "By index" if url_idx else MODES[0])
+with mode_col:
+    mode = st.segmented_control(
+        "Choose", MODES, key="rt_mode", required=True, wrap=True,
+        help="Digits from the set, or your own: a photo or scan, a drawing, the camera.",
+    )  # fmt: skip
     mode = mode or MODES[0]
 
 chosen: np.ndarray | None = None  # (N, 28, 28) uint8 or float
 labels: np.ndarray | None = None
 names: list[str] = []
 idx: list[int] = []
-with pick[1]:
+live: list = []  # Draw: two columns beside the pad that follow every stroke
+drawing: own_digits.Drawing | None = None
+with st.columns([3, 2], gap="large")[0] if mode in DATASET_MODES else st.container():
     if mode == "Mixed digits":
         digits.init_state("rt_n", digits.param_int("n", 5, 1, 10))
         digits.init_state("rt_shuffle", 0)
@@ -136,36 +180,31 @@ with pick[1]:
             help="Type a number to find a digit; the label in brackets is what a person wrote.",
         )
     else:
-        upload = st.file_uploader(
-            "A photo or scan of ONE handwritten digit",
-            type=["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"],
-            key="rt_upload",
-        )
-        if upload is None:
-            st.info("Upload a picture of one digit: dark ink on light paper works best.")
+        if mode == "Upload":
+            with st.columns([3, 2], gap="large")[0]:
+                own = own_digits.upload("rt_upload")
+        elif mode == "Camera":
+            with st.columns([3, 2], gap="large")[0]:
+                own = own_digits.camera("rt_camera")
         else:
-            try:
-                pre = images.prepare_upload(upload.getvalue(), upload.name)
-            except UserError as err:
-                shared.show_error(err)
-                pre = None
-            if pre is not None:
-                st.markdown(f"How **{shared.breakable(upload.name, markdown=True)}** was made "
-                            "MNIST-like:")  # fmt: skip
-                # One picture that fits the column, whatever the number of steps.
-                st.image(digits.png(images.strip([img for _, img in pre.steps]), 2),
-                         width="stretch")  # fmt: skip
-                st.caption(" → ".join(f"({i + 1}) {step}" for i, (step, _) in enumerate(pre.steps)))
-                for note in pre.notes:
-                    st.caption(note)
-                chosen = pre.digit[None]
-                names = [upload.name]
-                if spec.is_conditional:
-                    up_label = st.selectbox("Which digit is it? (the conditional VAE needs to be told)",
-                                            list(range(10)), key="rt_up_label")  # fmt: skip
-                    labels = np.array([up_label])
+            # The pad, and beside it what follows every stroke (filled in once the model has run).
+            pad_col, *live = st.columns([3, 2.4, 3.6], gap="medium")
+            with pad_col:
+                drawing = own_digits.pad("rt_pad")
+                own = own_digits.drawn(drawing)
+                if own is not None and spec.is_conditional:
+                    labels = _ask_labels(own.names)  # right under the pad, where the eyes are
+            if drawing.pre is not None:
+                st.caption("How your drawing was made MNIST-like (the same steps as a photo):")
+                own_digits.step_strip(drawing.pre.steps)
+        if own is not None:
+            chosen, names = own.digits, own.names
+            if spec.is_conditional and labels is None:
+                labels = _ask_labels(names)
 
-if mode != MODES[3]:
+if mode not in DATASET_MODES:
+    st.query_params.pop("idx", None)  # a copied link must not bring back digits from the set
+else:
     idx = [int(i) for i in idx][:MAX_DIGITS]
     digits.set_param("idx", idx)
     if idx:
@@ -183,6 +222,7 @@ if spec.is_vae:
     ctl = st.columns([2, 1, 2], vertical_alignment="bottom")
     digits.init_state("rt_k", digits.param_int("k", 6, 1, 12))
     digits.init_state("rt_seed", digits.param_int("seed", 0, 0, 10**6))
+    _revive("rt_k", "rt_seed", "rt_always")
     digits.init_state("rt_always", bool(digits.param_int("always", 0, 0, 1)))
     # persist_state: they survive a visit to another page, and a widget that comes back (after
     # an upload) shows the value that is used, not its minimum.
@@ -215,9 +255,34 @@ try:
         if always
         else None
     )
+    # The conditional VAE keeps each digit's style and redraws it as every digit 0-9.
+    restyled = explore.restyle(bundle, chosen, model_labels) if spec.is_conditional else None
 except UserError as err:
     shared.show_error(err)
     st.stop()
+trail = _follow(drawing.digest, rt.z_mean[0]) if drawing is not None and drawing.pre else None
+
+if live:
+    seen, mapped = live
+    with seen:
+        made = "decoder(z_mean)" if spec.is_vae else "decoder(encoder(x))"
+        c = st.columns(2)
+        c[0].image(digits.png(rt.inputs[0]), caption="what the encoder sees", width=112)
+        c[1].image(digits.png(rt.decoded_mean[0]), caption=made, width=112)
+        if restyled is not None:
+            st.caption("Your drawing's style, redrawn by the conditional VAE as every digit 0-9:")
+            st.image([digits.png(img, 2) for img in restyled[0]], caption=[str(i) for i in range(10)],
+                     width=44)  # fmt: skip
+    with mapped:
+        if spec.latent_dim == 2:
+            z_bg, y_bg = _background(entry.name, stamp, source, bundle, x_all, y_all)
+            fig = figures.latent_map(z_bg, y_bg, highlight=rt.z_mean[:1], trail=trail,
+                                     highlight_names=["you"], height=330)  # fmt: skip
+            fig.update_layout(showlegend=False)  # the big map below has the legend
+            st.plotly_chart(fig, key="rt_live_map", config={"displayModeBar": False})
+            st.caption("The star is your drawing's z_mean; the dotted line, where it was before.")
+        else:
+            st.caption(f"Its {spec.latent_dim} latent numbers are placed on the map further down.")
 
 if spec.is_vae:
     call_in = "[x, label]" if spec.is_conditional else "x"
@@ -307,6 +372,13 @@ for i in range(len(rt.inputs)):
         spread = std / top if top > 1e-6 else std
         s[1].image(digits.png(spread, 2), width=64, caption=f"spread: std up to {top:.3f}")
         s[1].caption("White where the samples differ most.")
+        if restyled is not None:
+            st.image([digits.png(img, 2) for img in restyled[i]], width=56,
+                     caption=[f"as a {j}" for j in range(len(restyled[i]))])  # fmt: skip
+            st.caption(
+                "The same style (this digit's z_mean) with each label: the conditional VAE keeps "
+                "the slant and thickness and draws the digit it is told."
+            )
 
 if spec.is_vae:
     with st.expander("Why is decoder(z_mean) not the same as vae(x)?", expanded=False):
@@ -374,6 +446,7 @@ fig = figures.latent_map(
     dims=dims,
     projection=projection,
     highlight_names=[str(i + 1) for i in range(len(rt.z_mean))],
+    trail=trail,
 )
 st.plotly_chart(fig, key="rt_map", config={"displayModeBar": False})
 what = "z_mean" if spec.is_vae else "latent vector"

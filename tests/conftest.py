@@ -7,6 +7,9 @@ so pictures are digit-like enough for tests to notice changes, yet building them
 from __future__ import annotations
 
 import gc
+import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,10 @@ STORE_SPECS = {
     "conv_dae": dict(kind="conv_dae", latent_dim=8, hidden=32),
     "cvae": dict(kind="cvae", latent_dim=2, hidden=64),
 }
+
+
+# Read before any test's monkeypatch hides it (sample_only removes it for the page tests).
+MNIST_DIR = os.environ.get("VAE_LAB_DATA_DIR")
 
 
 @pytest.fixture
@@ -119,3 +126,52 @@ def own_store(tmp_path, monkeypatch, trained_home, no_shipped_models) -> Path:
     monkeypatch.setenv("VAE_LAB_HOME", str(home))
     monkeypatch.setenv("VAE_LAB_OFFLINE", "1")
     return home / "models"
+
+
+@pytest.fixture(scope="session")
+def full_mnist():
+    """The full MNIST from VAE_LAB_DATA_DIR: skipped on a developer's machine without it, a failure
+    in CI (CI=true), where .ci/run provides it."""
+    from vae_core import data
+
+    found = data.find_dataset_files("mnist", MNIST_DIR) if MNIST_DIR else None
+    if found is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but the full MNIST is not in VAE_LAB_DATA_DIR={MNIST_DIR!r}.",
+                        pytrace=False)  # fmt: skip
+        pytest.skip("VAE_LAB_DATA_DIR does not point at the full MNIST (CI sets it)")
+    return data.load_dataset("mnist", MNIST_DIR, allow_download=False)
+
+
+@dataclass
+class DigitReader:
+    """A small CNN that reads digits, and its accuracy on MNIST's 10,000 test digits."""
+
+    model: object
+    test_accuracy: float
+
+    def read(self, digits: np.ndarray) -> np.ndarray:
+        """The label it reads in each digit ((N, 28, 28), uint8 or float in [0, 1])."""
+        from benchmarks.photos import read_digits
+
+        return read_digits(self.model, np.asarray(digits))
+
+
+@pytest.fixture(scope="session")
+def digit_reader(full_mnist, tmp_path_factory) -> DigitReader:
+    """The CNN, trained once per test session on MNIST's 60,000 training digits (~30 s) and kept in
+    pytest's temporary folder, never in the repository."""
+    import keras
+
+    from benchmarks.photos import read_digits, train_classifier
+
+    folder = tmp_path_factory.getbasetemp() / "digit_reader"
+    path, facts = folder / "reader.keras", folder / "reader.json"
+    if path.exists() and facts.exists():
+        return DigitReader(keras.saving.load_model(path), json.loads(facts.read_text())["acc"])
+    model = train_classifier(full_mnist.x_train, full_mnist.y_train)
+    accuracy = float(np.mean(read_digits(model, full_mnist.x_test) == full_mnist.y_test))
+    folder.mkdir(exist_ok=True)
+    model.save(path)
+    facts.write_text(json.dumps({"acc": accuracy}))
+    return DigitReader(model, accuracy)

@@ -152,3 +152,17 @@ def test_composite_call_names_every_input_the_model_takes():
     assert figures.composite_call() == "decoder(encoder(x)[2])"
     assert figures.composite_call(is_vae=False) == "decoder(encoder(x))"
     assert figures.composite_call(conditional=True) == "decoder([encoder([x, label])[2], label])"
+
+
+def test_latent_map_draws_a_drawings_trail_up_to_its_star(codes):
+    z, labels = codes
+    trail = np.array([[0.0, 0.0, 0, 0], [1.0, -1.0, 0, 0], [2.0, 0.5, 0, 0]])
+    fig = figures.latent_map(z, labels, highlight=trail[-1:], trail=trail, dims=(0, 1))
+    names = [t.name for t in fig.data]
+    assert names.index("earlier") == names.index("your digits") - 1  # under the star
+    path = _trace(fig, "earlier")
+    np.testing.assert_allclose(path.x, trail[:, 0])
+    np.testing.assert_allclose(path.y, trail[:, 1])
+    # One position is no path yet: nothing is drawn for it.
+    one = figures.latent_map(z, labels, highlight=trail[:1], trail=trail[:1])
+    assert "earlier" not in [t.name for t in one.data]

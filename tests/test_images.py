@@ -18,6 +18,7 @@ from vae_core.images import (
     MAX_BYTES,
     Preprocessed,
     decode_image,
+    decode_pixels,
     prepare_upload,
     strip,
     tile,
@@ -358,3 +359,25 @@ def test_to_png_round_trip_and_scale():
 def test_to_uint8_clips_and_handles_nan():
     out = to_uint8(np.array([-1.0, 0.5, 2.0, np.nan]))
     assert out.tolist() == [0, 128, 255, 0]
+
+
+# --- pixels from the drawing pad or a camera frame ---------------------------------------------
+
+
+def test_drawing_pad_pixels_become_a_centred_digit():
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[..., 3] = 255  # the pad's black background is opaque
+    rgba[40:240, 130:150, :3] = 255  # a white "1"
+    gray = decode_pixels(rgba)
+    assert gray.shape == (280, 280) and gray.max() == 1.0 and gray.min() == 0.0
+    pre = to_mnist(gray)
+    assert not any("inverted" in n for n in pre.notes)  # already white on black
+    assert pre.digit.shape == (28, 28) and bbox(pre.digit)[0] == 20  # a 1 is 20 px tall
+    # An empty, see-through pad is an empty digit with its note.
+    assert to_mnist(decode_pixels(np.zeros((280, 280, 4), np.uint8))).digit.max() == 0.0
+
+
+@pytest.mark.parametrize("shape", [(0, 5, 4), (10, 10, 2), (2, 2, 2, 2)])
+def test_decode_pixels_refuses_shapes_that_are_no_picture(shape):
+    with pytest.raises(ValueError):
+        decode_pixels(np.zeros(shape, np.uint8))

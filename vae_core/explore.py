@@ -306,3 +306,14 @@ def noise_seen(meta: dict) -> NoiseSeen | None:
     if kind in NOISE_KINDS:
         return NoiseSeen((kind,), float(strength), mixed=False)
     return None
+
+
+def restyle(bundle: ModelBundle, x: np.ndarray, labels) -> np.ndarray:
+    """The conditional VAE keeps each digit's style (its z_mean, given its label) and redraws it as
+    every digit 0-9: (N, num_classes, 28, 28), one decoder call."""
+    if not bundle.spec.is_conditional:
+        raise UserError("Only the conditional VAE can redraw a digit as another one.")
+    z_mean, _ = encode(bundle, x, labels)
+    k = bundle.spec.num_classes
+    flat = decode(bundle, np.repeat(z_mean, k, axis=0), np.tile(np.arange(k), len(z_mean)))
+    return flat.reshape(len(z_mean), k, *flat.shape[1:])

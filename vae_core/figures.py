@@ -81,13 +81,15 @@ def latent_map(
     *,
     projection: str = "dims",
     highlight_names: Sequence[str] | None = None,
+    trail: np.ndarray | None = None,
     height: int = 520,
 ) -> go.Figure:
     """z_mean of many digits as dots coloured by label, the chosen ones as stars with their sigma.
 
     `projection="dims"` plots latent dimensions `dims`; `"pca"` the two principal axes of `z`
     (sigma is then projected per axis, ignoring correlations). Traces: one per label present (or
-    one "digits"), then "your digits", then the 1-sigma and 2-sigma ellipses when sigma is given.
+    one "digits"), then "earlier" (`trail`: where a drawing's code has been, oldest first, a line
+    ending at its star) when given, then "your digits", then the 1-sigma and 2-sigma ellipses.
     """
     z = np.atleast_2d(np.asarray(z, dtype=np.float64))
     d = z.shape[1]
@@ -122,6 +124,12 @@ def latent_map(
             fig.add_scatter(x=p[m, 0], y=p[m, 1], mode="markers", name=f"digit {k}",
                             marker=dict(size=5, color=DIGIT_COLORS[k % 10], opacity=0.65),
                             hovertemplate=f"a {k}<br>(%{{x:.2f}}, %{{y:.2f}})<extra></extra>")  # fmt: skip
+    if trail is not None and len(trail) > 1:
+        t = proj(trail)
+        fig.add_scatter(x=t[:, 0], y=t[:, 1], mode="lines+markers", name="earlier",
+                        line=dict(color=HIGHLIGHT_COLOR, width=2.5, dash="dot"),
+                        marker=dict(size=8, color="#ffd23f", line=dict(color=HIGHLIGHT_COLOR, width=1)),
+                        hovertemplate="before: (%{x:.2f}, %{y:.2f})<extra></extra>")  # fmt: skip
     if highlight is not None and len(highlight):
         h = proj(highlight)
         names = (

@@ -6,6 +6,7 @@ sentence the person can act on, never a traceback. File names only ever appear i
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import struct
@@ -29,6 +30,14 @@ DIGIT_SIDE = 28
 BOX_SIDE = 20  # MNIST fits each digit into a 20x20 box before centring it in 28x28
 MID_SIDE = 80  # strokes are measured and thickened at this size: cheap, yet 4x finer than the box
 STROKE_FRACTION = 0.12  # MNIST's pen is about 2.5 px wide in the 20 px box
+LIGHT_SIDE = 64  # the paper's lighting is smooth: it is measured on a thumbnail this large
+LIGHT_RADIUS = 0.08  # shadows are averaged over about this share of the image
+INK_OVER_NOISE = 6  # ink stands out from the paper by at least this many times the grain
+SPLIT_SIDE = 256  # ink is split into connected regions at this size: fast, and hairline gaps close
+SPECK_SHARE = 0.01  # connected ink under this share of the largest region is dust, not a stroke
+MIN_HEIGHT_SHARE = 0.35  # in a row, a mark this much shorter than the tallest is a dash or a dot
+MAX_DIGITS = 12  # one photo holds at most this many digits (a date, a phone number)
+EMPTY_NOTE = "The image is almost empty; there is little ink to centre."
 
 # What Pillow raises on malformed files. Its plugins surface damage as any of these (a broken PNG
 # chunk is a SyntaxError, a bad TIFF tag a KeyError or TypeError), so all of them mean "bad file".
@@ -222,15 +231,71 @@ def _ink_neighbours(ink: np.ndarray) -> np.ndarray:
     )
 
 
-def _empty(pre: Preprocessed, note: str) -> Preprocessed:
+def _empty(pre: Preprocessed, note: str = EMPTY_NOTE) -> Preprocessed:
     pre.notes.append(note)
     pre.digit = np.zeros((DIGIT_SIDE, DIGIT_SIDE), np.float32)
     pre.steps.append(("Centred in 28x28 (nothing to centre)", pre.digit))
     return pre
 
 
-def to_mnist(gray: np.ndarray) -> Preprocessed:
-    """The MNIST recipe: white on black, background removed, ink cropped, 20 px box, centre of mass."""
+# ---------------------------------------------------------------------------------------------
+# Lighting: a lamp lights a sheet unevenly, and a gradient across the paper must not read as ink
+
+
+def _box_blur(img: np.ndarray, radius: int) -> np.ndarray:
+    """Mean over a (2r+1)^2 window, edges repeated; three passes make it close to a Gaussian."""
+    out = img.astype(np.float64)
+    for axis in (0, 1):
+        for _ in range(3):
+            pad = [(0, 0), (0, 0)]
+            pad[axis] = (radius + 1, radius)
+            c = np.cumsum(np.pad(out, pad, mode="edge"), axis=axis)
+            hi = np.take(c, np.arange(2 * radius + 1, c.shape[axis]), axis=axis)
+            lo = np.take(c, np.arange(0, c.shape[axis] - 2 * radius - 1), axis=axis)
+            out = (hi - lo) / (2 * radius + 1)
+    return out
+
+
+def _paper(gray: np.ndarray) -> np.ndarray:
+    """How bright the bare paper is at each pixel of a white-on-black image (ink left out)."""
+    small = _shrink(gray, LIGHT_SIDE).astype(np.float64)
+    h, w = small.shape
+    if h * w < 64:
+        return np.full(gray.shape, float(np.median(small)), np.float32)
+    # 1. A smooth surface (a cubic in x and y) fitted to the paper alone: ink is what lies well
+    #    above the fit, so it is left out and the fit redone until the paper is all that is left.
+    yy, xx = np.mgrid[-1 : 1 : h * 1j, -1 : 1 : w * 1j]
+    terms = np.stack([xx**i * yy**j for i in range(4) for j in range(4 - i)], -1).reshape(h * w, -1)
+    values = small.ravel()
+    paper = values <= np.median(values)  # a first guess: ink is never the brighter half
+    for _ in range(8):
+        # Least squares through the 10x10 normal equations (lstsq's SVD is 100x slower here).
+        masked = terms * paper[:, None]
+        coef = np.linalg.solve(masked.T @ terms + 1e-6 * np.eye(terms.shape[1]), masked.T @ values)
+        residual = values - terms @ coef
+        spread = 1.4826 * float(np.median(np.abs(residual[paper]))) + 2e-3
+        paper = residual < 3.0 * spread
+    fit = (terms @ coef).reshape(h, w)
+    # 2. Shadows are more local than any smooth surface: average the paper pixels nearby, and
+    #    fall back on the fit where a thick stroke leaves no paper to average.
+    keep = paper.reshape(h, w).astype(np.float64)
+    keep = (_box_blur(keep, 1) > 0.99).astype(np.float64)  # stroke edges are not paper either
+    radius = max(1, round(LIGHT_RADIUS * max(h, w)))
+    near = _box_blur(small * keep, radius)
+    weight = _box_blur(keep, radius)
+    local = (near + 0.05 * fit) / (weight + 0.05)
+    up = Image.fromarray(local.astype(np.float32)).resize(
+        (gray.shape[1], gray.shape[0]), Image.Resampling.BILINEAR
+    )
+    return np.asarray(up, np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ink: the steps every photo goes through, however many digits it holds
+
+
+def _ink(gray: np.ndarray) -> tuple[Preprocessed, np.ndarray | None]:
+    """Grayscale -> white on black -> lighting evened out -> background removed (None: no ink)."""
     gray = np.asarray(gray, dtype=np.float32)
     if gray.ndim == 3 and gray.shape[-1] == 1:
         gray = gray[..., 0]
@@ -241,38 +306,167 @@ def to_mnist(gray: np.ndarray) -> Preprocessed:
     pre = Preprocessed()
     pre.steps.append(("Your image in grayscale", gray))
 
-    border = _border(gray)
-    if float(np.median(border)) > 0.5:
+    if float(np.median(_border(gray))) > 0.5:
         gray = 1.0 - gray
-        border = 1.0 - border
         pre.notes.append("The image was inverted because its background was light.")
     pre.steps.append(("White digit on a black background", gray))
 
-    # Photos have a grey, uneven background: measure it on the border and take it away, together
-    # with the background's own speckle, so only the strokes are left.
+    # Light falling off across the sheet would read as ink: take the paper's own brightness away
+    # pixel by pixel, so what is left is the ink alone on a black, evenly lit page.
+    residual = gray - _paper(gray)
+    even = np.clip(residual, 0.0, 1.0)
+    pre.steps.append(("Lighting evened out", even))
+    # Grain and JPEG noise, measured all over the page (ink is too small a part to sway a median;
+    # every 4th pixel each way is plenty for a median, and 16x faster).
+    sample = residual[::4, ::4]
+    noise = 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
+
+    # What is left of the background is speckle (grain, JPEG noise): measure it on the border
+    # and cut below it, so only the strokes are left.
+    border = _border(even)
     background = float(np.median(border))
     # The ink level is read among the pixels brighter than the paper, so a thin pen line that
     # covers 0.1 % of a large image still counts as ink (a plain high percentile would miss it).
-    above = gray[gray > background + 0.05]
+    above = even[even > background + 0.05]
     ink = float(np.percentile(above, 95)) if above.size else background
     contrast = ink - background
-    if contrast < 0.05:
-        return _empty(pre, "The image is almost empty; there is little ink to centre.")
+    if contrast < max(0.05, INK_OVER_NOISE * noise):  # bare paper: grain is all there is
+        return pre, None
     speckle = (float(np.percentile(border, 99)) - background) / contrast
     cut = min(max(1.5 * speckle, 0.1), 0.5)
-    clean = np.clip(((gray - background) / contrast - cut) / (1.0 - cut), 0.0, 1.0)
+    clean = np.clip(((even - background) / contrast - cut) / (1.0 - cut), 0.0, 1.0)
     # Lone specks that survive the cut would stretch the crop and shrink the digit; a stroke,
     # even one pixel wide, always has an inked neighbour.
     clean[(clean > 0) & (_ink_neighbours(clean > 0) == 0)] = 0.0
     pre.steps.append(("Background removed", clean))
+    if not clean.any():
+        return pre, None
+    return pre, clean
 
-    rows = np.flatnonzero(clean.max(axis=1) > 0)
-    cols = np.flatnonzero(clean.max(axis=0) > 0)
-    if rows.size == 0:
-        return _empty(pre, "The image is almost empty; there is little ink to centre.")
-    crop = clean[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+# ---------------------------------------------------------------------------------------------
+# Regions: connected ink, grouped into digits
+
+
+@dataclass
+class _Region:
+    """Connected ink (or several pieces of one digit): its bounding box and how much ink it holds."""
+
+    top: int
+    bottom: int  # exclusive
+    left: int
+    right: int  # exclusive
+    area: int
+    labels: list[int]
+
+    def merged(self, other: _Region) -> _Region:
+        return _Region(min(self.top, other.top), max(self.bottom, other.bottom),
+                       min(self.left, other.left), max(self.right, other.right),
+                       self.area + other.area, self.labels + other.labels)  # fmt: skip
+
+
+def _label(ink: np.ndarray) -> tuple[np.ndarray, list[_Region]]:
+    """8-connected components of a boolean image, found run by run (union-find over row runs)."""
+    h, w = ink.shape
+    parent: list[int] = []
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    # Every run of ink in every row at once: where a row steps from paper to ink and back.
+    steps = np.diff(np.pad(ink.astype(np.int8), ((0, 0), (1, 1))), axis=1)
+    rows, starts = np.nonzero(steps == 1)
+    ends = np.nonzero(steps == -1)[1]
+    runs = list(zip(rows.tolist(), starts.tolist(), ends.tolist(), strict=True))
+    previous: list[int] = []  # run ids of the row above
+    current: list[int] = []
+    row = -2
+    j = 0
+    for rid, (y, start, end) in enumerate(runs):
+        if y != row:
+            previous, current = (current if y == row + 1 else []), []
+            row, j = y, 0
+        parent.append(rid)
+        # Runs above that touch this one, diagonals included, are the same component.
+        while j < len(previous) and runs[previous[j]][2] < start:
+            j += 1
+        k = j
+        while k < len(previous) and runs[previous[k]][1] <= end:
+            a, b = find(previous[k]), find(rid)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+            k += 1
+        current.append(rid)
+    labels = np.zeros((h, w), np.int32)
+    boxes: dict[int, list[int]] = {}
+    for rid, (y, start, end) in enumerate(runs):
+        root = find(rid)
+        labels[y, start:end] = root + 1
+        box = boxes.setdefault(root, [y, y + 1, start, end, 0])
+        box[0], box[1] = min(box[0], y), max(box[1], y + 1)
+        box[2], box[3] = min(box[2], start), max(box[3], end)
+        box[4] += end - start
+    regions = [_Region(t, b, lft, r, a, [root + 1]) for root, (t, b, lft, r, a) in boxes.items()]
+    return labels, regions
+
+
+def _stacked(a: _Region, b: _Region) -> bool:
+    """Two pieces of one broken digit: side by side in x (overlap or a small gap), not in y."""
+    gap = max(a.left, b.left) - min(a.right, b.right)  # < 0: they overlap horizontally
+    if gap < 0:
+        return True
+    tall = max(a.bottom - a.top, b.bottom - b.top)
+    shared_rows = min(a.bottom, b.bottom) - max(a.top, b.top)
+    short = min(a.bottom - a.top, b.bottom - b.top)
+    return gap <= 0.15 * tall and shared_rows <= 0.3 * short
+
+
+def _digit_regions(clean: np.ndarray) -> tuple[np.ndarray, list[_Region], float]:
+    """Ink grouped into digits, left to right, with the label image and its scale to `clean`."""
+    small = _shrink(clean, SPLIT_SIDE)
+    scale = clean.shape[0] / small.shape[0]
+    labels, regions = _label(small > 0)
+    if not regions:
+        return labels, [], scale
+    # Specks (dust, grain) are far smaller than any stroke of a digit.
+    largest = max(r.area for r in regions)
+    regions = sorted((r for r in regions if r.area >= SPECK_SHARE * largest), key=lambda r: r.left)
+    groups: list[_Region] = []
+    for region in regions:
+        # Merge with every group it overlaps; merging can make a group reach an earlier one.
+        for i in range(len(groups) - 1, -1, -1):
+            if _stacked(groups[i], region):
+                region = region.merged(groups.pop(i))
+        groups.append(region)
+        groups.sort(key=lambda r: r.left)
+    return labels, groups, scale
+
+
+def _region_ink(clean: np.ndarray, labels: np.ndarray, scale: float, region: _Region) -> np.ndarray:
+    """The region's own ink, cropped from `clean` (other regions' ink inside its box removed)."""
+    h, w = clean.shape
+    top, bottom = int(region.top * scale), min(h, math.ceil(region.bottom * scale))
+    left, right = int(region.left * scale), min(w, math.ceil(region.right * scale))
+    # Each clean pixel belongs to the label of the small pixel it was shrunk into.
+    ys = np.minimum((np.arange(top, bottom) / scale).astype(int), labels.shape[0] - 1)
+    xs = np.minimum((np.arange(left, right) / scale).astype(int), labels.shape[1] - 1)
+    mine = np.isin(labels[np.ix_(ys, xs)], region.labels)
+    crop = clean[top:bottom, left:right] * mine
+    rows = np.flatnonzero(crop.max(axis=1) > 0)
+    cols = np.flatnonzero(crop.max(axis=0) > 0)
+    return crop[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+# ---------------------------------------------------------------------------------------------
+# One digit: MNIST's 20 px box and centre of mass
+
+
+def _centre(crop: np.ndarray, pre: Preprocessed) -> Preprocessed:
+    """Cropped ink -> strokes as thick as MNIST's -> 20 px box -> centred in 28x28 by mass."""
     pre.steps.append(("Cropped to the ink", crop))
-
     mid = (
         _resize_longer(crop, MID_SIDE, Image.Resampling.BOX) if max(crop.shape) > MID_SIDE else crop
     )
@@ -292,7 +486,7 @@ def to_mnist(gray: np.ndarray) -> Preprocessed:
 
     mass = float(small.sum())
     if mass <= 0:
-        return _empty(pre, "The image is almost empty; there is little ink to centre.")
+        return _empty(pre)
     ys, xs = np.indices(small.shape)
     com_y, com_x = float((ys * small).sum()) / mass, float((xs * small).sum()) / mass
     sh, sw = small.shape
@@ -302,10 +496,96 @@ def to_mnist(gray: np.ndarray) -> Preprocessed:
     digit = np.zeros((DIGIT_SIDE, DIGIT_SIDE), np.float32)
     digit[top : top + sh, left : left + sw] = small
     if float(digit.max()) < 0.2 or np.count_nonzero(digit > 0.2) < 3:
-        pre.notes.append("The image is almost empty; there is little ink to centre.")
+        pre.notes.append(EMPTY_NOTE)
     pre.digit = digit
     pre.steps.append(("Centred in 28x28 by its centre of mass", digit))
     return pre
+
+
+def to_mnist(gray: np.ndarray) -> Preprocessed:
+    """The MNIST recipe for one digit: white on black, lighting evened out, background removed,
+    ink cropped, 20 px box, centre of mass."""
+    pre, clean = _ink(gray)
+    if clean is None:
+        return _empty(pre)
+    labels, groups, scale = _digit_regions(clean)
+    if not groups:
+        return _empty(pre)
+    # One digit: all its ink, specks left out (a speck far away would shrink the digit).
+    whole = functools.reduce(_Region.merged, groups)
+    return _centre(_region_ink(clean, labels, scale, whole), pre)
+
+
+@dataclass
+class Photo:
+    """A photo of one or more digits: the steps they share, then each digit with its own steps."""
+
+    steps: list[tuple[str, np.ndarray]] = field(default_factory=list)  # the whole photo
+    digits: list[Preprocessed] = field(default_factory=list)  # left to right, steps from the crop
+    notes: list[str] = field(default_factory=list)  # about the whole photo
+
+    def digit_array(self) -> np.ndarray:
+        """The digits as one float32 array (N, 28, 28), white on black."""
+        return np.stack([d.digit for d in self.digits]) if self.digits else np.zeros((0, 28, 28))
+
+
+def _outlined(clean: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """The ink with a grey frame around each digit found, for the step strip."""
+    out = clean.copy()
+    t = max(1, round(0.004 * max(clean.shape)))
+    for top, bottom, left, right in boxes:
+        top, left = max(0, top - 2 * t), max(0, left - 2 * t)
+        bottom, right = min(out.shape[0], bottom + 2 * t), min(out.shape[1], right + 2 * t)
+        for sl in ((slice(top, top + t), slice(left, right)),
+                   (slice(bottom - t, bottom), slice(left, right)),
+                   (slice(top, bottom), slice(left, left + t)),
+                   (slice(top, bottom), slice(right - t, right))):  # fmt: skip
+            out[sl] = np.maximum(out[sl], 0.5)
+    return out
+
+
+def split_digits(gray: np.ndarray, max_digits: int = MAX_DIGITS, filename: str = "") -> Photo:
+    """A photo of digits in a row -> each digit MNIST-style, left to right (none if no ink).
+
+    Pieces of ink that overlap horizontally are one digit, so a broken stroke stays in its digit.
+    More than `max_digits` separate marks: ImageError, since that is no row of digits.
+    """
+    pre, clean = _ink(gray)
+    photo = Photo(steps=pre.steps, notes=pre.notes)
+    if clean is None:
+        photo.notes.append(EMPTY_NOTE)
+        return photo
+    labels, groups, scale = _digit_regions(clean)
+    # Dashes, dots and dust in a date or a phone number are much shorter than its digits.
+    tallest = max((g.bottom - g.top for g in groups), default=0)
+    groups = [g for g in groups if g.bottom - g.top >= MIN_HEIGHT_SHARE * tallest]
+    if len(groups) > max_digits:
+        raise ImageError(
+            f"{_name(filename)} shows {len(groups)} separate marks, more than the {max_digits} "
+            "digits one photo can hold; crop it to a row of digits and try again."
+        )
+    if not groups:
+        photo.notes.append(EMPTY_NOTE)
+        return photo
+    boxes = [(round(g.top * scale), round(g.bottom * scale), round(g.left * scale),
+              round(g.right * scale)) for g in groups]  # fmt: skip
+    if len(groups) > 1:
+        photo.steps.append(
+            (f"Split into {len(groups)} digits, left to right", _outlined(clean, boxes))
+        )
+    for group in groups:
+        photo.digits.append(_centre(_region_ink(clean, labels, scale, group), Preprocessed()))
+    return photo
+
+
+def decode_pixels(pixels: np.ndarray) -> np.ndarray:
+    """Pixels from a drawing pad or a camera (uint8 HxW, HxWx3 or HxWx4) -> float gray in [0, 1]."""
+    arr = np.ascontiguousarray(np.asarray(pixels, dtype=np.uint8))
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)) or arr.size == 0:
+        raise ValueError(f"decode_pixels expects HxW, HxWx3 or HxWx4 pixels, got {arr.shape}")
+    return _to_gray(Image.fromarray(arr))
 
 
 def prepare_upload(data: bytes, filename: str = "") -> Preprocessed:
@@ -314,6 +594,14 @@ def prepare_upload(data: bytes, filename: str = "") -> Preprocessed:
     pre = to_mnist(gray)
     pre.notes[:0] = notes
     return pre
+
+
+def prepare_digits(data: bytes, filename: str = "", max_digits: int = MAX_DIGITS) -> Photo:
+    """Upload bytes of one or more digits in a row -> each digit MNIST-style; ImageError if unusable."""
+    gray, notes = _decode(data, filename)
+    photo = split_digits(gray, max_digits, filename)
+    photo.notes[:0] = notes
+    return photo
 
 
 # ---------------------------------------------------------------------------------------------

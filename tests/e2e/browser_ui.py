@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urljoin
+
+import numpy as np
+from PIL import Image
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "screenshots"
 FIRST_LOAD_MS = (
@@ -183,3 +188,51 @@ def active_model(page) -> str:
         .filter(has=page.locator("input:checked"))
     )
     return option.inner_text().replace("\u200b", "").strip()
+
+
+def choose_mode(page, mode: str) -> None:
+    """Click one option of the page's main segmented control (Round trip: Mixed digits ... Camera)."""
+    main(page).locator('[data-testid="stButtonGroup"]').get_by_text(mode, exact=True).first.click()
+    settle(page)
+
+
+def image_by_caption(page, caption: str):
+    """The <img> of every picture (alone or in a list of pictures) whose caption is exactly `caption`."""
+    exact = re.compile(rf"^\s*{re.escape(caption)}\s*$")
+    cells = main(page).locator('[data-testid="stImageContainer"]')
+    return cells.filter(has=page.locator('[data-testid="stImageCaption"]', has_text=exact)).locator(
+        "img"
+    )
+
+
+def digit_pixels(page, img) -> np.ndarray:
+    """An enlarged 28x28 picture shown in the page, fetched and shrunk back: float (28, 28) in [0, 1]."""
+    src = img.get_attribute("src")
+    body = page.request.get(urljoin(page.url, src)).body()
+    arr = np.asarray(Image.open(io.BytesIO(body)).convert("L"), np.float32) / 255.0
+    step = arr.shape[0] // 28
+    return arr[::step, ::step][:28, :28]
+
+
+def stroke(page, canvas, points: list[tuple[float, float]], steps: int = 5) -> None:
+    """Draw one stroke with the mouse through `points` (pixels from the canvas's top left)."""
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=steps)
+    page.mouse.up()
+
+
+def touch_stroke(page, canvas, points: list[tuple[float, float]], steps: int = 5) -> None:
+    """The same stroke with a finger: touch events, as a tablet sends them."""
+    box = canvas.bounding_box()
+    cdp = page.context.new_cdp_session(page)
+    path = [(box["x"] + x, box["y"] + y) for x, y in points]
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": path[0][0], "y": path[0][1]}]})  # fmt: skip
+    for (x0, y0), (x1, y1) in zip(path, path[1:], strict=False):
+        for t in np.linspace(0, 1, steps + 1)[1:]:
+            point = {"x": x0 + t * (x1 - x0), "y": y0 + t * (y1 - y0)}
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
