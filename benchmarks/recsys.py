@@ -125,7 +125,6 @@ def _scale_child(quick: bool) -> dict:
     from vae_core.recsys.fit import FitConfig, Float32Scorer, click_dataset, make_trainer
     from vae_core.recsys.metrics import evaluate
     from vae_core.recsys.model import RecSpec
-    from vae_core.train import dtype_policy_restored
 
     shrink = 20 if quick else 1
     t = time.perf_counter()
@@ -137,24 +136,23 @@ def _scale_child(quick: bool) -> dict:
     val_in, val_out = _fold_in_split(val)
     config = FitConfig(epochs=1)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with dtype_policy_restored():
-        bundle, trainer, options = make_trainer(RecSpec(n_items=ML20M_ITEMS), config)
-        steps: list[float] = []
+    bundle, trainer, options = make_trainer(RecSpec(n_items=ML20M_ITEMS), config)
+    steps: list[float] = []
 
-        class Timer(keras.callbacks.Callback):
-            def on_train_batch_begin(self, batch, logs=None):
-                self.t = time.perf_counter()
+    class Timer(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            self.t = time.perf_counter()
 
-            def on_train_batch_end(self, batch, logs=None):
-                steps.append(time.perf_counter() - self.t)
+        def on_train_batch_end(self, batch, logs=None):
+            steps.append(time.perf_counter() - self.t)
 
-        data = click_dataset(train, config.batch_size, config.seed)
-        t, cpu = time.perf_counter(), time.process_time()
-        trainer.fit(data, epochs=1, verbose=0, shuffle=False, callbacks=[Timer()])
-        epoch_s, epoch_cpu_s = time.perf_counter() - t, time.process_time() - cpu
-        t = time.perf_counter()
-        metrics = evaluate(Float32Scorer(bundle.spec).sync(bundle), val_in, val_out)
-        val_s = time.perf_counter() - t
+    data = click_dataset(train, config.batch_size, config.seed)
+    t, cpu = time.perf_counter(), time.process_time()
+    trainer.fit(data, epochs=1, verbose=0, shuffle=False, callbacks=[Timer()])
+    epoch_s, epoch_cpu_s = time.perf_counter() - t, time.process_time() - cpu
+    t = time.perf_counter()
+    metrics = evaluate(Float32Scorer(bundle.spec).sync(bundle), val_in, val_out)
+    val_s = time.perf_counter() - t
     batch_flop = (
         2 * config.batch_size * 600 * ML20M_ITEMS * 3
     )  # the decoder's output layer, fwd + bwd
