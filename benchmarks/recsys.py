@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import REPO, child_env, log, median, p95
+from benchmarks.latency import _time
 
 SECTION = "recsys"
 SEEDS = (98765, 1, 2, 3, 4)  # the paper's split seed first
@@ -256,17 +257,6 @@ def scale(rec, quick: bool) -> None:
 
 
 # ---------------------------------------------------------------- latency of the page's calls
-def _time(fn, reps: int, warmup: int = 3) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
-
-
 def latency(rec, quick: bool) -> None:
     import keras
 
