@@ -28,7 +28,7 @@ from vae_core.recsys.model import RecSpec, recommender_from_composite, stored_as
 from vae_core.recsys.movielens import load_shipped_small  # noqa: E402
 from vae_core.recsys.split import PAPER_SEED, paper_split  # noqa: E402
 
-OUT_DIR = Path(__file__).resolve().parents[1] / "vae_core" / "recsys" / "pretrained"
+OUT_DIR = Path(__file__).resolve().parents[1] / "vae_core" / "pretrained"  # beside the others
 NAME = "mult_vae_ml_latest_small"
 MIN_ITEM_USERS = 5
 SEED = PAPER_SEED
@@ -68,8 +68,19 @@ def main() -> int:
         "dataset": "ml-latest-small",
         "licence": "MovieLens ml-latest-small by GroupLens: see README.txt beside the data "
         "(vae_core/recsys/data/ml-latest-small/README.txt); ship it with this model.",
-        "spec": spec.to_dict(),
-        "train": config.to_dict(),
+        # The store's form: the spec and the run's settings as vae_core.specs has them, so the
+        # sidebar lists it and the Recommend page rebuilds its split (min_item_users).
+        "spec": {**spec.to_dict(), "beta": config.anneal_cap, "reconstruction": "multinomial"},
+        "train": {
+            "dataset": "ml-latest-small",
+            "epochs": config.epochs,
+            "batch_size": config.batch_size,
+            "learning_rate": config.learning_rate,
+            "kl_anneal_steps": config.anneal_steps,
+            "l2": config.l2,
+            "seed": SEED,
+            "min_item_users": MIN_ITEM_USERS,
+        },
         "stored_as": "float16",
         "split": {
             **split.summary(),
@@ -80,17 +91,27 @@ def main() -> int:
         },  # fmt: skip
         "best_epoch": result.best_epoch,
         "val_metrics": result.val_metrics,
-        "test_metrics": test,
+        # Flat, as a training run records them: the model's, then its neighbours' on the same users.
+        "test_metrics": {
+            **_scores("", test),
+            **_scores("popularity_", neighbours["popularity"]),
+            **_scores("ease_", neighbours["ease"]),
+            "ease_lambda": ease.lam,
+            "best_epoch": result.best_epoch,
+        },
         "test_metrics_float32": result.test_metrics,
-        "neighbours": {**neighbours, "ease_lambda": ease.lam},
         "history": [{k: round(v, 5) for k, v in row.items()} for row in result.history],
         "item_ids": split.items.ids.tolist(),
         "seconds": round(time.time() - t0, 1),
     }
-    (OUT_DIR / f"{NAME}.json").write_text(json.dumps(meta, indent=1) + "\n")
+    (OUT_DIR / f"{NAME}.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     size = model_path.stat().st_size / 1e6
     print(f"wrote {model_path} ({size:.1f} MB): test {test}")
     return 0
+
+
+def _scores(prefix: str, scores: dict) -> dict:
+    return {f"{prefix}{k}": v for k, v in scores.items() if k != "users"}
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ import tensorflow as tf
 
 from vae_core.errors import UserError
 from vae_core.layers import Sampling
-from vae_core.machine import dtype_policy_restored
 from vae_core.models import DECODER_INPUT, ENCODER_INPUT
 from vae_core.recsys.fit import FitConfig, Float32Scorer, make_trainer
 from vae_core.recsys.model import (
@@ -139,11 +138,13 @@ def test_kl_weight_rises_linearly_to_its_cap():
 
 def test_mixed_precision_training_scores_in_float32():
     config = FitConfig(precision="mixed_bfloat16", seed=0)
-    with dtype_policy_restored():
-        bundle, trainer, options = make_trainer(RecSpec(n_items=I, hidden=16, latent_dim=4), config)
-        assert options["precision"] == "mixed_bfloat16"
-        trainer.train_on_batch(sparse_batch(_clicks()))
-    assert keras.config.dtype_policy().name == "float32"  # the caller's policy is back
+    bundle, trainer, options = make_trainer(RecSpec(n_items=I, hidden=16, latent_dim=4), config)
+    assert keras.config.dtype_policy().name == "float32"  # the caller's policy is back ...
+    assert options["precision"] == "mixed_bfloat16"
+    assert (
+        bundle.decoder.get_layer("decoder_logits").dtype_policy.name == "mixed_bfloat16"
+    )  # ... not the model's
+    trainer.train_on_batch(sparse_batch(_clicks()))
     scores = Float32Scorer(bundle.spec).sync(bundle)(_clicks())
     assert scores.dtype == np.float32 and len(np.unique(scores[0])) == I  # no bfloat16 ties
 

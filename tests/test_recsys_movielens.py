@@ -105,6 +105,8 @@ def _one_sentence_naming(err: pytest.ExceptionInfo, filename: str) -> None:
     ("name", "filename", "damage"),
     [
         ("ml-20m", "ratings.csv", lambda t: t.replace("2,10,5.0", "2,ten,5.0")),
+        ("ml-20m", "ratings.csv", lambda t: t.replace("2,10,5.0", "2.5,10,5.0")),  # a fractional id
+        ("ml-20m", "ratings.csv", lambda t: t.replace("2,10,5.0", "2,10,55.0")),
         ("ml-20m", "ratings.csv", lambda t: t.replace("1,20,3.0,964981247", "1,20")),
         ("ml-20m", "ratings.csv", lambda t: t[: t.rindex("\n", 0, -1)] + "\n7,3"),  # cut mid-line
         ("ml-20m", "ratings.csv", lambda t: "user,item\n" + t.split("\n", 1)[1]),

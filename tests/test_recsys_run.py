@@ -14,7 +14,7 @@ from vae_core.recsys import movielens
 from vae_core.specs import ModelSpec, TrainSpec, check_pair, preset
 from vae_core.store import Store
 
-QUICK = dict(epochs=3, kl_anneal_steps=4)
+QUICK = dict(epochs=3, kl_anneal_steps=4, batch_size=500)
 
 
 class _StopAfter:
@@ -44,7 +44,7 @@ def test_a_recommender_trains_on_movielens_and_a_digit_model_on_digits():
     model, train = preset("mult_vae")
     assert (train.dataset, train.batch_size, model.reconstruction) == (
         "ml-latest-small",
-        500,
+        100,
         "multinomial",
     )
     with pytest.raises(UserError, match="trains on ml-latest-small"):
@@ -60,7 +60,7 @@ def test_a_mult_vae_run_stops_resumes_and_lands_in_the_store_with_its_baselines(
     model, train = preset("mult_vae")
     train = TrainSpec.from_dict({**train.to_dict(), **QUICK})
     run_dir = tmp_path / "mv"
-    # ml-latest-small's ~540 training users are 2 batches of 500: checks before fit, 2 batch
+    # ml-latest-small's 527 training users are 2 batches of 500 here: checks before fit, 2 batch
     # ends and the epoch's end pass, so the stop lands after epoch 1.
     status = run_training(run_dir, model, train, store=store, stop_event=_StopAfter(4))
     assert status["state"] == "stopped" and status["epoch"] == 1

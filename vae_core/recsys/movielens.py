@@ -6,7 +6,7 @@ Three layouts cover every MovieLens release:
 - ml-100k: `u.data` (tab-separated) and `u.item` (`|`-separated, Latin-1, 19 genre flags).
 A dataset is found by name inside VAE_LAB_DATA_DIR (or a folder given), as a folder or GroupLens's .zip;
 ml-latest-small also ships inside VAE Lab (recsys/data/), so it loads offline on a first start.
-Ratings are parsed with numpy's C reader in chunks: ml-20m's 20M lines never sit in memory as text.
+Ratings are parsed with numpy's C reader (loadtxt) in 32 MB chunks: ml-20m's 20M lines never sit in memory as text.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ ML100K_GENRES = (
     "War", "Western",
 )  # fmt: skip
 NO_GENRES = "(no genres listed)"
+RATING_FIELDS = np.dtype([("user", np.int32), ("movie", np.int32), ("stars", np.float32)])
 CHUNK_BYTES = 32 << 20  # ratings text parsed per call: bounded memory, and fast
 _YEAR = re.compile(r"\((\d{4})(?:\s*[-\u2013]\s*\d{0,4})?\)\s*$")
 
@@ -237,29 +238,26 @@ def _parse_ratings(f: BinaryIO, label: str, separator: str, header: bool) -> Rat
         if text.count(delim) != 3 * lines:
             raise DataError(_bad_fields(label, line0, text, delim))
         try:
-            arr = np.loadtxt(
+            rows = np.loadtxt(
                 io.BytesIO(text),
                 delimiter="\t" if sep == b"\t" else ",",
                 usecols=(0, 1, 2),
-                dtype=np.float64,
-                ndmin=2,
+                dtype=RATING_FIELDS,  # ids parsed straight into int32: half the time of floats
+                ndmin=1,
                 encoding=None,
             )
-        except ValueError as err:
+        except ValueError as err:  # not a number, an id with a fraction, an id beyond int32
             raise DataError(_bad_line(label, line0, err)) from err
-        users.append(arr[:, 0])
-        items.append(arr[:, 1])
-        stars.append(arr[:, 2])
+        if rows["user"].min() < 0 or rows["movie"].min() < 0:
+            raise DataError(f"{label} has negative user or movie ids.")
+        if rows["stars"].min() < 0 or rows["stars"].max() > 10:
+            raise DataError(f"{label} has ratings outside 0-10 stars; it is not a MovieLens file.")
+        users.append(rows["user"])
+        items.append(rows["movie"])
+        stars.append(rows["stars"])
     if not users:
         raise DataError(f"{label} holds no ratings.")
-    u, i, s = (np.concatenate(c) for c in (users, items, stars))
-    if not (np.all(u == np.round(u)) and np.all(i == np.round(i))):
-        raise DataError(f"{label} has user or movie ids that are not whole numbers.")
-    if u.min() < 0 or i.min() < 0 or u.max() > 2**31 - 1 or i.max() > 2**31 - 1:
-        raise DataError(f"{label} has user or movie ids out of range.")
-    if s.min() < 0 or s.max() > 10:
-        raise DataError(f"{label} has ratings outside 0-10 stars; it is not a MovieLens file.")
-    return Ratings(u.astype(np.int32), i.astype(np.int32), s.astype(np.float32))
+    return Ratings(np.concatenate(users), np.concatenate(items), np.concatenate(stars))
 
 
 def _bad_fields(label: str, line0: int, text: bytes, delim: bytes) -> str:

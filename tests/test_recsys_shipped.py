@@ -1,0 +1,53 @@
+"""The Mult-VAE shipped for the Recommend page: loads offline in safe mode, and its metadata is true."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from vae_core.recsys.fit import score_test_users
+from vae_core.recsys.model import recommender_from_composite
+from vae_core.recsys.movielens import load_shipped_small
+from vae_core.recsys.recommend import recommend
+from vae_core.recsys.split import paper_split
+
+SHIPPED = Path(__file__).resolve().parents[1] / "vae_core" / "pretrained"
+NAME = "mult_vae_ml_latest_small"
+
+
+def test_shipped_mult_vae_loads_and_scores_what_its_metadata_says():
+    meta = json.loads((SHIPPED / f"{NAME}.json").read_text())
+    composite = keras.saving.load_model(SHIPPED / f"{NAME}.keras", safe_mode=True, compile=False)
+    bundle = recommender_from_composite(composite, meta)
+    assert bundle.spec.kind == "mult_vae" and bundle.spec.n_items == len(meta["item_ids"])
+    assert all(
+        w.dtype == "float32" for w in bundle.composite.weights
+    )  # stored float16, used float32
+    assert (SHIPPED / f"{NAME}.keras").stat().st_size < 6e6
+    split = paper_split(
+        load_shipped_small(), seed=meta["seed"], min_item_users=meta["train"]["min_item_users"]
+    )
+    assert split.items.ids.tolist() == meta["item_ids"]  # the page can rebuild the model's columns
+    test = score_test_users(bundle, split)
+    assert np.isclose(test["ndcg@100"], meta["test_metrics"]["ndcg@100"], atol=1e-6)
+    assert test["ndcg@100"] > 1.5 * meta["test_metrics"]["popularity_ndcg@100"]
+    # a Toy Story fan gets family animation, not their own pick back
+    toy_story = split.items.titles.index("Toy Story (1995)")
+    top = recommend(bundle, [toy_story], n=20)
+    genres = [g for i in top.items for g in split.items.genres[i]]
+    assert toy_story not in top.items and genres.count("Children") + genres.count("Animation") >= 3
+
+
+def test_the_store_lists_it_and_the_recommend_page_can_rebuild_its_split():
+    from vae_core.recsys.task import split_of
+    from vae_core.specs import TrainSpec
+    from vae_core.store import Store
+
+    entry = Store(Path("/nonexistent"), shipped_root=SHIPPED).get(NAME)
+    assert entry.error is None and entry.shipped and entry.kind == "mult_vae"
+    assert "NDCG@100" in entry.label
+    split = split_of(TrainSpec.from_dict(entry.meta["train"]))
+    assert split.items.ids.tolist() == entry.meta["item_ids"]
