@@ -28,11 +28,14 @@ def _picker(active: StoreEntry) -> StoreEntry | None:
     if st.session_state["rt_vs"] not in options:
         st.session_state["rt_vs"] = NONE
     choice = st.selectbox(
-        "Compare with another model", options, key="rt_vs", persist_state="session",
+        "Compare with another model",
+        options,
+        key="rt_vs",
+        persist_state="session",
         format_func=lambda n: "no comparison" if n == NONE else others[n].label,
         help="The same digits go through both models; their pictures and errors are shown "
         "side by side.",
-    )  # fmt: skip
+    )
     if choice == NONE:
         st.query_params.pop("vs", None)
         return None
@@ -64,8 +67,9 @@ def section(
         )
         return
     try:
-        theirs = explore.round_trip(bundle, x, labels if bundle.spec.is_conditional else None,
-                                    n_samples=1)  # fmt: skip
+        theirs = explore.round_trip(
+            bundle, x, labels if bundle.spec.is_conditional else None, n_samples=1
+        )
     except UserError as err:
         shared.show_error(err)
         return
@@ -91,8 +95,10 @@ def section(
             cols[i + 1].image(digits.png(pictures[i]), caption=caption, width="stretch")
     grid = images.tile(np.concatenate([pictures for _, _, pictures, _ in rows]), ncols=len(x))
     st.download_button(
-        "⬇️ This comparison (PNG)", images.to_png(grid, scale=2),
+        "⬇️ This comparison (PNG)",
+        images.to_png(grid, scale=2),
         file_name=shared.file_name("round_trip", f"vs_{other.name}", active.name),
-        mime="image/png", key="rt_dl_compare",
+        mime="image/png",
+        key="rt_dl_compare",
         help=f"Three rows: the inputs, {active.name}'s predictions and {other.name}'s.",
-    )  # fmt: skip
+    )

@@ -67,9 +67,16 @@ def _pick_model(
     names = [e.name for e in entries]
     options = (["(none)"] if optional else []) + names
     index = options.index(default_name) if default_name in options else 0
-    choice = st.selectbox(label, options, index=index, key=key, help=help_,
-                          format_func=lambda n: n if n == "(none)" else
-                          f"{n} — {kinds.label(entries[names.index(n)].kind)}")  # fmt: skip
+    choice = st.selectbox(
+        label,
+        options,
+        index=index,
+        key=key,
+        help=help_,
+        format_func=lambda n: (
+            n if n == "(none)" else f"{n} — {kinds.label(entries[names.index(n)].kind)}"
+        ),
+    )
     return None if choice == "(none)" else entries[names.index(choice)]
 
 
@@ -146,9 +153,13 @@ with col_dae:
     seen = None
     if daes:
         dae_entry = _pick_model(
-            "Denoising autoencoder", daes, active.name if active else None, "dn_dae",
-            "The model that removes the noise.", optional=False,
-        )  # fmt: skip
+            "Denoising autoencoder",
+            daes,
+            active.name if active else None,
+            "dn_dae",
+            "The model that removes the noise.",
+            optional=False,
+        )
         seen = explore.noise_seen(dae_entry.meta)
         st.caption(_learned(seen))
     else:
@@ -163,10 +174,14 @@ with col_vae:
     if vaes:
         default_vae = active.name if active and active.kind in VAE_KINDS else vaes[0].name
         vae_entry = _pick_model(
-            "Compare with a VAE", vaes, default_vae, "dn_vae",
+            "Compare with a VAE",
+            vaes,
+            default_vae,
+            "dn_vae",
             "A VAE's reconstruction of the same noisy input, to compare. "
-            "(The conditional VAE is left out: it needs to be told the digit.)", optional=True,
-        )  # fmt: skip
+            "(The conditional VAE is left out: it needs to be told the digit.)",
+            optional=True,
+        )
     else:
         vae_entry = None
         st.caption("Train an MLP or convolutional VAE to compare its reconstruction here too.")
@@ -191,10 +206,13 @@ if dae_bundle is not None:
 # ---------------------------------------------------------------- input
 st.subheader("1. The digits")
 choice = st.radio(
-    "Digits to clean", INPUTS, horizontal=True, key="dn_input",
+    "Digits to clean",
+    INPUTS,
+    horizontal=True,
+    key="dn_input",
     help="Test digits come with the app; your own images, drawings and photos are made to look "
     "like MNIST first.",
-)  # fmt: skip
+)
 clean: np.ndarray | None = None
 noisy: np.ndarray | None = None
 names: list[str] = []
@@ -203,15 +221,18 @@ already_noisy = False
 if choice == "My own images":
     files = st.file_uploader(
         "Upload photos or drawings of digits (a digit, or a row of digits, per image)",
-        type=own_digits.UPLOAD_TYPES, accept_multiple_files=True, key="dn_files",
+        type=own_digits.UPLOAD_TYPES,
+        accept_multiple_files=True,
+        key="dn_files",
         help="Dark ink on light paper or light on dark both work; the app finds each digit, then "
         "crops, scales and centres it as MNIST did.",
-    )  # fmt: skip
+    )
     already_noisy = st.checkbox(
-        "My images are already noisy (add no noise)", key="dn_already_noisy",
+        "My images are already noisy (add no noise)",
+        key="dn_already_noisy",
         help="Use this for a scan or photo that is noisy by itself. There is then no clean "
         "original, so the page cannot score the result; judge it by eye.",
-    )  # fmt: skip
+    )
     if len(files or []) > MAX_DIGITS:
         st.warning(f"Showing the first {MAX_DIGITS} of your {len(files)} images.")
     found: list[np.ndarray] = []
@@ -264,12 +285,33 @@ else:
 # ---------------------------------------------------------------- noise
 st.subheader("2. The noise")
 c1, c2, c3 = st.columns([2, 2, 1])
-kind = c1.selectbox("Kind of noise", NOISE_KINDS, format_func=NOISES.get, key="dn_kind",
-                    disabled=already_noisy, help="How the digits are spoiled before the models see them.")  # fmt: skip
-strength = c2.slider("Strength", 0.0, 1.0, 0.3, 0.05, key="dn_strength",
-                     disabled=already_noisy or kind == "keras", help=NOISE_HELP[kind])  # fmt: skip
-seed = c3.number_input("Seed", 0, 1_000_000, 0, key="dn_seed", disabled=already_noisy,
-                       help="The same seed gives the same noise; change it for fresh noise.")  # fmt: skip
+kind = c1.selectbox(
+    "Kind of noise",
+    NOISE_KINDS,
+    format_func=NOISES.get,
+    key="dn_kind",
+    disabled=already_noisy,
+    help="How the digits are spoiled before the models see them.",
+)
+strength = c2.slider(
+    "Strength",
+    0.0,
+    1.0,
+    0.3,
+    0.05,
+    key="dn_strength",
+    disabled=already_noisy or kind == "keras",
+    help=NOISE_HELP[kind],
+)
+seed = c3.number_input(
+    "Seed",
+    0,
+    1_000_000,
+    0,
+    key="dn_seed",
+    disabled=already_noisy,
+    help="The same seed gives the same noise; change it for fresh noise.",
+)
 if already_noisy:
     st.caption("No noise is added: your images go to the models as they are.")
 elif kind == "keras":
@@ -323,10 +365,13 @@ if report.psnr:
     base = float(np.mean(report.psnr["noisy"]))
     for col, (key, label, model, _) in zip(cols, rows, strict=False):
         mean_psnr = float(np.mean(report.psnr[key]))
-        col.metric(f"{label}: PSNR", f"{mean_psnr:.1f} dB",
-                   delta=None if key == "noisy" else f"{mean_psnr - base:+.1f} dB vs noisy",
-                   help=(f"Model {model}. " if model else "") + "Average over the digits; "
-                   f"SSIM {float(np.mean(report.ssim[key])):.3f}.")  # fmt: skip
+        col.metric(
+            f"{label}: PSNR",
+            f"{mean_psnr:.1f} dB",
+            delta=None if key == "noisy" else f"{mean_psnr - base:+.1f} dB vs noisy",
+            help=(f"Model {model}. " if model else "") + "Average over the digits; "
+            f"SSIM {float(np.mean(report.ssim[key])):.3f}.",
+        )
 else:
     st.info(
         "Your images are treated as already noisy, so there is no clean original to score "
@@ -350,11 +395,15 @@ for key, label, model, imgs in rows:
 
 grid = images.tile(np.concatenate([imgs for *_, imgs in rows]), ncols=count)
 st.download_button(
-    "⬇️ Download this comparison (PNG)", images.to_png(grid, scale=4),
+    "⬇️ Download this comparison (PNG)",
+    images.to_png(grid, scale=4),
     file_name=shared.file_name(
-        "denoise", "as_is" if already_noisy else kind if kind == "keras" else f"{kind}_{strength:.2f}",
-        dae_entry.name if dae_entry else None, None if already_noisy else int(seed),
+        "denoise",
+        "as_is" if already_noisy else kind if kind == "keras" else f"{kind}_{strength:.2f}",
+        dae_entry.name if dae_entry else None,
+        None if already_noisy else int(seed),
     ),
-    mime="image/png", key="dn_download",
+    mime="image/png",
+    key="dn_download",
     help="One image: a row per picture above (noisy, denoised, ..., clean), a column per digit.",
-)  # fmt: skip
+)

@@ -90,9 +90,13 @@ except UserError as err:
 else:
     grid = images.tile(prior_images, ncols=min(n, 16))
     st.image(digits.png(grid, 3), caption=f"{n} digits, seed {seed}, temperature {temp:.1f}")
-    st.download_button("Download PNG", images.to_png(grid, scale=2),
-                       shared.file_name("generate", f"prior_samples-temp{temp:.1f}", entry_name, seed),
-                       "image/png", key="gen_dl_prior")  # fmt: skip
+    st.download_button(
+        "Download PNG",
+        images.to_png(grid, scale=2),
+        shared.file_name("generate", f"prior_samples-temp{temp:.1f}", entry_name, seed),
+        "image/png",
+        key="gen_dl_prior",
+    )
 
 # ---------------------------------------------------------------- 2. the manifold
 st.header("The map of the latent space")
@@ -118,15 +122,19 @@ else:
         digits.set_param("dx", dx)
         digits.set_param("dy", dy)
     try:
-        xs, ys, cells = explore.latent_grid(bundle, size, extent=float(extent), dims=dims,
-                                            label=label)  # fmt: skip
+        xs, ys, cells = explore.latent_grid(
+            bundle, size, extent=float(extent), dims=dims, label=label
+        )
     except UserError as err:
         show_error(err)
     else:
         flat = cells.reshape(-1, *cells.shape[2:])
         grid = images.tile(flat, ncols=size, pad=0)
-        st.plotly_chart(figures.manifold_figure(xs, ys, grid, dims), key="gen_manifold",
-                        config={"displayModeBar": False})  # fmt: skip
+        st.plotly_chart(
+            figures.manifold_figure(xs, ys, grid, dims),
+            key="gen_manifold",
+            config={"displayModeBar": False},
+        )
         where = (
             f"the whole {d}-D latent plane"
             if d == 2
@@ -136,9 +144,13 @@ else:
             f"{size} × {size} decoded points, evenly spaced from −{extent:.1f} to +{extent:.1f}: "
             f"{where}. All {size * size} go through the decoder in one call."
         )
-        st.download_button("Download PNG", images.to_png(grid, scale=2),
-                           shared.file_name("generate", f"latent_map-z{dims[0]}_z{dims[1]}", entry_name),
-                           "image/png", key="gen_dl_grid")  # fmt: skip
+        st.download_button(
+            "Download PNG",
+            images.to_png(grid, scale=2),
+            shared.file_name("generate", f"latent_map-z{dims[0]}_z{dims[1]}", entry_name),
+            "image/png",
+            key="gen_dl_grid",
+        )
 
 
 # ---------------------------------------------------------------- 3. one dial per latent number
@@ -217,25 +229,39 @@ def _pick_label(key: str, label_key: str) -> None:
 
 with c[0]:
     a = st.number_input("From digit #", 0, last, key="gen_a")
-    st.selectbox("…or a random", [None, *range(10)], key="gen_la", on_change=_pick_label,
-                 args=("gen_a", "gen_la"), format_func=lambda v: "—" if v is None else f"{v}")  # fmt: skip
+    st.selectbox(
+        "…or a random",
+        [None, *range(10)],
+        key="gen_la",
+        on_change=_pick_label,
+        args=("gen_a", "gen_la"),
+        format_func=lambda v: "—" if v is None else f"{v}",
+    )
 with c[1]:
     b_ = st.number_input("To digit #", 0, last, key="gen_b")
-    st.selectbox("…or a random", [None, *range(10)], key="gen_lb", on_change=_pick_label,
-                 args=("gen_b", "gen_lb"), format_func=lambda v: "—" if v is None else f"{v}")  # fmt: skip
+    st.selectbox(
+        "…or a random",
+        [None, *range(10)],
+        key="gen_lb",
+        on_change=_pick_label,
+        args=("gen_b", "gen_lb"),
+        format_func=lambda v: "—" if v is None else f"{v}",
+    )
 digits.init_state("gen_method", digits.param("method", "linear"))
 if st.session_state["gen_method"] not in ("linear", "spherical"):
     st.session_state["gen_method"] = "linear"
 digits.init_state("gen_steps", digits.param_int("steps", 10, 3, 24))
-method = c[2].radio("Path", ["linear", "spherical"], key="gen_method",
-                    help=glossary.tip("spherical interpolation"))  # fmt: skip
+method = c[2].radio(
+    "Path", ["linear", "spherical"], key="gen_method", help=glossary.tip("spherical interpolation")
+)
 steps = c[3].slider("Steps", 3, 24, key="gen_steps")
 for name, value in (("a", a), ("b", b_), ("method", method), ("steps", steps)):
     digits.set_param(name, value)
 pair_labels = (int(y_all[a]), int(y_all[b_])) if spec.is_conditional else None
 try:
-    path, walk = explore.interpolate(bundle, x_all[a], x_all[b_], steps=int(steps), method=method,
-                                     labels=pair_labels)  # fmt: skip
+    path, walk = explore.interpolate(
+        bundle, x_all[a], x_all[b_], steps=int(steps), method=method, labels=pair_labels
+    )
 except UserError as err:
     show_error(err)
 else:
@@ -252,6 +278,10 @@ else:
             else ""
         )
     )
-    st.download_button("Download PNG", images.to_png(grid, scale=2),
-                       shared.file_name("generate", f"walk-{a}_to_{b_}-{method}", entry_name),
-                       "image/png", key="gen_dl_walk")  # fmt: skip
+    st.download_button(
+        "Download PNG",
+        images.to_png(grid, scale=2),
+        shared.file_name("generate", f"walk-{a}_to_{b_}-{method}", entry_name),
+        "image/png",
+        key="gen_dl_walk",
+    )

@@ -96,9 +96,10 @@ def upload(key: str) -> OwnDigits | None:
     """One uploaded photo or scan of a digit, or of a row of digits."""
     file = st.file_uploader(
         "A photo or scan of a digit, or of a row of digits (a date, a phone number)",
-        type=UPLOAD_TYPES, key=key,
+        type=UPLOAD_TYPES,
+        key=key,
         help="Dark ink on light paper works best; each digit is cropped, scaled and centred as MNIST did.",
-    )  # fmt: skip
+    )
     if file is None:
         st.info("Upload a picture of a digit: dark ink on light paper works best.")
         return None
@@ -108,9 +109,10 @@ def upload(key: str) -> OwnDigits | None:
 def camera(key: str) -> OwnDigits | None:
     """A photo from the computer's or phone's camera, through the same steps as an upload."""
     shot = st.camera_input(
-        "Hold a sheet with a digit (or a row of digits) up to the camera", key=key,
+        "Hold a sheet with a digit (or a row of digits) up to the camera",
+        key=key,
         help="Write big and dark; the digits are found, cropped and centred as MNIST did.",
-    )  # fmt: skip
+    )
     if shot is None:
         return None
     return from_photo(shot.getvalue(), "camera.jpg", "the photo")
@@ -130,10 +132,16 @@ def pad(key: str) -> Drawing:
     if st.button("Clear the pad", key=f"{key}_clear", icon=":material/ink_eraser:"):
         st.session_state[f"{key}_n"] += 1  # a new key gives a fresh, empty pad
     result = st_canvas(
-        stroke_width=PEN_WIDTH, stroke_color="#FFFFFF", background_color="#000000",
-        height=PAD_SIDE, width=PAD_SIDE, drawing_mode="freedraw", update_streamlit=True,
-        return_image_data=True, key=f"{key}_{st.session_state[f'{key}_n']}",
-    )  # fmt: skip
+        stroke_width=PEN_WIDTH,
+        stroke_color="#FFFFFF",
+        background_color="#000000",
+        height=PAD_SIDE,
+        width=PAD_SIDE,
+        drawing_mode="freedraw",
+        update_streamlit=True,
+        return_image_data=True,
+        key=f"{key}_{st.session_state[f'{key}_n']}",
+    )
     strokes = (result.json_data or {}).get("objects") or []
     pixels = result.image_data if strokes else None
     if pixels is None:

@@ -135,9 +135,13 @@ url_idx = [i for i in digits.param_ints("idx") if 0 <= i < len(x_all)][:MAX_DIGI
 digits.init_state("rt_mode", "By index" if url_idx else MODES[0])
 with mode_col:
     mode = st.segmented_control(
-        "Choose", MODES, key="rt_mode", required=True, wrap=True,
+        "Choose",
+        MODES,
+        key="rt_mode",
+        required=True,
+        wrap=True,
         help="Digits from the set, or your own: a photo or scan, a drawing, the camera.",
-    )  # fmt: skip
+    )
     mode = mode or MODES[0]
 
 chosen: np.ndarray | None = None  # (N, 28, 28) uint8 or float
@@ -226,10 +230,22 @@ if spec.is_vae:
     digits.init_state("rt_always", bool(digits.param_int("always", 0, 0, 1)))
     # persist_state: they survive a visit to another page, and a widget that comes back (after
     # an upload) shows the value that is used, not its minimum.
-    k = ctl[0].slider("Samples of z per digit (K)", 1, 12, key="rt_k", persist_state="session",
-                      help="How many times z is drawn for each digit.\n\n" + glossary.tip("eps"))  # fmt: skip
-    seed = ctl[1].number_input("Seed", 0, 10**6, key="rt_seed", persist_state="session",
-                               help="Which random samples: the same seed draws the same eps.")  # fmt: skip
+    k = ctl[0].slider(
+        "Samples of z per digit (K)",
+        1,
+        12,
+        key="rt_k",
+        persist_state="session",
+        help="How many times z is drawn for each digit.\n\n" + glossary.tip("eps"),
+    )
+    seed = ctl[1].number_input(
+        "Seed",
+        0,
+        10**6,
+        key="rt_seed",
+        persist_state="session",
+        help="Which random samples: the same seed draws the same eps.",
+    )
     always = ctl[2].toggle(
         "Keras-example Sampling (always sample)",
         key="rt_always",
@@ -271,13 +287,22 @@ if live:
         c[1].image(digits.png(rt.decoded_mean[0]), caption=made, width=112)
         if restyled is not None:
             st.caption("Your drawing's style, redrawn by the conditional VAE as every digit 0-9:")
-            st.image([digits.png(img, 2) for img in restyled[0]], caption=[str(i) for i in range(10)],
-                     width=44)  # fmt: skip
+            st.image(
+                [digits.png(img, 2) for img in restyled[0]],
+                caption=[str(i) for i in range(10)],
+                width=44,
+            )
     with mapped:
         if spec.latent_dim == 2:
             z_bg, y_bg = _background(entry.name, stamp, source, bundle, x_all, y_all)
-            fig = figures.latent_map(z_bg, y_bg, highlight=rt.z_mean[:1], trail=trail,
-                                     highlight_names=["you"], height=330)  # fmt: skip
+            fig = figures.latent_map(
+                z_bg,
+                y_bg,
+                highlight=rt.z_mean[:1],
+                trail=trail,
+                highlight_names=["you"],
+                height=330,
+            )
             fig.update_layout(showlegend=False)  # the big map below has the legend
             st.plotly_chart(fig, key="rt_live_map", config={"displayModeBar": False})
             st.caption("The star is your drawing's z_mean; the dotted line, where it was before.")
@@ -324,8 +349,11 @@ for i in range(len(rt.inputs)):
             )
             with c[2]:
                 st.caption(f"The encoder's latent vector ({spec.latent_dim} numbers):")
-                st.plotly_chart(figures.latent_bars(rt.z_mean[i]), key=f"rt_bars_{i}",
-                                config={"displayModeBar": False})  # fmt: skip
+                st.plotly_chart(
+                    figures.latent_bars(rt.z_mean[i]),
+                    key=f"rt_bars_{i}",
+                    config={"displayModeBar": False},
+                )
             continue
         c = st.columns([1, 1, 1, 1, 2.4])
         c[0].image(digits.png(rt.inputs[i]), caption="input x", width="stretch")
@@ -337,25 +365,37 @@ for i in range(len(rt.inputs)):
         if always:
             run2 = second.composite_training[i]
             run2_err = second.errors["vae(x, training=True)"][i]
-            c[2].image(digits.png(rt.composite_training[i]),
-                       caption=f"vae.predict(x), call 1: {err_text(errors['vae(x, training=True)'][i])}",
-                       width="stretch")  # fmt: skip
-            c[3].image(digits.png(run2), caption=f"vae.predict(x), call 2: {err_text(run2_err)}",
-                       width="stretch")  # fmt: skip
+            c[2].image(
+                digits.png(rt.composite_training[i]),
+                caption=f"vae.predict(x), call 1: {err_text(errors['vae(x, training=True)'][i])}",
+                width="stretch",
+            )
+            c[3].image(
+                digits.png(run2),
+                caption=f"vae.predict(x), call 2: {err_text(run2_err)}",
+                width="stretch",
+            )
         else:
-            c[2].image(digits.png(rt.composite_inference[i]),
-                       caption=f"vae.predict(x): {err_text(errors['vae(x, training=False)'][i])}",
-                       width="stretch")  # fmt: skip
-            c[3].image(digits.png(rt.composite_training[i]),
-                       caption=f"vae(x, training=True): {err_text(errors['vae(x, training=True)'][i])}",
-                       width="stretch")  # fmt: skip
+            c[2].image(
+                digits.png(rt.composite_inference[i]),
+                caption=f"vae.predict(x): {err_text(errors['vae(x, training=False)'][i])}",
+                width="stretch",
+            )
+            c[3].image(
+                digits.png(rt.composite_training[i]),
+                caption=f"vae(x, training=True): {err_text(errors['vae(x, training=True)'][i])}",
+                width="stretch",
+            )
         with c[4]:
             st.caption(
                 f"z_mean (bars) ± sigma (whiskers), {spec.latent_dim} numbers: where z is drawn from",
                 help=glossary.tip("z_mean", "z_log_var"),
             )
-            st.plotly_chart(figures.latent_bars(rt.z_mean[i], rt.sigma[i]), key=f"rt_bars_{i}",
-                            config={"displayModeBar": False})  # fmt: skip
+            st.plotly_chart(
+                figures.latent_bars(rt.z_mean[i], rt.sigma[i]),
+                key=f"rt_bars_{i}",
+                config={"displayModeBar": False},
+            )
         s = st.columns([5, 2])
         s[0].image(
             [digits.png(img, 2) for img in rt.decoded_samples[i]],
@@ -373,8 +413,11 @@ for i in range(len(rt.inputs)):
         s[1].image(digits.png(spread, 2), width=64, caption=f"spread: std up to {top:.3f}")
         s[1].caption("White where the samples differ most.")
         if restyled is not None:
-            st.image([digits.png(img, 2) for img in restyled[i]], width=56,
-                     caption=[f"as a {j}" for j in range(len(restyled[i]))])  # fmt: skip
+            st.image(
+                [digits.png(img, 2) for img in restyled[i]],
+                width=56,
+                caption=[f"as a {j}" for j in range(len(restyled[i]))],
+            )
             st.caption(
                 "The same style (this digit's z_mean) with each label: the conditional VAE keeps "
                 "the slant and thickness and draws the digit it is told."
@@ -396,21 +439,33 @@ if spec.is_vae:
 
 d_png, d_csv = st.columns(2)
 d_png.download_button(
-    "⬇️ These round trips (PNG)", images.to_png(images.tile(np.concatenate(
-        [rt.inputs, rt.decoded_mean] + ([rt.composite_training] if spec.is_vae else [])
-    ), ncols=len(rt.inputs)), scale=2),
+    "⬇️ These round trips (PNG)",
+    images.to_png(
+        images.tile(
+            np.concatenate(
+                [rt.inputs, rt.decoded_mean] + ([rt.composite_training] if spec.is_vae else [])
+            ),
+            ncols=len(rt.inputs),
+        ),
+        scale=2,
+    ),
     file_name=shared.file_name("round_trip", "digits", entry.name, seed if spec.is_vae else None),
-    mime="image/png", key="rt_dl_png",
+    mime="image/png",
+    key="rt_dl_png",
     help="A row of inputs, a row of decoder(z_mean)"
-    + (" and a row of vae(x, training=True)" if spec.is_vae else "") + ", a column per digit.",
-)  # fmt: skip
+    + (" and a row of vae(x, training=True)" if spec.is_vae else "")
+    + ", a column per digit.",
+)
 d_csv.download_button(
-    "⬇️ Their latent codes (CSV)", explore.codes_csv(rt, names, labels),
+    "⬇️ Their latent codes (CSV)",
+    explore.codes_csv(rt, names, labels),
     file_name=shared.file_name("round_trip", "latent_codes", entry.name, ext="csv"),
-    mime="text/csv", key="rt_dl_csv",
-    help="One row per digit: " + ("z_mean and sigma" if spec.is_vae else "the latent vector")
+    mime="text/csv",
+    key="rt_dl_csv",
+    help="One row per digit: "
+    + ("z_mean and sigma" if spec.is_vae else "the latent vector")
     + ", one column per latent number; opens in a spreadsheet.",
-)  # fmt: skip
+)
 compare.section(entry, rt, chosen, labels, names)
 
 # ---- 4. the latent map

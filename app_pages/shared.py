@@ -120,13 +120,18 @@ def render_sidebar() -> None:
             # A radio, not a selectbox: each model's description wraps under its name, where a
             # selectbox would cut it off at the sidebar's width.
             box = st.container(height=LIST_HEIGHT) if len(good) > LIST_UP_TO else st.container()
-            name = box.radio("Model", names, index=index, key="sidebar_model",
-                             format_func=lambda n: f"**{breakable(n, markdown=True)}**",
-                             captions=[_describe(e) for e in good],
-                             help="Every page uses this model. The choice is kept in the page address, "
-                             "so a copied link opens the same model. Under each model: its kind, latent "
-                             "size, training data and test score.\n\n"
-                             + glossary.tip("ELBO", "nats", "PSNR", "SSIM"))  # fmt: skip
+            name = box.radio(
+                "Model",
+                names,
+                index=index,
+                key="sidebar_model",
+                format_func=lambda n: f"**{breakable(n, markdown=True)}**",
+                captions=[_describe(e) for e in good],
+                help="Every page uses this model. The choice is kept in the page address, "
+                "so a copied link opens the same model. Under each model: its kind, latent "
+                "size, training data and test score.\n\n"
+                + glossary.tip("ELBO", "nats", "PSNR", "SSIM"),
+            )
             if st.query_params.get(MODEL_PARAM) != name:
                 st.query_params[MODEL_PARAM] = name
             entry = good[names.index(name)]
@@ -168,14 +173,22 @@ def _uploaded_meta(files) -> dict | None:
 def _import_export(entry: StoreEntry | None) -> None:
     """Bring a .keras file into the store (safe mode), or take the active model away as one."""
     with st.expander("Import or download a model"):
-        files = st.file_uploader("Import a model (.keras, with its .json description if you have it)",
-                                 type=["keras", "json"], accept_multiple_files=True, key="sb_import_files",
-                                 help="Models are loaded in Keras safe mode: a file that would run "
-                                 "code (a Lambda layer, an unknown custom class) is refused.")  # fmt: skip
+        files = st.file_uploader(
+            "Import a model (.keras, with its .json description if you have it)",
+            type=["keras", "json"],
+            accept_multiple_files=True,
+            key="sb_import_files",
+            help="Models are loaded in Keras safe mode: a file that would run "
+            "code (a Lambda layer, an unknown custom class) is refused.",
+        )
         model_file = next((f for f in files or [] if f.name.lower().endswith(".keras")), None)
-        name = st.text_input("Save it as", key="sb_import_name", max_chars=64,
-                             placeholder=_name_from_file(model_file.name) if model_file else "my_model",
-                             help="Letters, digits, '-' and '_'; empty: from the file name.")  # fmt: skip
+        name = st.text_input(
+            "Save it as",
+            key="sb_import_name",
+            max_chars=64,
+            placeholder=_name_from_file(model_file.name) if model_file else "my_model",
+            help="Letters, digits, '-' and '_'; empty: from the file name.",
+        )
         if st.button("Import", key="sb_import", disabled=model_file is None):
             try:
                 meta = _uploaded_meta(files)
@@ -196,15 +209,21 @@ def _import_export(entry: StoreEntry | None) -> None:
             )
         if entry is not None:
             st.download_button(
-                "⬇️ Download this model (.keras)", lambda: store().export(entry.name),
-                file_name=f"{entry.name}.keras", mime="application/zip", key="sb_export",
+                "⬇️ Download this model (.keras)",
+                lambda: store().export(entry.name),
+                file_name=f"{entry.name}.keras",
+                mime="application/zip",
+                key="sb_export",
                 help="The model file; import it into another VAE Lab, or load it with "
                 "keras.saving.load_model.",
-            )  # fmt: skip
+            )
             st.download_button(
-                "⬇️ Its description (.json)", lambda: store().export_meta(entry.name),
-                file_name=f"{entry.name}.json", mime="application/json", key="sb_export_meta",
-            )  # fmt: skip
+                "⬇️ Its description (.json)",
+                lambda: store().export_meta(entry.name),
+                file_name=f"{entry.name}.json",
+                mime="application/json",
+                key="sb_export_meta",
+            )
 
 
 # ---------------------------------------------------------------- rename and delete
@@ -257,19 +276,35 @@ def _rename_or_delete(entry: StoreEntry) -> None:
                 "your own name, download it above and import it again."
             )
         else:
-            st.text_input("New name", key="sb_rename_to", max_chars=64, placeholder=entry.name,
-                          help=store_module.NAME_RULE)  # fmt: skip
+            st.text_input(
+                "New name",
+                key="sb_rename_to",
+                max_chars=64,
+                placeholder=entry.name,
+                help=store_module.NAME_RULE,
+            )
             st.button("Rename", key="sb_rename", on_click=_do_rename, args=(entry.name,))
             _pop_error("sb_rename_error")  # each sentence right under the button that caused it
             if st.session_state.get("sb_delete_asked") != entry.name:
-                st.button("Delete this model…", key="sb_delete",
-                          on_click=lambda: st.session_state.update(sb_delete_asked=entry.name))  # fmt: skip
+                st.button(
+                    "Delete this model…",
+                    key="sb_delete",
+                    on_click=lambda: st.session_state.update(sb_delete_asked=entry.name),
+                )
             else:
                 st.warning(f"Delete **{entry.name}** for good? This cannot be undone.")
-                st.button("Yes, delete it", key="sb_delete_yes", type="primary",
-                          on_click=_do_delete, args=(entry.name,))  # fmt: skip
-                st.button("Cancel", key="sb_delete_no",
-                          on_click=lambda: st.session_state.pop("sb_delete_asked", None))  # fmt: skip
+                st.button(
+                    "Yes, delete it",
+                    key="sb_delete_yes",
+                    type="primary",
+                    on_click=_do_delete,
+                    args=(entry.name,),
+                )
+                st.button(
+                    "Cancel",
+                    key="sb_delete_no",
+                    on_click=lambda: st.session_state.pop("sb_delete_asked", None),
+                )
             _pop_error("sb_delete_error")
     if st.session_state.get("sb_managed"):
         st.success(st.session_state.pop("sb_managed"))
@@ -311,8 +346,9 @@ def active_bundle(
         return None
 
 
-def file_name(page: str, what: str, model: str | None = None, seed: int | None = None,
-              ext: str = "png") -> str:  # fmt: skip
+def file_name(
+    page: str, what: str, model: str | None = None, seed: int | None = None, ext: str = "png"
+) -> str:
     """A download's name that says what it is: vae_lab-<page>-<what>-<model>-seed<seed>.<ext>."""
     parts = ["vae_lab", page, what, model, None if seed is None else f"seed{int(seed)}"]
     return "-".join(p for p in parts if p) + f".{ext}"

@@ -53,8 +53,13 @@ PHASES = {
     "saving": "saving the model",
 }
 # The glossary's words behind each test result (shown in the result's help tip).
-METRIC_WORDS = {"neg_elbo": ("ELBO", "nats"), "reconstruction": ("nats",), "kl": ("KL", "prior"),
-                "psnr": ("PSNR",), "ssim": ("SSIM",)}  # fmt: skip
+METRIC_WORDS = {
+    "neg_elbo": ("ELBO", "nats"),
+    "reconstruction": ("nats",),
+    "kl": ("KL", "prior"),
+    "psnr": ("PSNR",),
+    "ssim": ("SSIM",),
+}
 POLL_S = 1.0  # seconds between looks at the run folder while a run is active
 IDLE_POLL_S = 3.0  # while nothing on view trains: how often to look for a run started elsewhere
 
@@ -166,12 +171,28 @@ def _weaker_than_shipped(status: dict, kind: str | None) -> str | None:
 def _show_result(status: dict, kind: str | None = None) -> None:
     metrics = status.get("test_metrics") if isinstance(status.get("test_metrics"), dict) else {}
     shown = {
-        "neg_elbo": ("Test −ELBO", "nats", "How surprised the model is by digits it never saw; lower is better."),
-        "reconstruction": ("Reconstruction", "nats", "How far its redrawings are from the test digits."),
-        "kl": ("KL", "nats", "How far the codes are from the prior N(0, I): the price of a tidy latent space."),
-        "psnr": ("Test PSNR", "dB", "How close its denoised test digits are to the clean ones; higher is better."),
+        "neg_elbo": (
+            "Test −ELBO",
+            "nats",
+            "How surprised the model is by digits it never saw; lower is better.",
+        ),
+        "reconstruction": (
+            "Reconstruction",
+            "nats",
+            "How far its redrawings are from the test digits.",
+        ),
+        "kl": (
+            "KL",
+            "nats",
+            "How far the codes are from the prior N(0, I): the price of a tidy latent space.",
+        ),
+        "psnr": (
+            "Test PSNR",
+            "dB",
+            "How close its denoised test digits are to the clean ones; higher is better.",
+        ),
         "ssim": ("Test SSIM", "", "How alike denoised and clean test digits look; 1 is identical."),
-    }  # fmt: skip
+    }
     items = [(k, v) for k, v in metrics.items() if k in shown and isinstance(v, int | float)]
     if items:
         for col, (key, value) in zip(st.columns(len(items)), items, strict=True):
@@ -221,8 +242,11 @@ def live_view(run_dir: Path) -> None:
             last = None
         done, text = _progress_line(epochs, last, status.get("phase"))
         st.progress(done, text=text)
-        if st.button("⏹️ Stop", key="tr_stop",
-                     help="Finishes the current batch, saves a checkpoint and stops; you can resume later."):  # fmt: skip
+        if st.button(
+            "⏹️ Stop",
+            key="tr_stop",
+            help="Finishes the current batch, saves a checkpoint and stops; you can resume later.",
+        ):
             try:
                 runs.stop_run(run_dir)
             except (UserError, OSError) as err:
@@ -247,8 +271,9 @@ def live_view(run_dir: Path) -> None:
         st.error(status.get("error") or f"Run {run_dir.name} cannot be read.")
     elif state == "created":
         st.info("This run was set up but never started.")
-    if state in RESUMABLE_STATES and st.button("▶️ Resume", key="tr_resume", type="primary",
-                                               help="Carry on from the last finished epoch."):  # fmt: skip
+    if state in RESUMABLE_STATES and st.button(
+        "▶️ Resume", key="tr_resume", type="primary", help="Carry on from the last finished epoch."
+    ):
         try:
             runs.resume_run(run_dir)
         except UserError as err:
@@ -270,11 +295,16 @@ def live_view(run_dir: Path) -> None:
         if info is not None and not info.variational:
             what = "rows of noisy test digits, the model's clean-up, and the clean originals"
         else:
-            what = ("test digits (top row), how the model redraws them (second row) and new "
-                    "digits it makes up from random codes (bottom rows)")  # fmt: skip
-        st.image(str(pngs[epoch]), width=520,
-                 caption=f"After epoch {epoch}: {what}. The same digits and codes every epoch, "
-                 "so you can watch them sharpen.")  # fmt: skip
+            what = (
+                "test digits (top row), how the model redraws them (second row) and new "
+                "digits it makes up from random codes (bottom rows)"
+            )
+        st.image(
+            str(pngs[epoch]),
+            width=520,
+            caption=f"After epoch {epoch}: {what}. The same digits and codes every epoch, "
+            "so you can watch them sharpen.",
+        )
 
 
 # ---------------------------------------------------------------- the page
@@ -534,9 +564,13 @@ def history(viewed: str | None) -> None:
     st.dataframe(table, hide_index=True)
     ids = [str(info.path) for info in all_runs]
     # No key: the widget follows `viewed` (its index is part of its identity), e.g. after a Start.
-    pick = st.selectbox("Open a run", ids, index=ids.index(viewed) if viewed in ids else 0,
-                        format_func=lambda p: Path(p).name,
-                        help="Shows its curves and pictures above; stopped runs can be resumed there.")  # fmt: skip
+    pick = st.selectbox(
+        "Open a run",
+        ids,
+        index=ids.index(viewed) if viewed in ids else 0,
+        format_func=lambda p: Path(p).name,
+        help="Shows its curves and pictures above; stopped runs can be resumed there.",
+    )
     if pick != viewed:
         st.session_state["tr_view"] = pick
         st.rerun(scope="app")

@@ -78,8 +78,19 @@ def run(rec, quick: bool) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server_log = open(home / "streamlit.log", "w")  # noqa: SIM115 - closed in finally
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+    ]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -99,8 +110,17 @@ def run(rec, quick: bool) -> None:
             _wait_rendered(page, None, 120_000)
             cold = time.perf_counter() - t0
             first_title = page.locator("h1").first.inner_text()
-            rec.emit("app", "cold_start", seconds=cold, server_ready_s=t_health, first_page=first_title,
-                     target_s=8.0, models=model_names, models_from=source, command=" ".join(["python", *cmd[1:]]))  # fmt: skip
+            rec.emit(
+                "app",
+                "cold_start",
+                seconds=cold,
+                server_ready_s=t_health,
+                first_page=first_title,
+                target_s=8.0,
+                models=model_names,
+                models_from=source,
+                command=" ".join(["python", *cmd[1:]]),
+            )
             log(f"app: cold start {cold:.2f} s (server ready {t_health:.2f} s)")
 
             # Page switches by the sidebar navigation, every page in turn, a few rounds.
@@ -118,9 +138,15 @@ def run(rec, quick: bool) -> None:
                     if r > 0 or quick:
                         switches.setdefault(label, []).append(dt)
             all_switches = [t for ts in switches.values() for t in ts]
-            rec.emit("app", "page_switch", median_s=median(all_switches), p95_s=p95(all_switches),
-                     n=len(all_switches), target_s=1.5,
-                     per_page_median_s={k: median(v) for k, v in switches.items()})  # fmt: skip
+            rec.emit(
+                "app",
+                "page_switch",
+                median_s=median(all_switches),
+                p95_s=p95(all_switches),
+                n=len(all_switches),
+                target_s=1.5,
+                per_page_median_s={k: median(v) for k, v in switches.items()},
+            )
             log(f"app: page switch median {median(all_switches):.2f} s")
 
             # Every page with every model, so each model is loaded into the server's cache.
@@ -134,8 +160,16 @@ def run(rec, quick: bool) -> None:
                     visited += 1
             time.sleep(1.0)
             mem = rss_mb(server.pid)
-            rec.emit("app", "server_memory", rss_mb=mem, target_mb=1536, models=model_names,
-                     models_from=source, page_visits=visited, pages=paths_)  # fmt: skip
+            rec.emit(
+                "app",
+                "server_memory",
+                rss_mb=mem,
+                target_mb=1536,
+                models=model_names,
+                models_from=source,
+                page_visits=visited,
+                pages=paths_,
+            )
             log(f"app: server RSS {mem:.0f} MB with {len(model_names)} models")
         finally:
             browser.close()

@@ -109,9 +109,17 @@ def _post_run_gc(rec, reps: int, work) -> None:
             timed_runs(frozen, 4)
     finally:
         gc.unfreeze()
-    rec.emit("latency", "post_run_gc", model="TensorFlow + the models above", median_ms=median(frozen),
-             p95_ms=p95(frozen), reps=len(frozen), unfrozen_median_ms=median(plain),
-             tracked_objects=tracked, ratio=median(plain) / max(median(frozen), 1e-3))  # fmt: skip
+    rec.emit(
+        "latency",
+        "post_run_gc",
+        model="TensorFlow + the models above",
+        median_ms=median(frozen),
+        p95_ms=p95(frozen),
+        reps=len(frozen),
+        unfrozen_median_ms=median(plain),
+        tracked_objects=tracked,
+        ratio=median(plain) / max(median(frozen), 1e-3),
+    )
     log(f"  post-run gc: {median(plain):.1f} ms unfrozen, {median(frozen):.3f} ms settled")
 
 

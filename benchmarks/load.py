@@ -113,8 +113,12 @@ def _machine_busy_s() -> float:
 def _stats(xs: list[float]) -> dict:
     if not xs:
         return {"n": 0}
-    return {"n": len(xs), "p50_ms": round(median(xs), 1), "p95_ms": round(p95(xs), 1),
-            "max_ms": round(max(xs), 1)}  # fmt: skip
+    return {
+        "n": len(xs),
+        "p50_ms": round(median(xs), 1),
+        "p95_ms": round(p95(xs), 1),
+        "max_ms": round(max(xs), 1),
+    }
 
 
 def _kinds(errors: list[str]) -> dict[str, int]:

@@ -79,10 +79,13 @@ def _colour(grey: np.ndarray, rng: np.random.Generator) -> Image.Image:
     pen = (1.0, 1.0, 1.0) if rng.random() < 0.5 else (0.55, 0.7, 1.6)  # blue ink: more blue
     darkness = 1.0 - grey / max(float(grey.max()), 1.0)  # ~0 on paper, large on ink
     channels = [
-        Image.fromarray(np.clip(grey * np.float32(t) * (1.0 - darkness * np.float32(1 - 1 / p)),
-                                0, 255).astype(np.uint8))
+        Image.fromarray(
+            np.clip(grey * np.float32(t) * (1.0 - darkness * np.float32(1 - 1 / p)), 0, 255).astype(
+                np.uint8
+            )
+        )
         for t, p in zip(paper_tint, pen, strict=True)
-    ]  # fmt: skip
+    ]
     return Image.merge("RGB", channels)
 
 
@@ -366,14 +369,26 @@ def run(rec, quick: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
     png = out / "photo_failures.png"
     png.write_bytes(images.to_png(failure_strips(score, limit=30)))
-    rec.emit("photos", "photo_set", dataset=ds.name, photos=n, recognised=score.recognised,
-             rate=score.rate, target=TARGET, per_variant=score.per_variant,
-             seconds_per_photo=score.seconds_per_photo, flat_lighting_rate=flat.rate,
-             flat_lighting_per_variant=flat.per_variant, reader_test_accuracy=accuracy,
-             reader_train_digits=len(ds.x_train[train]), reader_epochs=size["epochs"],
-             reader_train_s=train_s, failures=len(score.failures),
-             failures_png=png.name,  # beside RESULTS.md
-             failure_labels=[(p.variant, p.label, got) for p, got, _ in score.failures])  # fmt: skip
+    rec.emit(
+        "photos",
+        "photo_set",
+        dataset=ds.name,
+        photos=n,
+        recognised=score.recognised,
+        rate=score.rate,
+        target=TARGET,
+        per_variant=score.per_variant,
+        seconds_per_photo=score.seconds_per_photo,
+        flat_lighting_rate=flat.rate,
+        flat_lighting_per_variant=flat.per_variant,
+        reader_test_accuracy=accuracy,
+        reader_train_digits=len(ds.x_train[train]),
+        reader_epochs=size["epochs"],
+        reader_train_s=train_s,
+        failures=len(score.failures),
+        failures_png=png.name,  # beside RESULTS.md
+        failure_labels=[(p.variant, p.label, got) for p, got, _ in score.failures],
+    )
     log(f"photos: {score.rate:.1%} recognised ({flat.rate:.1%} with one paper level)")
     rows = _rows(ds.x_test, ds.y_test, model, size["rows"], seed=1)
     rec.emit("photos", "rows", **rows)

@@ -102,9 +102,19 @@ def shipped_vae_metrics() -> dict:
             continue
         m = (e.meta or {}).get("test_metrics") or {}
         value = next((m[k] for k in ("neg_elbo", "negative_elbo", "nelbo") if k in m), None)
-        rows.append({"name": e.name, "kind": e.kind, "latent_dim": e.latent_dim, "neg_elbo": value,
-                     "psnr": m.get("psnr"), "ssim": m.get("ssim"),
-                     "epochs": e.meta.get("epochs"), "dataset": e.meta.get("dataset"), "error": e.error})  # fmt: skip
+        rows.append(
+            {
+                "name": e.name,
+                "kind": e.kind,
+                "latent_dim": e.latent_dim,
+                "neg_elbo": value,
+                "psnr": m.get("psnr"),
+                "ssim": m.get("ssim"),
+                "epochs": e.meta.get("epochs"),
+                "dataset": e.meta.get("dataset"),
+                "error": e.error,
+            }
+        )
     vaes = [r for r in rows if r["neg_elbo"] is not None and r["error"] is None]
     best = min(vaes, key=lambda r: r["neg_elbo"]) if vaes else None
     return {

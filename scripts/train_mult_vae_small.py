@@ -41,8 +41,15 @@ def main() -> int:
     spec = RecSpec(kind="mult_vae", n_items=split.n_items)
     config = SMALL_SET
     keras.utils.set_random_seed(SEED)
-    result = fit_recommender(split, spec, config, on_epoch=lambda r: print(
-        f"epoch {r['epoch']}: loss {r['loss']:.1f}, val NDCG@100 {r['val_ndcg@100']:.4f}", flush=True))  # fmt: skip
+    result = fit_recommender(
+        split,
+        spec,
+        config,
+        on_epoch=lambda r: print(
+            f"epoch {r['epoch']}: loss {r['loss']:.1f}, val NDCG@100 {r['val_ndcg@100']:.4f}",
+            flush=True,
+        ),
+    )
     half = stored_as(result.bundle, "float16")
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     model_path = OUT_DIR / f"{NAME}.keras"
@@ -88,7 +95,7 @@ def main() -> int:
             "positive_above": 3.5,
             "min_positives": 5,
             "heldout_users": int(split.test_in.shape[0]),
-        },  # fmt: skip
+        },
         "best_epoch": result.best_epoch,
         "val_metrics": result.val_metrics,
         # Flat, as a training run records them: the model's, then its neighbours' on the same users.

@@ -137,8 +137,10 @@ def full_mnist():
     found = data.find_dataset_files("mnist", MNIST_DIR) if MNIST_DIR else None
     if found is None:
         if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but the full MNIST is not in VAE_LAB_DATA_DIR={MNIST_DIR!r}.",
-                        pytrace=False)  # fmt: skip
+            pytest.fail(
+                f"CI=true but the full MNIST is not in VAE_LAB_DATA_DIR={MNIST_DIR!r}.",
+                pytrace=False,
+            )
         pytest.skip("VAE_LAB_DATA_DIR does not point at the full MNIST (CI sets it)")
     return data.load_dataset("mnist", MNIST_DIR, allow_download=False)
 

@@ -47,8 +47,14 @@ def truncated(fmt: str) -> bytes:
 def animated_gif() -> bytes:
     first = seven()
     buf = io.BytesIO()
-    first.save(buf, "GIF", save_all=True, append_images=[Image.new("L", first.size, 0)],
-               duration=100, loop=0)  # fmt: skip
+    first.save(
+        buf,
+        "GIF",
+        save_all=True,
+        append_images=[Image.new("L", first.size, 0)],
+        duration=100,
+        loop=0,
+    )
     return buf.getvalue()
 
 
@@ -90,10 +96,22 @@ def uploads() -> dict[str, tuple[str, bytes, str]]:
         "truncated_png": ("cut.png", truncated("PNG"), "error:cut off"),
         "truncated_jpeg": ("cut.jpg", truncated("JPEG"), "error:cut off"),
         "random_bytes": ("noise.png", np.random.default_rng(1).bytes(5000), "error:not an image"),
-        "html_as_png": ("page.png", b"<!DOCTYPE html><html><body><script>alert(1)</script>", "error:not an image"),
-        "svg_as_png": ("drawing.png", b'<svg xmlns="http://www.w3.org/2000/svg"><circle r="4"/></svg>', "error:not an image"),
+        "html_as_png": (
+            "page.png",
+            b"<!DOCTYPE html><html><body><script>alert(1)</script>",
+            "error:not an image",
+        ),
+        "svg_as_png": (
+            "drawing.png",
+            b'<svg xmlns="http://www.w3.org/2000/svg"><circle r="4"/></svg>',
+            "error:not an image",
+        ),
         "bomb": ("bomb.png", png_with_header_size(40000, 40000), "error:4096x4096"),
-        "one_by_20000": ("strip.png", encode(Image.new("L", (1, 20000), 255)), "error:too long and thin"),
+        "one_by_20000": (
+            "strip.png",
+            encode(Image.new("L", (1, 20000), 255)),
+            "error:too long and thin",
+        ),
         "animated_gif": ("anim.gif", animated_gif(), "ok:first one"),
         "sixteen_bit": ("deep.png", sixteen_bit_png(), "ok"),
         "cmyk_jpeg": ("cmyk.jpg", cmyk_jpeg(), "ok"),
@@ -105,7 +123,7 @@ def uploads() -> dict[str, tuple[str, bytes, str]]:
         "one_pixel": ("dot.png", encode(Image.new("L", (1, 1), 0)), "ok:almost empty"),
         "too_big_file": ("huge.png", b"\x89PNG\r\n\x1a\n" + bytes(10 * 1024 * 1024), "error:10 MB"),
         "dotdot_name": ("../../../tmp/e2e_escape.png", encode(seven()), "ok"),
-    }  # fmt: skip
+    }
 
 
 def tree(*roots: Path) -> dict[str, float]:
@@ -133,11 +151,13 @@ def vae_shaped(encoder_out_layer, tmp_path: Path) -> bytes:
     import keras
 
     x = keras.Input((28, 28, 1))
-    encoder = keras.Model(x, encoder_out_layer(keras.layers.Dense(2)(keras.layers.Flatten()(x))),
-                          name="encoder")  # fmt: skip
+    encoder = keras.Model(
+        x, encoder_out_layer(keras.layers.Dense(2)(keras.layers.Flatten()(x))), name="encoder"
+    )
     z = keras.Input((2,))
-    decoder = keras.Model(z, keras.layers.Reshape((28, 28, 1))(keras.layers.Dense(784)(z)),
-                          name="decoder")  # fmt: skip
+    decoder = keras.Model(
+        z, keras.layers.Reshape((28, 28, 1))(keras.layers.Dense(784)(z)), name="decoder"
+    )
     image = keras.Input((28, 28, 1))
     return keras_bytes(keras.Model(image, decoder(encoder(image)), name="sneaky"), tmp_path)
 

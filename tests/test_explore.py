@@ -147,12 +147,14 @@ def test_ssim_gives_tensorflows_numbers():
     clean[0] = (
         load_sample()[0][0].reshape(28, 28) / 255
     )  # a real digit, then noisy/random/dim/blank
-    restored = np.stack([
-        np.clip(clean[0] + RNG.normal(0, 0.2, (28, 28)), 0, 1),
-        RNG.random((28, 28)),
-        clean[2] * 0.5,
-        np.zeros((28, 28)),
-    ]).astype(np.float32)  # fmt: skip
+    restored = np.stack(
+        [
+            np.clip(clean[0] + RNG.normal(0, 0.2, (28, 28)), 0, 1),
+            RNG.random((28, 28)),
+            clean[2] * 0.5,
+            np.zeros((28, 28)),
+        ]
+    ).astype(np.float32)
     want = tf.image.ssim(clean[..., None], restored[..., None], max_val=1.0).numpy()
     np.testing.assert_allclose(metrics.ssim(clean, restored), want, atol=2e-5)
     wide = RNG.random((2, 20, 33)).astype(np.float32)  # not square, not 28

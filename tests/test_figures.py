@@ -97,11 +97,19 @@ def test_manifold_figure_labels_axes_with_latent_values():
 
 
 # ---------------------------------------------------------------- wiring_dot
-ENC = [("encoder_input", "InputLayer", "(None, 28, 28, 1)"), ("flatten", "Flatten", "(None, 784)"),
-       ("dense", "Dense", "(None, 64)"), ("z_mean", "Dense", "(None, 2)"),
-       ("z_log_var", "Dense", "(None, 2)"), ("z", "Sampling", "(None, 2)")]  # fmt: skip
-DEC = [("decoder_input", "InputLayer", "(None, 2)"), ("dense", "Dense", "(None, 64)"),
-       ("decoder_output", "Activation", "(None, 28, 28, 1)")]  # fmt: skip
+ENC = [
+    ("encoder_input", "InputLayer", "(None, 28, 28, 1)"),
+    ("flatten", "Flatten", "(None, 784)"),
+    ("dense", "Dense", "(None, 64)"),
+    ("z_mean", "Dense", "(None, 2)"),
+    ("z_log_var", "Dense", "(None, 2)"),
+    ("z", "Sampling", "(None, 2)"),
+]
+DEC = [
+    ("decoder_input", "InputLayer", "(None, 2)"),
+    ("dense", "Dense", "(None, 64)"),
+    ("decoder_output", "Activation", "(None, 28, 28, 1)"),
+]
 
 
 def _edges(dot: str) -> set[tuple[str, str]]:

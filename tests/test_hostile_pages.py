@@ -157,8 +157,13 @@ def test_sidebar_import_of_a_good_model_makes_it_active_and_exportable(own_store
     data = (own_store / "conv_dae.keras").read_bytes()
     meta = (own_store / "conv_dae.json").read_bytes()
     at = _open()
-    at = _import(at, [("../../My DAE (copy).keras", data, "application/octet-stream"),
-                      ("My DAE (copy).json", meta, "application/json")])  # fmt: skip
+    at = _import(
+        at,
+        [
+            ("../../My DAE (copy).keras", data, "application/octet-stream"),
+            ("My DAE (copy).json", meta, "application/json"),
+        ],
+    )
     assert not _sidebar_errors(at)
     assert (own_store / "My_DAE_copy.keras").is_file()  # named from the file, made safe
     assert at.sidebar.radio(key="sidebar_model").value == "My_DAE_copy"

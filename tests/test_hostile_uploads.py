@@ -19,9 +19,14 @@ from vae_core.images import prepare_upload
 
 MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "I;16", "I", "F", "CMYK"]
 # The modes each format can be written in (Pillow 13 no longer writes 32-bit "I" as PNG).
-FORMATS = {"PNG": ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"), "JPEG": ("L", "RGB", "CMYK"),
-           "GIF": ("L", "P"), "BMP": ("1", "L", "P", "RGB"), "WEBP": ("RGB", "RGBA"),
-           "TIFF": ("1", "L", "LA", "P", "RGB", "RGBA", "I;16", "I", "F", "CMYK")}  # fmt: skip
+FORMATS = {
+    "PNG": ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"),
+    "JPEG": ("L", "RGB", "CMYK"),
+    "GIF": ("L", "P"),
+    "BMP": ("1", "L", "P", "RGB"),
+    "WEBP": ("RGB", "RGBA"),
+    "TIFF": ("1", "L", "LA", "P", "RGB", "RGBA", "I;16", "I", "F", "CMYK"),
+}
 
 
 def _ok_or_sentence(data: bytes, name: str) -> None:
@@ -78,8 +83,11 @@ def _nothing_written(tmp_path, monkeypatch):
     assert list(systmp.iterdir()) == []
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-          HealthCheck.function_scoped_fixture])  # fmt: skip
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(images(), st.sampled_from(["keep", "cut", "flip", "zero_tail"]), st.integers(0, 10**6))
 def test_fuzz_real_images_of_every_mode_then_damaged(image, damage, where):
     fmt, data = image

@@ -80,8 +80,15 @@ def test_the_cli_and_train_spec_agree_on_every_flag():
     from vae_core import train
 
     model = ModelSpec("conv_dae", latent_dim=12, hidden=64, reconstruction="mse", beta=0.5)
-    run = TrainSpec("sample", epochs=3, noise="mask", noise_strength=0.3, step_delay_s=0.1,
-                    steps_per_execution=2, max_train_samples=100)  # fmt: skip
+    run = TrainSpec(
+        "sample",
+        epochs=3,
+        noise="mask",
+        noise_strength=0.3,
+        step_delay_s=0.1,
+        steps_per_execution=2,
+        max_train_samples=100,
+    )
     from vae_core.specs import cli_args
 
     args = train._parser().parse_args(["--run-dir", "x", *cli_args(model, run)])

@@ -117,8 +117,9 @@ def test_the_conditional_vae_redraws_the_drawing_as_every_digit(lab_home):
 def test_an_almost_empty_drawing_gets_one_sentence(lab_home):
     at = open_app(model="mlp_vae")
     at.segmented_control(key="rt_mode").set_value("Draw").run()
-    at.session_state["rt_pad_0"] = {"drawing": {"raw": {"objects": [{"type": "path"}]},
-                                                "data": _pad_state()["drawing"]["data"]}}  # fmt: skip
+    at.session_state["rt_pad_0"] = {
+        "drawing": {"raw": {"objects": [{"type": "path"}]}, "data": _pad_state()["drawing"]["data"]}
+    }
     at.run()
     assert not at.exception
     assert len(_sentences(at)) == 1 and "almost empty" in _sentences(at)[0]
@@ -176,8 +177,10 @@ def test_each_digit_of_a_row_gets_its_own_label_for_the_conditional_vae(lab_home
     at.selectbox(key="rt_up_label_1").set_value(8).run()
     assert not at.exception and not at.error
     titles = [m.value for m in at.markdown if m.value.startswith("**Digit")]
-    assert titles == ["**Digit 1** · your image #1 · written as a 3",
-                      "**Digit 2** · your image #2 · written as a 8"]  # fmt: skip
+    assert titles == [
+        "**Digit 1** · your image #1 · written as a 3",
+        "**Digit 2** · your image #2 · written as a 8",
+    ]
 
 
 # ---------------------------------------------------------------- Denoise

@@ -25,8 +25,17 @@ def _start_button(at: AppTest):
     return next(b for b in at.button if "Start training" in b.label)
 
 
-def _fake_run(root: Path, run_id: str, *, kind="mlp_vae", state="completed", epochs=3,
-              done=3, status_extra=None, dataset="sample") -> Path:  # fmt: skip
+def _fake_run(
+    root: Path,
+    run_id: str,
+    *,
+    kind="mlp_vae",
+    state="completed",
+    epochs=3,
+    done=3,
+    status_extra=None,
+    dataset="sample",
+) -> Path:
     """A run folder as the training child leaves it: config, status and progress lines."""
     run_dir = root / run_id
     run_dir.mkdir(parents=True)
@@ -39,11 +48,30 @@ def _fake_run(root: Path, run_id: str, *, kind="mlp_vae", state="completed", epo
     for epoch in range(1, done + 1):
         loss = 200.0 / epoch
         for step in (5, 10):
-            lines.append({"kind": "step", "epoch": epoch, "step": step, "steps_per_epoch": 10,
-                          "loss": loss + 10 - step, "reconstruction_loss": loss - 5, "kl_loss": 5.0})  # fmt: skip
-        lines.append({"kind": "epoch", "epoch": epoch, "steps_per_epoch": 10, "loss": loss,
-                      "reconstruction_loss": loss - 5, "kl_loss": 5.0, "val_loss": loss + 3,
-                      "val_reconstruction_loss": loss - 2, "val_kl_loss": 5.0})  # fmt: skip
+            lines.append(
+                {
+                    "kind": "step",
+                    "epoch": epoch,
+                    "step": step,
+                    "steps_per_epoch": 10,
+                    "loss": loss + 10 - step,
+                    "reconstruction_loss": loss - 5,
+                    "kl_loss": 5.0,
+                }
+            )
+        lines.append(
+            {
+                "kind": "epoch",
+                "epoch": epoch,
+                "steps_per_epoch": 10,
+                "loss": loss,
+                "reconstruction_loss": loss - 5,
+                "kl_loss": 5.0,
+                "val_loss": loss + 3,
+                "val_reconstruction_loss": loss - 2,
+                "val_kl_loss": 5.0,
+            }
+        )
     (run_dir / "progress.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     return run_dir
 
@@ -63,8 +91,14 @@ def busy_run(runs_root):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    run_dir = _fake_run(runs_root, "20260101-000000-busy", state="running", epochs=5, done=2,
-                        status_extra={"pid": child.pid, "host": socket.gethostname()})  # fmt: skip
+    run_dir = _fake_run(
+        runs_root,
+        "20260101-000000-busy",
+        state="running",
+        epochs=5,
+        done=2,
+        status_extra={"pid": child.pid, "host": socket.gethostname()},
+    )
     try:
         yield run_dir
     finally:
@@ -122,8 +156,13 @@ def test_start_creates_and_starts_a_run_with_the_chosen_settings(runs_root, monk
     dae_model, dae_train = preset("conv_dae", "sample")
     assert config["model"]["reconstruction"] == dae_model.reconstruction
     assert config["train"]["lr_schedule"] == dae_train.lr_schedule
-    assert config["train"] == {**config["train"], "epochs": 2, "noise": "gaussian",
-                               "noise_strength": 0.3, "dataset": "sample"}  # fmt: skip
+    assert config["train"] == {
+        **config["train"],
+        "epochs": 2,
+        "noise": "gaussian",
+        "noise_strength": 0.3,
+        "dataset": "sample",
+    }
     assert config["save_as"] == "my_dae"
     # The new run is the one on view, and listed.
     assert any(started[0].name in m.value for m in at.markdown)
@@ -140,10 +179,21 @@ def test_a_second_start_says_one_run_at_a_time(busy_run, runs_root):
 
 
 def test_past_runs_table_lists_fabricated_runs_and_survives_a_corrupt_one(runs_root):
-    _fake_run(runs_root, "20260101-000001-aaaa", kind="mlp_vae",
-              status_extra={"model_name": "mlp_a", "test_metrics": {"neg_elbo": 151.25}})  # fmt: skip
-    _fake_run(runs_root, "20260102-000001-bbbb", kind="conv_dae", state="stopped", epochs=5,
-              done=2, status_extra={"test_metrics": None})  # fmt: skip
+    _fake_run(
+        runs_root,
+        "20260101-000001-aaaa",
+        kind="mlp_vae",
+        status_extra={"model_name": "mlp_a", "test_metrics": {"neg_elbo": 151.25}},
+    )
+    _fake_run(
+        runs_root,
+        "20260102-000001-bbbb",
+        kind="conv_dae",
+        state="stopped",
+        epochs=5,
+        done=2,
+        status_extra={"test_metrics": None},
+    )
     bad = runs_root / "20260103-000001-cccc"
     bad.mkdir()
     (bad / "config.json").write_text("{ not json")
@@ -239,22 +289,46 @@ def test_the_sample_has_its_own_longer_preset_and_says_how_it_is_split(runs_root
 
 
 def test_a_stop_part_way_says_its_steps_are_kept(runs_root):
-    _fake_run(runs_root, "20260102-000001-stop", state="stopped", epochs=5, done=2,
-              status_extra={"step": 12, "steps_per_epoch": 25})  # fmt: skip
+    _fake_run(
+        runs_root,
+        "20260102-000001-stop",
+        state="stopped",
+        epochs=5,
+        done=2,
+        status_extra={"step": 12, "steps_per_epoch": 25},
+    )
     at = _open()
-    assert any("Stopped at step 12 of 25 in epoch 3 of 5; those steps are kept" in i.value
-               for i in at.info)  # fmt: skip
+    assert any(
+        "Stopped at step 12 of 25 in epoch 3 of 5; those steps are kept" in i.value for i in at.info
+    )
     assert any("Resume" in b.label for b in at.button)
 
 
 def test_a_resumed_run_does_not_show_the_stale_step_line(runs_root):
     # Resume was pressed: the status says "starting" (no pid yet) while progress.jsonl still ends
     # with the step the stop left behind.
-    _fake_run(runs_root, "20260102-000001-strt", state="starting", epochs=5, done=2,
-              status_extra={"pid": None, "updated": time.time(), "step": 5})  # fmt: skip
+    _fake_run(
+        runs_root,
+        "20260102-000001-strt",
+        state="starting",
+        epochs=5,
+        done=2,
+        status_extra={"pid": None, "updated": time.time(), "step": 5},
+    )
     with open(runs_root / "20260102-000001-strt" / "progress.jsonl", "a") as f:
-        f.write(json.dumps({"kind": "step", "epoch": 3, "step": 5, "steps_per_epoch": 10,
-                            "eta_s": 44.0, "loss": 3.0}) + "\n")  # fmt: skip
+        f.write(
+            json.dumps(
+                {
+                    "kind": "step",
+                    "epoch": 3,
+                    "step": 5,
+                    "steps_per_epoch": 10,
+                    "eta_s": 44.0,
+                    "loss": 3.0,
+                }
+            )
+            + "\n"
+        )
     at = _open()
     text = at.get("progress")[0].proto.text
     assert "starting" in text and "step 5 of 10" not in text and "44 s left" not in text
@@ -263,14 +337,22 @@ def test_a_resumed_run_does_not_show_the_stale_step_line(runs_root):
 def test_a_model_far_weaker_than_the_shipped_one_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_LAB_HOME", str(tmp_path))
     monkeypatch.setenv("VAE_LAB_OFFLINE", "1")
-    _fake_run(tmp_path / "runs", "20260101-000001-weak", kind="conv_vae",
-              status_extra={"model_name": "grey", "test_metrics": {"neg_elbo": 499.0}})  # fmt: skip
+    _fake_run(
+        tmp_path / "runs",
+        "20260101-000001-weak",
+        kind="conv_vae",
+        status_extra={"model_name": "grey", "test_metrics": {"neg_elbo": 499.0}},
+    )
     at = _open()
     warning = " ".join(w.value for w in at.warning)
     assert "much weaker than the shipped **conv_vae_32d**" in warning and "499" in warning
     # A good one does not get the warning.
-    _fake_run(tmp_path / "runs", "20260102-000001-good", kind="conv_vae",
-              status_extra={"model_name": "fine", "test_metrics": {"neg_elbo": 99.0}})  # fmt: skip
+    _fake_run(
+        tmp_path / "runs",
+        "20260102-000001-good",
+        kind="conv_vae",
+        status_extra={"model_name": "fine", "test_metrics": {"neg_elbo": 99.0}},
+    )
     at = _open()
     assert not any("much weaker" in w.value for w in at.warning)
 

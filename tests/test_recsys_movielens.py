@@ -157,9 +157,15 @@ def test_ratings_of_movies_the_catalogue_lacks_are_refused(tmp_path, no_data_dir
 
 def test_chunked_reading_gives_the_same_ratings(tmp_path, no_data_dir, monkeypatch):
     rng = np.random.default_rng(0)
-    ratings = [(int(u), int(m), float(r), 5) for u, m, r in zip(
-        np.sort(rng.integers(1, 500, 3000)), rng.choice([10, 20, 30], 3000), rng.integers(1, 11, 3000) / 2, strict=True
-    )]  # fmt: skip
+    ratings = [
+        (int(u), int(m), float(r), 5)
+        for u, m, r in zip(
+            np.sort(rng.integers(1, 500, 3000)),
+            rng.choice([10, 20, 30], 3000),
+            rng.integers(1, 11, 3000) / 2,
+            strict=True,
+        )
+    ]
     write_release(tmp_path, "ml-20m", ratings, MOVIES)
     monkeypatch.setattr(ml, "CHUNK_BYTES", 1000)  # ~70 lines per chunk, cut mid-line
     data = ml.load_movielens("ml-20m", data_dir=tmp_path)
@@ -174,8 +180,12 @@ def test_download_is_atomic_and_reports_progress(tmp_path, no_data_dir):
             z.write(f, f"ml-100k/{f.name}")
     seen = []
     dest = tmp_path / "downloads"
-    path = ml.download_movielens("ml-100k", dest, lambda done, total: seen.append((done, total)),
-                                 url=(tmp_path / "served.zip").as_uri())  # fmt: skip
+    path = ml.download_movielens(
+        "ml-100k",
+        dest,
+        lambda done, total: seen.append((done, total)),
+        url=(tmp_path / "served.zip").as_uri(),
+    )
     assert path == dest / "ml-100k.zip" and seen and seen[-1][0] == path.stat().st_size
     assert ml.load_movielens("ml-100k", data_dir=dest).ratings.items.tolist() == [10]
     (tmp_path / "broken.zip").write_bytes(b"PK not really")

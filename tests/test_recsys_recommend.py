@@ -51,8 +51,14 @@ def test_sampled_lists_count_appearances_and_ranks(vae):
     assert lists.lists.shape == (20, 5)
     assert not {1, 2} & set(lists.lists.ravel().tolist())
     assert lists.appearances.sum() == 100 and (np.diff(lists.appearances) <= 0).all()
-    for item, count, best, worst, mean in zip(lists.items, lists.appearances, lists.best_rank,
-                                             lists.worst_rank, lists.mean_rank, strict=True):  # fmt: skip
+    for item, count, best, worst, mean in zip(
+        lists.items,
+        lists.appearances,
+        lists.best_rank,
+        lists.worst_rank,
+        lists.mean_rank,
+        strict=True,
+    ):
         rows, ranks = np.nonzero(lists.lists == item)
         assert count == len(rows) and best == ranks.min() + 1 and worst == ranks.max() + 1
         assert mean == pytest.approx(ranks.mean() + 1)
@@ -87,8 +93,12 @@ def test_users_map_in_two_dimensions_and_the_picks_on_it(vae):
 
 
 def test_favourite_genre_and_title_search():
-    items = Movies(np.arange(4), ["Heat (1995)", "Toy Story (1995)", "Toy Soldiers (1991)", "Casino (1995)"],
-                   np.array([1995, 1995, 1991, 1995]), [("Crime", "Drama"), ("Comedy",), ("Drama",), ()])  # fmt: skip
+    items = Movies(
+        np.arange(4),
+        ["Heat (1995)", "Toy Story (1995)", "Toy Soldiers (1991)", "Casino (1995)"],
+        np.array([1995, 1995, 1991, 1995]),
+        [("Crime", "Drama"), ("Comedy",), ("Drama",), ()],
+    )
     clicks = sp.csr_matrix(np.array([[1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], np.float32))
     assert favourite_genres(clicks, items) == ["Drama", "Comedy", ""]
     # Crime is rarer in the catalogue than Drama: relative to it, user 0 is a crime fan

@@ -47,9 +47,13 @@ def test_positives_are_ratings_above_3_5_of_users_with_5_or_more(small):
         zip(r.users[r.stars > 3.5].tolist(), r.items[r.stars > 3.5].tolist(), strict=True)
     )
     ids = s.items.ids
-    parts = [_pairs(s.train, s.train_users, ids), _pairs(s.val_in, s.val_users, ids),
-             _pairs(s.val_out, s.val_users, ids), _pairs(s.test_in, s.test_users, ids),
-             _pairs(s.test_out, s.test_users, ids)]  # fmt: skip
+    parts = [
+        _pairs(s.train, s.train_users, ids),
+        _pairs(s.val_in, s.val_users, ids),
+        _pairs(s.val_out, s.val_users, ids),
+        _pairs(s.test_in, s.test_users, ids),
+        _pairs(s.test_out, s.test_users, ids),
+    ]
     every = set().union(*parts)
     assert every <= positive  # nothing at 3.5 stars or below
     assert sum(len(p) for p in parts) == len(every)  # no click in two parts
@@ -99,8 +103,9 @@ def test_too_few_users_is_a_sentence_not_a_crash():
 def _vae_cf_split(data: MovieLens, n_heldout: int):
     """dawenl/vae_cf's ML-20M notebook, line for line (pandas; groupby sizes as the 2018 pandas)."""
     pd = pytest.importorskip("pandas")
-    raw_data = pd.DataFrame({"userId": data.ratings.users, "movieId": data.ratings.items,
-                             "rating": data.ratings.stars})  # fmt: skip
+    raw_data = pd.DataFrame(
+        {"userId": data.ratings.users, "movieId": data.ratings.items, "rating": data.ratings.stars}
+    )
     raw_data = raw_data[raw_data["rating"] > 3.5]
 
     def get_count(tp, id):

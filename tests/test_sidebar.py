@@ -19,8 +19,12 @@ from vae_core import rundir, runs
 from vae_core.specs import ModelSpec, TrainSpec
 from vae_core.store import NAME_RULE
 
-PAGES = ("app_pages/round_trip.py", "app_pages/generate.py", "app_pages/denoise.py",
-         "app_pages/train.py")  # fmt: skip
+PAGES = (
+    "app_pages/round_trip.py",
+    "app_pages/generate.py",
+    "app_pages/denoise.py",
+    "app_pages/train.py",
+)
 
 
 def _ok(at: AppTest) -> None:
@@ -75,9 +79,17 @@ def test_renaming_ones_own_model_from_the_sidebar(own_store):
     at = open_app(model="conv_vae")
     at = _rename(at, "my_conv")
     assert _files(own_store) == sorted(
-        ["conv_dae.json", "conv_dae.keras", "cvae.json", "cvae.keras", "mlp_vae.json",
-         "mlp_vae.keras", "my_conv.json", "my_conv.keras"]
-    )  # fmt: skip
+        [
+            "conv_dae.json",
+            "conv_dae.keras",
+            "cvae.json",
+            "cvae.keras",
+            "mlp_vae.json",
+            "mlp_vae.keras",
+            "my_conv.json",
+            "my_conv.keras",
+        ]
+    )
     assert at.query_params["model"] == "my_conv"
     assert at.sidebar.radio(key="sidebar_model").value == "my_conv"
     assert any("Renamed **conv_vae** to **my_conv**" in s.value for s in at.sidebar.success)
@@ -87,11 +99,13 @@ def test_renaming_ones_own_model_from_the_sidebar(own_store):
 
 @pytest.mark.parametrize(
     ("new", "sentence"),
-    [("mlp_vae", "A model named 'mlp_vae' already exists; pick another name."),
-     ("my model", NAME_RULE),
-     ("conv_vae", "The model is already called 'conv_vae'."),
-     ("", "Type the new name for conv_vae first.")],
-)  # fmt: skip
+    [
+        ("mlp_vae", "A model named 'mlp_vae' already exists; pick another name."),
+        ("my model", NAME_RULE),
+        ("conv_vae", "The model is already called 'conv_vae'."),
+        ("", "Type the new name for conv_vae first."),
+    ],
+)
 def test_a_name_that_collides_or_breaks_the_rules_gets_a_sentence(own_store, new, sentence):
     before = _files(own_store)
     at = _rename(open_app(model="conv_vae"), new)
@@ -134,10 +148,12 @@ def training_now(own_store):
     child = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(60)", runs.TRAIN_MODULE]
     )
-    run_dir = runs.create_run(ModelSpec(hidden=16), TrainSpec(dataset="sample"),
-                              root=own_store.parent / "runs")  # fmt: skip
-    rundir.write_json_atomic(run_dir / rundir.STATUS, {"state": "running", "pid": child.pid,
-                                                       "host": os.uname().nodename})  # fmt: skip
+    run_dir = runs.create_run(
+        ModelSpec(hidden=16), TrainSpec(dataset="sample"), root=own_store.parent / "runs"
+    )
+    rundir.write_json_atomic(
+        run_dir / rundir.STATUS, {"state": "running", "pid": child.pid, "host": os.uname().nodename}
+    )
     meta_path = own_store / "mlp_vae.json"
     meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "run_id": run_dir.name}))
     yield run_dir.name
@@ -171,8 +187,21 @@ def _helps(node) -> list[str]:
 
 
 def test_every_term_is_one_or_two_plain_sentences():
-    required = {"nats", "ELBO", "KL", "prior", "N(0, I)", "z_log_var", "eps", "shapes", "PCA",
-                "temperature", "spherical interpolation", "PSNR", "SSIM"}  # fmt: skip
+    required = {
+        "nats",
+        "ELBO",
+        "KL",
+        "prior",
+        "N(0, I)",
+        "z_log_var",
+        "eps",
+        "shapes",
+        "PCA",
+        "temperature",
+        "spherical interpolation",
+        "PSNR",
+        "SSIM",
+    }
     assert required <= set(TERMS)
     assert "(None, 64)" in TERMS["shapes"]
     for term, text in TERMS.items():

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from tests.hostile import zip_bytes
+from vae_core import safe_import
 from vae_core import store as store_mod
 from vae_core.errors import StoreError
 from vae_core.models import build_model
@@ -238,10 +239,12 @@ def _training(runs_root: Path, save_as: str | None, fakes: list) -> str:
         [sys.executable, "-c", "import time; time.sleep(60)", runs.TRAIN_MODULE]
     )
     fakes.append(child)
-    run_dir = runs.create_run(ModelSpec(hidden=16), TrainSpec(dataset="sample"), root=runs_root,
-                              save_as=save_as)  # fmt: skip
-    rundir.write_json_atomic(run_dir / rundir.STATUS, {"state": "running", "pid": child.pid,
-                                                       "host": os.uname().nodename})  # fmt: skip
+    run_dir = runs.create_run(
+        ModelSpec(hidden=16), TrainSpec(dataset="sample"), root=runs_root, save_as=save_as
+    )
+    rundir.write_json_atomic(
+        run_dir / rundir.STATUS, {"state": "running", "pid": child.pid, "host": os.uname().nodename}
+    )
     return run_dir.name
 
 
@@ -325,8 +328,23 @@ def test_user_file_with_a_shipped_name_is_hidden(shipped_store, bundles):
 
 
 # ---------------------------------------------------------------- names
-BAD_NAMES = ["", "../x", "../../etc/passwd", "a/b", "a\\b", "/abs", ".hidden", "-dash", "_u",
-             "a" * 65, "has space", "ümlaut", "name\n", "x.keras", None]  # fmt: skip
+BAD_NAMES = [
+    "",
+    "../x",
+    "../../etc/passwd",
+    "a/b",
+    "a\\b",
+    "/abs",
+    ".hidden",
+    "-dash",
+    "_u",
+    "a" * 65,
+    "has space",
+    "ümlaut",
+    "name\n",
+    "x.keras",
+    None,
+]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
@@ -401,10 +419,12 @@ def test_failed_overwrite_keeps_the_previous_model(store, bundles, monkeypatch):
 
 @pytest.mark.parametrize(
     ("error", "reason"),
-    [(PermissionError(errno.EACCES, "Permission denied"), "permission denied"),
-     (OSError(errno.ENOSPC, "No space left on device"), "the disk is full"),
-     (OSError(errno.EROFS, "Read-only file system"), "the disk is read-only")],
-)  # fmt: skip
+    [
+        (PermissionError(errno.EACCES, "Permission denied"), "permission denied"),
+        (OSError(errno.ENOSPC, "No space left on device"), "the disk is full"),
+        (OSError(errno.EROFS, "Read-only file system"), "the disk is read-only"),
+    ],
+)
 def test_unwritable_store_gives_a_sentence(store, bundles, monkeypatch, error, reason):
     # Tests run as root, where chmod stops nothing; a refusing os.replace stands in for the disk.
     def refuse(src, dst):
@@ -502,14 +522,16 @@ def test_model_without_sidecar_still_loads(store, bundles):
 
 @pytest.mark.parametrize(
     ("meta", "fragment"),
-    [({"kind": "gan"}, "'kind' should be one of"),
-     ({"test_metrics": {"neg_elbo": "low"}}, "'test_metrics' should be named numbers"),
-     ({"test_metrics": [1]}, "'test_metrics'"),
-     ({"epochs": 2.5}, "'epochs'"),
-     ({"latent_dim": True}, "'latent_dim'"),
-     ({"spec": {"kind": "mlp_vae", "latent_dim": 0}}, "'spec' is not a valid model"),
-     ({"spec": {"kind": "mlp_vae", "latent_dim": 2}, "latent_dim": 3}, "disagree")],
-)  # fmt: skip
+    [
+        ({"kind": "gan"}, "'kind' should be one of"),
+        ({"test_metrics": {"neg_elbo": "low"}}, "'test_metrics' should be named numbers"),
+        ({"test_metrics": [1]}, "'test_metrics'"),
+        ({"epochs": 2.5}, "'epochs'"),
+        ({"latent_dim": True}, "'latent_dim'"),
+        ({"spec": {"kind": "mlp_vae", "latent_dim": 0}}, "'spec' is not a valid model"),
+        ({"spec": {"kind": "mlp_vae", "latent_dim": 2}, "latent_dim": 3}, "disagree"),
+    ],
+)
 def test_read_meta_checks_types(tmp_path, meta, fragment):
     path = tmp_path / "m.json"
     path.write_text(json.dumps(meta))
@@ -583,7 +605,7 @@ def test_import_refuses_an_unregistered_custom_class(store, tmp_path):
 
 def test_keras_refusal_after_the_scan_is_still_a_sentence(store, tmp_path, monkeypatch):
     # Should a Lambda slip past our scan of config.json, Keras's safe mode is the second wall.
-    monkeypatch.setattr(store_mod, "_refuse_unsafe_config", lambda config: None)
+    monkeypatch.setattr(store_mod, "refuse_unsafe_config", lambda config: None)
     data = _nested(keras.layers.Lambda(lambda t: t * 2), tmp_path)
     with pytest.raises(StoreError) as info:
         store.import_file(data, "lam")
@@ -617,14 +639,18 @@ def test_import_refuses_paths_that_escape(store, bundles, tmp_path):
 
 @pytest.mark.parametrize(
     "make",
-    [lambda good: os.urandom(4096),
-     lambda good: b"",
-     lambda good: good[: len(good) // 2],
-     lambda good: zip_bytes({"hello.txt": b"hi"}),
-     lambda good: zip_bytes({"config.json": b"{not json"}),
-     lambda good: zip_bytes({"config.json": zipfile.ZipFile(io.BytesIO(good)).read("config.json")})],
+    [
+        lambda good: os.urandom(4096),
+        lambda good: b"",
+        lambda good: good[: len(good) // 2],
+        lambda good: zip_bytes({"hello.txt": b"hi"}),
+        lambda good: zip_bytes({"config.json": b"{not json"}),
+        lambda good: zip_bytes(
+            {"config.json": zipfile.ZipFile(io.BytesIO(good)).read("config.json")}
+        ),
+    ],
     ids=["random", "empty", "truncated", "no_config", "bad_config", "no_weights"],
-)  # fmt: skip
+)
 def test_import_refuses_files_that_are_not_models(store, bundles, tmp_path, make):
     good = _keras_bytes(bundles["mlp_vae"].composite, tmp_path)
     with pytest.raises(StoreError) as info:
@@ -635,7 +661,7 @@ def test_import_refuses_files_that_are_not_models(store, bundles, tmp_path, make
 
 def test_import_size_limit(store, bundles, tmp_path, monkeypatch):
     data = _keras_bytes(bundles["mlp_vae"].composite, tmp_path)
-    monkeypatch.setattr(store_mod, "MAX_IMPORT_BYTES", len(data) - 1)
+    monkeypatch.setattr(safe_import, "MAX_IMPORT_BYTES", len(data) - 1)
     with pytest.raises(StoreError, match="larger than 100 MB"):
         store.import_file(data, "big")
     assert _files(store.root) == []

@@ -417,8 +417,12 @@ def test_compile_options_follow_the_kind_the_device_and_the_spec(monkeypatch):
     monkeypatch.setattr(train, "cpu_has_bf16", lambda cpuinfo=None: True)
     mlp = train.compile_options(ModelSpec("mlp_vae"), TrainSpec(), cpu, n_train=60_000)
     # bfloat16 on a CPU: TensorFlow's oneDNN kernels (XLA's CPU GEMMs do not use bfloat16 math).
-    assert mlp == {"precision": "mixed_bfloat16", "jit_compile": False,
-                   "steps_per_execution": train.STEPS_PER_EXECUTION, "drop_remainder": True}  # fmt: skip
+    assert mlp == {
+        "precision": "mixed_bfloat16",
+        "jit_compile": False,
+        "steps_per_execution": train.STEPS_PER_EXECUTION,
+        "drop_remainder": True,
+    }
     # float32 on a CPU: XLA for the dense kinds, one step per call; small sets keep their last batch.
     f32 = train.compile_options(ModelSpec("cvae"), TrainSpec(precision="float32"), cpu, 400)
     assert f32["jit_compile"] is True and f32["steps_per_execution"] == 1

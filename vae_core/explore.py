@@ -106,8 +106,17 @@ def round_trip(
         "vae(x, training=False)": reconstruction_error(xb, composite_infer),
     }
     if z_log_var is None:
-        return RoundTrip(xb[..., 0], z_mean, None, None, decoded_mean, None, composite_train,
-                         composite_infer, errors)  # fmt: skip
+        return RoundTrip(
+            xb[..., 0],
+            z_mean,
+            None,
+            None,
+            decoded_mean,
+            None,
+            composite_train,
+            composite_infer,
+            errors,
+        )
     sigma = np.exp(0.5 * z_log_var)
     eps = np.random.default_rng(seed).standard_normal((n, n_samples, z_mean.shape[1]))
     z_samples = (z_mean[:, None] + sigma[:, None] * eps).astype(np.float32)
@@ -117,8 +126,17 @@ def round_trip(
     )
     decoded_samples = flat.reshape(n, n_samples, *flat.shape[1:])
     errors["decoder(z)"] = np.mean((xb[:, None, ..., 0] - decoded_samples) ** 2, axis=(2, 3))
-    return RoundTrip(xb[..., 0], z_mean, sigma, z_samples, decoded_mean, decoded_samples,
-                     composite_train, composite_infer, errors)  # fmt: skip
+    return RoundTrip(
+        xb[..., 0],
+        z_mean,
+        sigma,
+        z_samples,
+        decoded_mean,
+        decoded_samples,
+        composite_train,
+        composite_infer,
+        errors,
+    )
 
 
 def codes_csv(rt: RoundTrip, names: list[str], labels=None) -> str:

@@ -26,25 +26,56 @@ def loss_curves(rows: Sequence[dict], term: str = "loss") -> go.Figure:
 
     fig = go.Figure()
     if steps:
-        fig.add_scatter(x=[x_of(r) for r in steps], y=[r[term] for r in steps], mode="lines",
-                        name="train (running)", line=dict(color=TRAIN_COLOR, width=1), opacity=0.5)  # fmt: skip
+        fig.add_scatter(
+            x=[x_of(r) for r in steps],
+            y=[r[term] for r in steps],
+            mode="lines",
+            name="train (running)",
+            line=dict(color=TRAIN_COLOR, width=1),
+            opacity=0.5,
+        )
     train_epochs = [r for r in epochs if term in r]
     if train_epochs:
-        fig.add_scatter(x=[r["epoch"] for r in train_epochs], y=[r[term] for r in train_epochs],
-                        mode="lines+markers", name="train (epoch)", line=dict(color=TRAIN_COLOR))  # fmt: skip
+        fig.add_scatter(
+            x=[r["epoch"] for r in train_epochs],
+            y=[r[term] for r in train_epochs],
+            mode="lines+markers",
+            name="train (epoch)",
+            line=dict(color=TRAIN_COLOR),
+        )
     val = [r for r in epochs if f"val_{term}" in r]
     if val:
-        fig.add_scatter(x=[r["epoch"] for r in val], y=[r[f"val_{term}"] for r in val],
-                        mode="lines+markers", name="validation", line=dict(color=VAL_COLOR, dash="dot"))  # fmt: skip
-    fig.update_layout(title=f"{label} loss (nats per image)", height=280, margin=dict(l=10, r=10, t=40, b=10),
-                      xaxis_title="epoch", legend=dict(orientation="h", y=-0.25))  # fmt: skip
+        fig.add_scatter(
+            x=[r["epoch"] for r in val],
+            y=[r[f"val_{term}"] for r in val],
+            mode="lines+markers",
+            name="validation",
+            line=dict(color=VAL_COLOR, dash="dot"),
+        )
+    fig.update_layout(
+        title=f"{label} loss (nats per image)",
+        height=280,
+        margin=dict(l=10, r=10, t=40, b=10),
+        xaxis_title="epoch",
+        legend=dict(orientation="h", y=-0.25),
+    )
     return fig
 
 
 # ---------------------------------------------------------------- latent space and wiring
 # (round trip and generate pages)
-DIGIT_COLORS = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
-                "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#7f7f7f")  # fmt: skip
+DIGIT_COLORS = (
+    "#4e79a7",
+    "#f28e2b",
+    "#e15759",
+    "#76b7b2",
+    "#59a14f",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#7f7f7f",
+)
 HIGHLIGHT_COLOR = "#111111"
 
 
@@ -115,21 +146,36 @@ def latent_map(
     p = proj(z)
     fig = go.Figure()
     if labels is None:
-        fig.add_scatter(x=p[:, 0], y=p[:, 1], mode="markers", name="digits",
-                        marker=dict(size=5, color="#8c9bab", opacity=0.6))  # fmt: skip
+        fig.add_scatter(
+            x=p[:, 0],
+            y=p[:, 1],
+            mode="markers",
+            name="digits",
+            marker=dict(size=5, color="#8c9bab", opacity=0.6),
+        )
     else:
         labels = np.asarray(labels).astype(int)
         for k in np.unique(labels):
             m = labels == k
-            fig.add_scatter(x=p[m, 0], y=p[m, 1], mode="markers", name=f"digit {k}",
-                            marker=dict(size=5, color=DIGIT_COLORS[k % 10], opacity=0.65),
-                            hovertemplate=f"a {k}<br>(%{{x:.2f}}, %{{y:.2f}})<extra></extra>")  # fmt: skip
+            fig.add_scatter(
+                x=p[m, 0],
+                y=p[m, 1],
+                mode="markers",
+                name=f"digit {k}",
+                marker=dict(size=5, color=DIGIT_COLORS[k % 10], opacity=0.65),
+                hovertemplate=f"a {k}<br>(%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
+            )
     if trail is not None and len(trail) > 1:
         t = proj(trail)
-        fig.add_scatter(x=t[:, 0], y=t[:, 1], mode="lines+markers", name="earlier",
-                        line=dict(color=HIGHLIGHT_COLOR, width=2.5, dash="dot"),
-                        marker=dict(size=8, color="#ffd23f", line=dict(color=HIGHLIGHT_COLOR, width=1)),
-                        hovertemplate="before: (%{x:.2f}, %{y:.2f})<extra></extra>")  # fmt: skip
+        fig.add_scatter(
+            x=t[:, 0],
+            y=t[:, 1],
+            mode="lines+markers",
+            name="earlier",
+            line=dict(color=HIGHLIGHT_COLOR, width=2.5, dash="dot"),
+            marker=dict(size=8, color="#ffd23f", line=dict(color=HIGHLIGHT_COLOR, width=1)),
+            hovertemplate="before: (%{x:.2f}, %{y:.2f})<extra></extra>",
+        )
     if highlight is not None and len(highlight):
         h = proj(highlight)
         names = (
@@ -137,22 +183,46 @@ def latent_map(
             if highlight_names is not None
             else [str(i + 1) for i in range(len(h))]
         )
-        fig.add_scatter(x=h[:, 0], y=h[:, 1], mode="markers+text", name="your digits",
-                        text=names, textposition="top center", textfont=dict(size=15, color=HIGHLIGHT_COLOR),
-                        marker=dict(symbol="star", size=16, color="#ffd23f",
-                                    line=dict(color=HIGHLIGHT_COLOR, width=1.5)),
-                        hovertemplate="%{text}: z_mean (%{x:.2f}, %{y:.2f})<extra></extra>")  # fmt: skip
+        fig.add_scatter(
+            x=h[:, 0],
+            y=h[:, 1],
+            mode="markers+text",
+            name="your digits",
+            text=names,
+            textposition="top center",
+            textfont=dict(size=15, color=HIGHLIGHT_COLOR),
+            marker=dict(
+                symbol="star", size=16, color="#ffd23f", line=dict(color=HIGHLIGHT_COLOR, width=1.5)
+            ),
+            hovertemplate="%{text}: z_mean (%{x:.2f}, %{y:.2f})<extra></extra>",
+        )
         if highlight_sigma is not None:
             s = proj_sigma(highlight_sigma)
             for k, dash, width in ((1, "solid", 1.5), (2, "dot", 1)):
                 ex, ey = _ellipses(h, k * s)
-                fig.add_scatter(x=ex, y=ey, mode="lines", name=f"{k} sigma", hoverinfo="skip",
-                                line=dict(color=HIGHLIGHT_COLOR, width=width, dash=dash))  # fmt: skip
+                fig.add_scatter(
+                    x=ex,
+                    y=ey,
+                    mode="lines",
+                    name=f"{k} sigma",
+                    hoverinfo="skip",
+                    line=dict(color=HIGHLIGHT_COLOR, width=width, dash=dash),
+                )
     fig.update_xaxes(title=titles[0], zeroline=True, zerolinecolor="#c8ced6")
-    fig.update_yaxes(title=titles[1], zeroline=True, zerolinecolor="#c8ced6",
-                     scaleanchor="x", scaleratio=1, visible=d > 1 or projection == "pca")  # fmt: skip
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10),
-                      legend=dict(itemsizing="constant"), plot_bgcolor="#ffffff")  # fmt: skip
+    fig.update_yaxes(
+        title=titles[1],
+        zeroline=True,
+        zerolinecolor="#c8ced6",
+        scaleanchor="x",
+        scaleratio=1,
+        visible=d > 1 or projection == "pca",
+    )
+    fig.update_layout(
+        height=height,
+        margin=dict(l=10, r=10, t=10, b=10),
+        legend=dict(itemsizing="constant"),
+        plot_bgcolor="#ffffff",
+    )
     return fig
 
 
@@ -164,12 +234,30 @@ def latent_bars(
     names = [f"z[{i}]" for i in range(len(z_mean))]
     error = None
     if sigma is not None:
-        error = dict(type="data", array=np.asarray(sigma, dtype=np.float64).ravel(), visible=True,
-                     color="#1f2933", thickness=1.5)  # fmt: skip
-    fig = go.Figure(go.Bar(x=names, y=z_mean, error_y=error, marker_color=TRAIN_COLOR,
-                           name="z_mean", hovertemplate="%{x}: %{y:.2f}<extra></extra>"))  # fmt: skip
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=False,
-                      yaxis=dict(zeroline=True, zerolinecolor="#9aa5b1"), plot_bgcolor="#ffffff")  # fmt: skip
+        error = dict(
+            type="data",
+            array=np.asarray(sigma, dtype=np.float64).ravel(),
+            visible=True,
+            color="#1f2933",
+            thickness=1.5,
+        )
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=z_mean,
+            error_y=error,
+            marker_color=TRAIN_COLOR,
+            name="z_mean",
+            hovertemplate="%{x}: %{y:.2f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=height,
+        margin=dict(l=10, r=10, t=10, b=10),
+        showlegend=False,
+        yaxis=dict(zeroline=True, zerolinecolor="#9aa5b1"),
+        plot_bgcolor="#ffffff",
+    )
     return fig
 
 
@@ -184,15 +272,25 @@ def manifold_figure(
     n_x, n_y = len(xs), len(ys)
     cell_w = (img.shape[1] - pad) / n_x
     cell_h = (img.shape[0] - pad) / n_y
-    fig = go.Figure(go.Heatmap(z=img, colorscale="gray", zmin=0, zmax=1, showscale=False,
-                               hoverinfo="skip"))  # fmt: skip
+    fig = go.Figure(
+        go.Heatmap(z=img, colorscale="gray", zmin=0, zmax=1, showscale=False, hoverinfo="skip")
+    )
     every = max(1, n_x // 8)
-    fig.update_xaxes(title=f"z[{dims[0]}]", tickvals=[pad / 2 + (i + 0.5) * cell_w for i in range(0, n_x, every)],
-                     ticktext=[f"{xs[i]:.1f}" for i in range(0, n_x, every)], constrain="domain",
-                     showgrid=False)  # fmt: skip
-    fig.update_yaxes(title=f"z[{dims[1]}]", tickvals=[pad / 2 + (i + 0.5) * cell_h for i in range(0, n_y, every)],
-                     ticktext=[f"{ys[i]:.1f}" for i in range(0, n_y, every)], autorange="reversed",
-                     scaleanchor="x", showgrid=False)  # fmt: skip
+    fig.update_xaxes(
+        title=f"z[{dims[0]}]",
+        tickvals=[pad / 2 + (i + 0.5) * cell_w for i in range(0, n_x, every)],
+        ticktext=[f"{xs[i]:.1f}" for i in range(0, n_x, every)],
+        constrain="domain",
+        showgrid=False,
+    )
+    fig.update_yaxes(
+        title=f"z[{dims[1]}]",
+        tickvals=[pad / 2 + (i + 0.5) * cell_h for i in range(0, n_y, every)],
+        ticktext=[f"{ys[i]:.1f}" for i in range(0, n_y, every)],
+        autorange="reversed",
+        scaleanchor="x",
+        showgrid=False,
+    )
     fig.update_layout(height=620, margin=dict(l=10, r=10, t=10, b=10))
     return fig
 
@@ -263,12 +361,18 @@ def wiring_dot(
         f'  label="{_dot_text(composite_name)} = {composite_call(is_vae=is_vae, conditional=conditional)}'
         '  (weights shared: three views of the same layers)"; labelloc=b; fontname="Helvetica"; fontsize=12;',
         _dot_node("x", f"x: the {composite_name}'s Input\n{img}", fillcolor=grey),
-        _dot_node("xhat", f"{composite_name}(x): reconstruction\n{shape(dec_by_name, 'decoder_output')}",
-                  fillcolor=grey),
-    ]  # fmt: skip
+        _dot_node(
+            "xhat",
+            f"{composite_name}(x): reconstruction\n{shape(dec_by_name, 'decoder_output')}",
+            fillcolor=grey,
+        ),
+    ]
     if conditional:
-        lines.append(_dot_node("label", f"label (0-9): the {composite_name}'s 2nd Input\n(None,)",
-                               fillcolor=grey))  # fmt: skip
+        lines.append(
+            _dot_node(
+                "label", f"label (0-9): the {composite_name}'s 2nd Input\n(None,)", fillcolor=grey
+            )
+        )
     # ---- encoder
     lines += [
         "  subgraph cluster_encoder {",
@@ -286,20 +390,32 @@ def wiring_dot(
         lines += [
             _dot_node("z_mean", f"z_mean  (output [0])\n{shape(by_name, 'z_mean')}"),
             _dot_node("z_log_var", f"z_log_var  (output [1])\n{shape(by_name, 'z_log_var')}"),
-            _dot_node("z", f"z = Sampling  (output [2])\nz_mean + sigma * eps\n{shape(by_name, 'z')}",
-                      fillcolor=gold),
-        ]  # fmt: skip
+            _dot_node(
+                "z",
+                f"z = Sampling  (output [2])\nz_mean + sigma * eps\n{shape(by_name, 'z')}",
+                fillcolor=gold,
+            ),
+        ]
     else:
-        lines.append(_dot_node("z", f"latent_vector  (the only output)\n{shape(by_name, 'latent_vector')}",
-                               fillcolor=gold))  # fmt: skip
+        lines.append(
+            _dot_node(
+                "z",
+                f"latent_vector  (the only output)\n{shape(by_name, 'latent_vector')}",
+                fillcolor=gold,
+            )
+        )
     lines.append("  }")
     # ---- decoder
     lines += [
         "  subgraph cluster_decoder {",
         '    label="decoder (a keras.Model of its own)"; labelloc=t; style="rounded,filled"; fillcolor="#f7f5fb"; color="#7a5ea8";',
-        _dot_node("dec_in", f"decoder_input\nits own Input {shape(dec_by_name, 'decoder_input')}\n"
-                  f"({KERAS_EXAMPLE_NAMES} in the Keras examples)", fillcolor=blue),
-    ]  # fmt: skip
+        _dot_node(
+            "dec_in",
+            f"decoder_input\nits own Input {shape(dec_by_name, 'decoder_input')}\n"
+            f"({KERAS_EXAMPLE_NAMES} in the Keras examples)",
+            fillcolor=blue,
+        ),
+    ]
     if conditional:
         lines.append(
             _dot_node(
@@ -316,11 +432,19 @@ def wiring_dot(
     # ---- wiring
     lines += ["  x -> enc_in;", "  enc_in -> enc_hidden;"]
     if conditional:
-        lines += ["  label -> enc_label;", "  label -> dec_label;", "  enc_label -> enc_hidden;",
-                  "  dec_label -> dec_hidden;"]  # fmt: skip
+        lines += [
+            "  label -> enc_label;",
+            "  label -> dec_label;",
+            "  enc_label -> enc_hidden;",
+            "  dec_label -> dec_hidden;",
+        ]
     if is_vae:
-        lines += ["  enc_hidden -> z_mean;", "  enc_hidden -> z_log_var;", "  z_mean -> z;",
-                  "  z_log_var -> z;"]  # fmt: skip
+        lines += [
+            "  enc_hidden -> z_mean;",
+            "  enc_hidden -> z_log_var;",
+            "  z_mean -> z;",
+            "  z_log_var -> z;",
+        ]
     else:
         lines.append("  enc_hidden -> z;")
     wire = encoder_call(is_vae=is_vae, conditional=conditional)
@@ -339,8 +463,12 @@ def training_curves(rows: Sequence[dict], terms: Sequence[str] = tuple(LOSS_TERM
     from plotly.subplots import make_subplots
 
     terms = list(terms) or ["loss"]
-    fig = make_subplots(rows=1, cols=len(terms), horizontal_spacing=0.08,
-                        subplot_titles=[f"{LOSS_TERMS.get(t, t)} loss" for t in terms])  # fmt: skip
+    fig = make_subplots(
+        rows=1,
+        cols=len(terms),
+        horizontal_spacing=0.08,
+        subplot_titles=[f"{LOSS_TERMS.get(t, t)} loss" for t in terms],
+    )
     for col, term in enumerate(terms, start=1):
         for trace in loss_curves(rows, term).data:
             trace.showlegend = col == 1
@@ -348,8 +476,9 @@ def training_curves(rows: Sequence[dict], terms: Sequence[str] = tuple(LOSS_TERM
             fig.add_trace(trace, row=1, col=col)
         fig.update_xaxes(title_text="epoch", row=1, col=col)
     fig.update_yaxes(title_text="nats per image", row=1, col=1)
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=40, b=10),
-                      legend=dict(orientation="h", y=-0.3))  # fmt: skip
+    fig.update_layout(
+        height=300, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3)
+    )
     return fig
 
 
@@ -362,18 +491,30 @@ def ranking_curves(rows: Sequence[dict], metric: str = "val_ndcg@100") -> go.Fig
     x = [r["epoch"] for r in epochs if isinstance(r.get(metric), int | float)]
     y = [r[metric] for r in epochs if isinstance(r.get(metric), int | float)]
     name = metric.removeprefix("val_").replace("ndcg", "NDCG").replace("recall", "Recall")
-    fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"validation {name}",
-                             line=dict(color=VAL_COLOR)), secondary_y=False)  # fmt: skip
+    fig.add_trace(
+        go.Scatter(
+            x=x, y=y, mode="lines+markers", name=f"validation {name}", line=dict(color=VAL_COLOR)
+        ),
+        secondary_y=False,
+    )
     kl = [
         (r["epoch"], r["kl_weight"]) for r in epochs if isinstance(r.get("kl_weight"), int | float)
     ]
     if kl:
-        fig.add_trace(go.Scatter(x=[e for e, _ in kl], y=[w for _, w in kl], mode="lines",
-                                 name="KL weight", line=dict(color=TRAIN_COLOR, dash="dot")),
-                      secondary_y=True)  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=[e for e, _ in kl],
+                y=[w for _, w in kl],
+                mode="lines",
+                name="KL weight",
+                line=dict(color=TRAIN_COLOR, dash="dot"),
+            ),
+            secondary_y=True,
+        )
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text=f"validation {name} (higher is better)", secondary_y=False)
     fig.update_yaxes(title_text="KL weight", secondary_y=True)
-    fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10),
-                      legend=dict(orientation="h", y=-0.3))  # fmt: skip
+    fig.update_layout(
+        height=300, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.3)
+    )
     return fig

@@ -2,6 +2,7 @@
 
 Uploads are untrusted: every way a file can be broken, huge or odd ends in an ImageError with a
 sentence the person can act on, never a traceback. File names only ever appear in messages.
+Its length is one job: from any phone photo, scan or drawing to MNIST-like digits, each step shown.
 """
 
 from __future__ import annotations
@@ -360,9 +361,14 @@ class _Region:
     labels: list[int]
 
     def merged(self, other: _Region) -> _Region:
-        return _Region(min(self.top, other.top), max(self.bottom, other.bottom),
-                       min(self.left, other.left), max(self.right, other.right),
-                       self.area + other.area, self.labels + other.labels)  # fmt: skip
+        return _Region(
+            min(self.top, other.top),
+            max(self.bottom, other.bottom),
+            min(self.left, other.left),
+            max(self.right, other.right),
+            self.area + other.area,
+            self.labels + other.labels,
+        )
 
 
 def _label(ink: np.ndarray) -> tuple[np.ndarray, list[_Region]]:
@@ -536,10 +542,12 @@ def _outlined(clean: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.n
     for top, bottom, left, right in boxes:
         top, left = max(0, top - 2 * t), max(0, left - 2 * t)
         bottom, right = min(out.shape[0], bottom + 2 * t), min(out.shape[1], right + 2 * t)
-        for sl in ((slice(top, top + t), slice(left, right)),
-                   (slice(bottom - t, bottom), slice(left, right)),
-                   (slice(top, bottom), slice(left, left + t)),
-                   (slice(top, bottom), slice(right - t, right))):  # fmt: skip
+        for sl in (
+            (slice(top, top + t), slice(left, right)),
+            (slice(bottom - t, bottom), slice(left, right)),
+            (slice(top, bottom), slice(left, left + t)),
+            (slice(top, bottom), slice(right - t, right)),
+        ):
             out[sl] = np.maximum(out[sl], 0.5)
     return out
 
@@ -567,8 +575,15 @@ def split_digits(gray: np.ndarray, max_digits: int = MAX_DIGITS, filename: str =
     if not groups:
         photo.notes.append(EMPTY_NOTE)
         return photo
-    boxes = [(round(g.top * scale), round(g.bottom * scale), round(g.left * scale),
-              round(g.right * scale)) for g in groups]  # fmt: skip
+    boxes = [
+        (
+            round(g.top * scale),
+            round(g.bottom * scale),
+            round(g.left * scale),
+            round(g.right * scale),
+        )
+        for g in groups
+    ]
     if len(groups) > 1:
         photo.steps.append(
             (f"Split into {len(groups)} digits, left to right", _outlined(clean, boxes))

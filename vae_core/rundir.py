@@ -233,9 +233,12 @@ def _held_by_checkpoint(record: dict, completed_epochs: int, step: int) -> bool:
     # A step line of the epoch a Stop cut short, up to where it stopped.
     done = record.get("step")
     return bool(
-        step and record.get("kind") == "step" and epoch == completed_epochs + 1
-        and isinstance(done, int) and done <= step
-    )  # fmt: skip
+        step
+        and record.get("kind") == "step"
+        and epoch == completed_epochs + 1
+        and isinstance(done, int)
+        and done <= step
+    )
 
 
 def last_epoch_record(run_dir: Path) -> dict | None:

@@ -217,7 +217,7 @@ FLAGS = (
         "noise",
         "the DAE's input noise (mixed: every kind, and none)",
         TRAIN_NOISE_KINDS,
-    ),  # fmt: skip
+    ),
     Flag("--noise-strength", "train", "noise_strength", "sigma, or the fraction of pixels hit"),
     Flag("--seed", "train", "seed", "random seed"),
     Flag("--max-train-samples", "train", "max_train_samples", "cap the training set"),

@@ -2,14 +2,15 @@
 
 Two roots: the user's store (writable, created on demand) and the models shipped with the project
 (read-only). Writes are atomic (temp file in the same folder, fsync, os.replace), so a listing never
-sees half a model; loads are always in Keras safe mode, so a file cannot run code on this machine.
+sees half a model; loads are always in Keras safe mode, so a file cannot run code on this machine
+(an upload's own checks are vae_core.safe_import's). Its length is its one job: a model is two
+files, and saving, renaming and deleting them must never leave one without the other.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import io
 import json
 import os
 import re
@@ -26,12 +27,15 @@ import keras
 from vae_core import kinds, models, paths, runs
 from vae_core.errors import StoreError, UserError
 from vae_core.fsutil import fsync_dir, fsync_file, json_default, why_not_writable
+from vae_core.safe_import import (
+    MAX_META_BYTES,
+    check_archive,
+    refuse_unsafe_config,
+    vae_lab_spec,
+)
 from vae_core.specs import ModelSpec
 
 MODEL_SUFFIX, META_SUFFIX = ".keras", ".json"
-MAX_IMPORT_BYTES = 100 * 1024 * 1024  # an MNIST model is a few MB; this leaves ample room
-MAX_UNPACKED_BYTES = 512 * 1024 * 1024  # guards against zip bombs before Keras sees the file
-MAX_META_BYTES = 1024 * 1024  # a sidecar is a few hundred bytes; refuse to parse anything huge
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 NAME_RULE = "Model names may use letters, digits, '-' and '_' (up to 64), e.g. mlp_vae_2d."
 UNSAFE_MESSAGE = "This model uses a Lambda layer or a custom class that cannot be loaded safely, so it was refused."
@@ -279,10 +283,13 @@ class Store:
         """The best usable shipped model of a kind (by its headline test metric), if any."""
         metric, higher = kinds.get(kind).headline
         scored = [
-            e for e in self.list()
-            if e.shipped and e.error is None and e.kind == kind
+            e
+            for e in self.list()
+            if e.shipped
+            and e.error is None
+            and e.kind == kind
             and _is_number((e.meta.get("test_metrics") or {}).get(metric))
-        ]  # fmt: skip
+        ]
         best = max if higher else min
         return best(scored, key=lambda e: e.meta["test_metrics"][metric], default=None)
 
@@ -531,8 +538,8 @@ class Store:
         """Check an uploaded `.keras` file, load it in safe mode and save it under `name`."""
         self._check_writable_name(name, overwrite)
         meta = validate_meta(dict(meta or {}), "The description given with this model")
-        config = _check_archive(data)
-        _refuse_unsafe_config(config)
+        config = check_archive(data)
+        refuse_unsafe_config(config)
 
         tmp = self._temp(name, ".import" + MODEL_SUFFIX)
         try:
@@ -549,7 +556,7 @@ class Store:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
 
-        spec = _vae_lab_spec(composite)
+        spec = vae_lab_spec(composite)
         if "spec" in meta:
             given = ModelSpec.from_dict(meta["spec"])
             # Trust the richer given spec (beta, loss) only when it describes this very model.
@@ -586,96 +593,3 @@ def much_worse_than_shipped(
 def default_store() -> Store:
     """The store the app uses: the user's folder under VAE_LAB_HOME plus the shipped models."""
     return Store()
-
-
-# ---------------------------------------------------------------- helpers
-def _safe_member(name: str) -> bool:
-    """A zip member name that cannot land outside the folder it is extracted to."""
-    if not name or "\\" in name or "\x00" in name or name.startswith("/"):
-        return False
-    if re.match(r"[A-Za-z]:", name):  # a Windows drive
-        return False
-    return ".." not in name.split("/")
-
-
-def _check_archive(data: bytes) -> Any:
-    """Validate an upload as a `.keras` zip with safe member names; return its parsed config."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise StoreError("That upload is empty or could not be read.")
-    if len(data) > MAX_IMPORT_BYTES:
-        raise StoreError("That file is larger than 100 MB, which is far more than a VAE Lab model.")
-    not_keras = "That file is not a Keras model (.keras); it may be damaged or cut short."
-    try:
-        with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:
-            infos = zf.infolist()
-            if not all(_safe_member(i.filename) for i in infos):
-                raise StoreError(
-                    "That file contains paths that point outside its own folder, so it was refused."
-                )
-            if sum(i.file_size for i in infos) > MAX_UNPACKED_BYTES:
-                raise StoreError(
-                    "That file unpacks to far more than a VAE Lab model, so it was refused."
-                )
-            names = {i.filename for i in infos}
-            if "config.json" not in names or not names & {"model.weights.h5", "model.weights.npz"}:
-                raise StoreError(not_keras)
-            if zf.getinfo("config.json").file_size > 64 * MAX_META_BYTES:
-                raise StoreError(not_keras)
-            raw = zf.read("config.json")
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as err:
-        raise StoreError(not_keras) from err
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise StoreError(not_keras) from err
-
-
-def _walk_classes(config: Any):
-    """Yield every (class_name, module, registered_name) in a Keras config, however nested."""
-    if isinstance(config, dict):
-        if isinstance(config.get("class_name"), str):
-            yield config["class_name"], config.get("module"), config.get("registered_name")
-        for value in config.values():
-            yield from _walk_classes(value)
-    elif isinstance(config, list):
-        for value in config:
-            yield from _walk_classes(value)
-
-
-def _refuse_unsafe_config(config: Any) -> None:
-    """Name the problem before loading: Lambda layers, or classes this process cannot vouch for."""
-    for class_name, module, registered in _walk_classes(config):
-        if class_name == "Lambda":
-            raise StoreError(
-                "This model uses a Lambda layer, which could run arbitrary code when loaded, so it "
-                "was refused. VAE Lab's own models use the registered Sampling layer instead."
-            )
-        builtin = isinstance(module, str) and module.split(".")[0] == "keras"
-        known = isinstance(registered, str) and keras.saving.get_registered_object(registered)
-        if isinstance(module, str) and not builtin and not known:
-            raise StoreError(
-                f"This model uses a custom class ({class_name!r}) that VAE Lab does not know, so it "
-                "cannot be loaded safely and was refused."
-            )
-
-
-def _vae_lab_spec(composite: Any) -> ModelSpec:
-    """The spec of an imported composite, or StoreError if it is not shaped like a VAE Lab model."""
-    not_ours = (
-        "This is a Keras model, but not one VAE Lab can explore: it needs an inner model named "
-        "'encoder' and one named 'decoder' that takes the latent vector, as VAE Lab saves them."
-    )
-    try:
-        encoder, decoder = composite.get_layer("encoder"), composite.get_layer("decoder")
-    except (ValueError, AttributeError) as err:
-        raise StoreError(not_ours) from err
-    if not (isinstance(encoder, keras.Model) and isinstance(decoder, keras.Model)):
-        raise StoreError(not_ours)
-    try:
-        spec = models.infer_spec(composite)
-        out_shape = tuple(decoder.outputs[0].shape[1:])
-    except (UserError, ValueError, TypeError, IndexError, AttributeError) as err:
-        raise StoreError(not_ours) from err
-    if out_shape != tuple(spec.image_shape):
-        raise StoreError(not_ours)
-    return spec

@@ -167,8 +167,15 @@ def _fit(
     stopped, `step` steps into the next epoch)."""
     spec, train = run.model_spec, run.train_spec
     done, step = position
-    start = {"kind": "start", "epoch": done, "step": step, "epochs": train.epochs,
-             "resumed": done > 0 or step > 0, "pid": os.getpid(), "time": time.time()}  # fmt: skip
+    start = {
+        "kind": "start",
+        "epoch": done,
+        "step": step,
+        "epochs": train.epochs,
+        "resumed": done > 0 or step > 0,
+        "pid": os.getpid(),
+        "time": time.time(),
+    }
     rundir.append_jsonl(run.out / rundir.PROGRESS, start)
     run.status.update(epoch=done, step=step, phase="training")
     where = ", ".join(run.status.data["devices"]["replica_devices"])

@@ -229,7 +229,10 @@ def touch_stroke(page, canvas, points: list[tuple[float, float]], steps: int = 5
     box = canvas.bounding_box()
     cdp = page.context.new_cdp_session(page)
     path = [(box["x"] + x, box["y"] + y) for x, y in points]
-    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": path[0][0], "y": path[0][1]}]})  # fmt: skip
+    cdp.send(
+        "Input.dispatchTouchEvent",
+        {"type": "touchStart", "touchPoints": [{"x": path[0][0], "y": path[0][1]}]},
+    )
     for (x0, y0), (x1, y1) in zip(path, path[1:], strict=False):
         for t in np.linspace(0, 1, steps + 1)[1:]:
             point = {"x": x0 + t * (x1 - x0), "y": y0 + t * (y1 - y0)}

@@ -19,15 +19,29 @@ MODEL = (
     "mlp_vae_2d"  # shipped, trained on the full MNIST: its round trip of a clear digit is legible
 )
 ONE = [[(150, 40), (138, 240)]]
-ZERO = [[(140, 40), (90, 75), (75, 150), (95, 220), (145, 245), (192, 205), (205, 125), (180, 60),
-         (140, 40)]]  # fmt: skip
+ZERO = [
+    [
+        (140, 40),
+        (90, 75),
+        (75, 150),
+        (95, 220),
+        (145, 245),
+        (192, 205),
+        (205, 125),
+        (180, 60),
+        (140, 40),
+    ]
+]
 SEVEN = [[(80, 50), (200, 50), (115, 240)]]
 
 
 def _drawn_round_trip(page) -> tuple[np.ndarray, np.ndarray]:
     """What the encoder saw and decoder(z_mean), beside the pad, once the run after a stroke ends."""
     ui.settle(page)
-    seen, back = ui.image_by_caption(page, "what the encoder sees"), ui.image_by_caption(page, "decoder(z_mean)")  # fmt: skip
+    seen, back = (
+        ui.image_by_caption(page, "what the encoder sees"),
+        ui.image_by_caption(page, "decoder(z_mean)"),
+    )
     back.first.wait_for(timeout=ui.STEP_MS)
     return ui.digit_pixels(page, seen.first), ui.digit_pixels(page, back.first)
 
@@ -66,8 +80,9 @@ def test_a_drawn_1_and_a_drawn_0_come_back_as_a_1_and_a_0(server, page, digit_re
 
 
 def test_a_finger_draws_on_the_pad_too(server, browser, digit_reader):
-    context = browser.new_context(viewport={"width": 1100, "height": 1000}, has_touch=True,
-                                  is_mobile=False)  # fmt: skip
+    context = browser.new_context(
+        viewport={"width": 1100, "height": 1000}, has_touch=True, is_mobile=False
+    )
     page = context.new_page()
     page.set_default_timeout(60_000)
     try:
@@ -96,8 +111,9 @@ def camera_page(browser, chromium, tmp_path_factory):
     sheet = photos.row_image(x[picks], np.random.default_rng(0))
     video = fake_camera.write_y4m(tmp_path_factory.mktemp("camera") / "sheet.y4m", sheet)
     # The same Playwright as the session's browser (a second one cannot start inside it).
-    with_camera = browser.browser_type.launch(executable_path=chromium, headless=True,
-                                              args=CHROMIUM_ARGS + fake_camera.flags(video))  # fmt: skip
+    with_camera = browser.browser_type.launch(
+        executable_path=chromium, headless=True, args=CHROMIUM_ARGS + fake_camera.flags(video)
+    )
     page = with_camera.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     page.set_default_timeout(60_000)
     yield page

@@ -107,8 +107,9 @@ def test_train_on_the_sample_watch_it_stop_and_resume(server, page):
     body.get_by_role("button", name=re.compile("Stop")).click()
     _state_text(page, "stopped", 120)
     # A Stop between epochs, or part-way through one (whose steps are kept).
-    found = re.search(r"Stopped (?:after epoch (\d+)|at step \d+ of 25 in epoch (\d+)) of 60",
-                      body.inner_text())  # fmt: skip
+    found = re.search(
+        r"Stopped (?:after epoch (\d+)|at step \d+ of 25 in epoch (\d+)) of 60", body.inner_text()
+    )
     stopped_at = int(found.group(1)) if found.group(1) else int(found.group(2)) - 1
     assert 1 <= stopped_at < 60
     run_dir = runs.active_run(server.home / "runs") or runs.list_runs(server.home / "runs")[0].path

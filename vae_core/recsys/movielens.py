@@ -63,10 +63,26 @@ GROUPLENS_URLS = {
 }
 # ml-100k's u.genre, in the order of u.item's 19 flags (used when u.genre is not beside u.item).
 ML100K_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-    "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
-    "War", "Western",
-)  # fmt: skip
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 NO_GENRES = "(no genres listed)"
 RATING_FIELDS = np.dtype([("user", np.int32), ("movie", np.int32), ("stars", np.float32)])
 CHUNK_BYTES = 32 << 20  # ratings text parsed per call: bounded memory, and fast
