@@ -199,8 +199,9 @@ def test_an_uploaded_digit_goes_round_trip(lab_home):
     uploader.set_value(("seven.png", _seven_png(), "image/png")).run()
     _ok(at)
     captions = _captions(at)
-    steps = " ".join(c.value for c in at.caption)  # the preprocessing steps, in order
-    assert "(1) Your image in grayscale → (2)" in steps and "Centred in 28x28" in steps
+    # The preprocessing steps, in order, each picture captioned with its step.
+    first, last = "Your image in grayscale", "Centred in 28x28 by its centre of mass"
+    assert captions.index(first) < captions.index("Lighting evened out") < captions.index(last)
     assert captions.count("input x") == 1
     assert at.selectbox(key="rt_up_label") is not None  # the conditional VAE asks for the label
 
@@ -257,8 +258,8 @@ def test_the_keras_examples_names_and_the_wiring_beside_vae_x(lab_home):
 
 
 def test_the_daes_long_latent_vector_is_a_bar_chart_and_summaries_fit(lab_home):
-    at = _open("conv_dae", idx="3")  # the shipped DAE: 64 latent numbers
-    assert _bars(at, 0).shape == (64,)
+    at = _open("conv_dae", idx="3")  # the shipped blind DAE: 128 latent numbers
+    assert _bars(at, 0).shape == (128,)
     texts = [c.value for c in at.code]
     assert not any("e+0" in t or "e-0" in t for t in texts)  # no scientific notation
     summaries = [t for t in texts if t.startswith("Model: ")]
