@@ -141,22 +141,24 @@ def _where(name: str, stamp: float, picks: tuple[int, ...], _bundle: ModelBundle
 
 # ---------------------------------------------------------------- the picks
 def _init_picks(cat: Catalogue) -> str | None:
-    """Picks (movie ids) into the picker's state on the first run -- from this visit's earlier
-    picks or the address -- or kept to this model's movies; a sentence on any left out."""
+    """Picks (movie ids) into the picker's state on the first run -- this visit's earlier picks, or
+    the address's -- kept to this model's movies; a sentence on any left out."""
     items = cat.split.items
     if "rec_picks" not in st.session_state:
         kept = st.session_state.get("rec_kept")  # a widget's state goes when its page is left
-        text = ",".join(map(str, kept)) if kept is not None else st.query_params.get("picks")
-        columns, dropped = rec.picks_from_text(items, text)
-        st.session_state["rec_picks"] = [int(items.ids[c]) for c in columns]
-        if dropped and kept is None:
-            shown = ", ".join(dropped[:3]) + (", …" if len(dropped) > 3 else "")
-            one = len(dropped) == 1
-            return (
-                f"{len(dropped)} of the movies in this page's address ({shown}) "
-                f"{'is' if one else 'are'} not among this model's movies and "
-                f"{'was' if one else 'were'} left out."
-            )
+        if kept is None:
+            columns, dropped = rec.picks_from_text(items, st.query_params.get("picks"))
+            st.session_state["rec_picks"] = [int(items.ids[c]) for c in columns]
+            if dropped:
+                shown = ", ".join(dropped[:3]) + (", …" if len(dropped) > 3 else "")
+                one = len(dropped) == 1
+                return (
+                    f"{len(dropped)} of the movies in this page's address ({shown}) "
+                    f"{'is' if one else 'are'} not among this model's movies and "
+                    f"{'was' if one else 'were'} left out."
+                )
+        else:
+            st.session_state["rec_picks"] = list(kept)
     picks = st.session_state["rec_picks"]
     known = [m for m in picks if m in cat.column_of]
     if len(known) < len(picks):
@@ -181,7 +183,7 @@ def _user_row(cat: Catalogue) -> None:
     """The held-out user from the address (their MovieLens id) into the picker's state."""
     users = cat.split.test_users
     if "rec_user" not in st.session_state:
-        uid = digits.param("user", None, int)
+        uid = st.session_state.get("rec_user_kept", digits.param("user", None, int))
         rows = np.flatnonzero(users == uid) if uid is not None else []
         st.session_state["rec_user"] = int(rows[0]) if len(rows) else None
     elif st.session_state["rec_user"] is not None and st.session_state["rec_user"] >= len(users):
@@ -418,7 +420,9 @@ if catalogue is not None:
             format_func=lambda r: "—" if r is None else catalogue.test_labels[r],
             on_change=_start_from_user, args=(catalogue,),
         )  # fmt: skip
-    _set_or_drop("user", None if row is None else str(int(split.test_users[row])))
+    uid = None if row is None else int(split.test_users[row])
+    st.session_state["rec_user_kept"] = uid
+    _set_or_drop("user", None if uid is None else str(uid))
     # The user's hidden movies are marked while the picks are exactly that user's fold-in.
     hidden = None
     if row is not None:

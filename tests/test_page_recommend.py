@@ -143,6 +143,12 @@ def test_the_address_keeps_picks_mode_and_seed(split):
     assert at.number_input(key="rec_seed").value == 42
     assert at.query_params["picks"] == ",".join(map(str, picks))
     assert not at.warning
+    # Another page and back (the browser drops the other page's address): the picks stay.
+    at.switch_page("app_pages/train.py").run()
+    at.query_params.pop("picks", None)
+    at.switch_page(PAGE).run()
+    assert at.multiselect(key="rec_picks").value == picks
+    assert at.query_params["picks"] == ",".join(map(str, picks))
 
 
 def test_bad_picks_in_the_address_are_dropped_with_a_sentence(split):
