@@ -199,6 +199,13 @@ def active_entry() -> StoreEntry | None:
     return st.session_state.get("active_entry")
 
 
+def _use_model(name: str) -> None:
+    # A callback runs before the next script run, so the sidebar's picker (already drawn in this
+    # run) can still be set; the browser then shows the new choice too.
+    st.session_state["sidebar_model"] = name
+    st.query_params[MODEL_PARAM] = name
+
+
 def active_bundle(
     wanted: tuple[str, ...] | None = None, purpose: str = "", page: str | None = None
 ) -> ModelBundle | None:
@@ -225,10 +232,9 @@ def active_bundle(
                 f"**{entry.name}** is a {kinds.label(entry.kind)}, which this page cannot show: it "
                 f"works with a {names}; {where}"
             )
-            if fits and st.button(f"Use {fits[0]}", key=f"use_model_{page}"):
-                st.query_params[MODEL_PARAM] = fits[0]
-                st.session_state.pop("sidebar_model", None)  # the picker follows the URL
-                st.rerun()
+            if fits:
+                st.button(f"Use {fits[0]}", key=f"use_model_{page}", on_click=_use_model,
+                          args=(fits[0],))  # fmt: skip
             return None
     if wanted is not None and entry.kind not in wanted:
         names = " or ".join(kinds.label(k) for k in wanted)

@@ -3,6 +3,7 @@ switch to sampled z, find your star on the users' map. A screenshot lands in tes
 
 from __future__ import annotations
 
+import re
 import shutil
 from urllib.parse import parse_qs, urlparse
 
@@ -81,3 +82,27 @@ def test_pick_movies_by_title_then_sample_z(server, with_recommender, page):
     page.set_viewport_size({"width": 1400, "height": 3000})  # the page scrolls inside the app
     ui.settle(page)
     ui.shot(page, "recommend_sampling")
+
+
+def test_from_a_digit_model_one_click_to_a_recommender_and_picks_survive_other_pages(
+    server, with_recommender, page
+):
+    ui.open_page(page, server, "recommend", "Recommend", model="e2e_mlp_vae")
+    body = ui.main(page)
+    assert body.get_by_text("which this page cannot show").is_visible()
+    use = body.get_by_role("button", name=re.compile(r"^Use "))
+    name = use.inner_text().removeprefix("Use ").strip()
+    use.click()
+    ui.settle(page)
+    # The sidebar's picker shows the new model too, so the next click keeps it.
+    assert ui.sidebar(page).get_by_role("combobox", name="Model").input_value() == name
+    _pick(page, "heat", "Heat (1995)")
+    assert _params(page)["model"] == name and _params(page)["picks"] == "6"
+    ui.sidebar(page).get_by_role("link", name="Train").click()
+    ui.settle(page)
+    assert "picks" not in _params(page)  # another page's address
+    ui.sidebar(page).get_by_role("link", name="Recommend").click()
+    ui.settle(page)
+    assert body.locator('[data-testid="stMultiSelect"]').get_by_text("Heat (1995)").is_visible()
+    assert _params(page)["picks"] == "6"
+    ui.assert_clean(page)
