@@ -411,8 +411,8 @@ if catalogue is not None:
         "…or start from a held-out test user", expanded=st.session_state["rec_user"] is not None
     ):
         st.caption(
-            f"The {len(split.test_users)} test users were kept away from training. Choosing one "
-            "makes the 80% of movies they liked that the model may see your picks; the list then "
+            f"The {len(split.test_users)} test users were kept away from training. Choose one: "
+            "the 80% of their liked movies that the model may see become your picks, and the list "
             "marks the hidden 20% it finds."
         )
         row = st.selectbox(
