@@ -26,6 +26,12 @@ PAGES = [
         icon=":material/auto_awesome:",
         url_path="generate",
     ),
+    st.Page(
+        "app_pages/recommend.py",
+        title="Recommend",
+        icon=":material/movie:",
+        url_path="recommend",
+    ),
 ]
 
 page = st.navigation(PAGES)

@@ -315,6 +315,13 @@ def active_entry() -> StoreEntry | None:
     return st.session_state.get("active_entry")
 
 
+def _use_model(name: str) -> None:
+    # A callback runs before the next script run, so the sidebar's picker (already drawn in this
+    # run) can still be set; the browser then shows the new choice too.
+    st.session_state["sidebar_model"] = name
+    st.query_params[MODEL_PARAM] = name
+
+
 def active_bundle(
     wanted: tuple[str, ...] | None = None, purpose: str = "", page: str | None = None
 ) -> ModelBundle | None:
@@ -329,11 +336,21 @@ def active_bundle(
     if page is not None and kinds.known(entry.kind):
         domains = {kinds.get(k).domain for k in kinds.for_page(page)}
         if kinds.get(entry.kind).domain not in domains:
-            names = ", ".join(kinds.label(k) for k in kinds.for_page(page))
+            names = " or ".join(kinds.label(k) for k in kinds.for_page(page))
+            # Name the models that would do, or say where one comes from.
+            fits = [e.name for e in usable_entries(kinds.for_page(page))]
+            where = (
+                f"pick one in the sidebar ({', '.join(fits[:5])}{', …' if len(fits) > 5 else ''})."
+                if fits
+                else "there is none in the store yet: train one on the **Train** page."
+            )
             st.info(
                 f"**{entry.name}** is a {kinds.label(entry.kind)}, which this page cannot show: it "
-                f"works with {names} models. Pick one in the sidebar."
+                f"works with a {names}; {where}"
             )
+            if fits:
+                st.button(f"Use {fits[0]}", key=f"use_model_{page}", on_click=_use_model,
+                          args=(fits[0],))  # fmt: skip
             return None
     if wanted is not None and entry.kind not in wanted:
         names = " or ".join(kinds.label(k) for k in wanted)

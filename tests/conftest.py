@@ -177,3 +177,49 @@ def digit_reader(full_mnist, tmp_path_factory) -> DigitReader:
     model.save(path)
     facts.write_text(json.dumps({"acc": accuracy}))
     return DigitReader(model, accuracy)
+
+
+# A Mult-VAE small enough to train in seconds, through the real run (so its metadata holds the
+# split's settings and the test scores beside EASE and popularity), with an item floor so the page
+# has to rebuild a split that differs from the paper's default.
+RECOMMENDER_SPEC = dict(kind="mult_vae", latent_dim=16, hidden=64)
+RECOMMENDER_TRAIN = dict(
+    dataset="ml-latest-small", epochs=3, batch_size=500, learning_rate=3e-3, kl_anneal_steps=4,
+    min_item_users=5,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def recommender_home(tmp_path_factory) -> Path:
+    """A VAE_LAB_HOME whose store holds "mult_vae" (trained briefly on the shipped MovieLens) and
+    "digits" (an untrained digit VAE, for the pages' guards), built once."""
+    import os
+
+    import keras
+
+    from vae_core.models import build_model
+    from vae_core.specs import ModelSpec, TrainSpec
+    from vae_core.store import Store
+    from vae_core.train import run_training
+
+    home = tmp_path_factory.mktemp("recommender_home")
+    store = Store(home / "models", shipped_root=None)
+    data_dir = os.environ.pop("VAE_LAB_DATA_DIR", None)  # the shipped ml-latest-small
+    try:
+        run_training(home / "runs" / "mv", ModelSpec(**RECOMMENDER_SPEC),
+                     TrainSpec(**RECOMMENDER_TRAIN), save_as="mult_vae", store=store)  # fmt: skip
+    finally:
+        if data_dir is not None:
+            os.environ["VAE_LAB_DATA_DIR"] = data_dir
+    keras.utils.set_random_seed(0)
+    store.save("digits", build_model(ModelSpec("mlp_vae", latent_dim=2, hidden=16)), {})
+    return home
+
+
+@pytest.fixture
+def recommender_lab(recommender_home, monkeypatch, no_shipped_models) -> Path:
+    """VAE_LAB_HOME pointing at the recommender store (treat it as read-only); nothing downloads."""
+    monkeypatch.setenv("VAE_LAB_HOME", str(recommender_home))
+    monkeypatch.setenv("VAE_LAB_OFFLINE", "1")
+    monkeypatch.delenv("VAE_LAB_DATA_DIR", raising=False)
+    return recommender_home

@@ -174,3 +174,50 @@ def test_latent_map_draws_a_drawings_trail_up_to_its_star(codes):
     # One position is no path yet: nothing is drawn for it.
     one = figures.latent_map(z, labels, highlight=trail[:1], trail=trail[:1])
     assert "earlier" not in [t.name for t in one.data]
+
+
+# ---------------------------------------------------------------- the recommender's figures
+def test_users_map_colours_the_biggest_genres_and_greys_the_rest():
+    rng = np.random.default_rng(0)
+    genres = ["Drama"] * 5 + ["War"] * 3 + ["IMAX"] * 2 + ["Western", ""]
+    xy = rng.standard_normal((len(genres), 2))
+    hover = [f"user {i}" for i in range(len(genres))]
+    fig = figures.users_map(xy, genres, hover, picks=np.array([[0.5, -1.0]]),
+                            axis_share=(0.4, 0.25), max_groups=3)  # fmt: skip
+    assert [t.name for t in fig.data] == [
+        "Drama (5)", "War (3)", "IMAX (2)", "other (2)", "your picks",
+    ]  # fmt: skip
+    war = _trace(fig, "War (3)")
+    np.testing.assert_allclose(np.c_[war.x, war.y], xy[5:8])
+    assert list(war.text) == [f"user {i}<br>favourite: War" for i in (5, 6, 7)]
+    other = _trace(fig, "other (2)")
+    assert other.marker.color == figures.OTHER_COLOR
+    assert {t.split("favourite: ")[1] for t in other.text} == {"Western", "no genre"}
+    star = _trace(fig, "your picks")
+    assert (star.x[0], star.y[0]) == (0.5, -1.0) and star.marker.symbol == "star"
+    assert fig.layout.xaxis.title.text == "principal axis 1 (40% of the spread)"
+    assert sum(len(t.x) for t in fig.data[:-1]) == len(genres)  # every user once
+
+
+def test_users_map_without_picks_has_no_star():
+    fig = figures.users_map(np.zeros((3, 2)), ["Comedy"] * 3, ["a", "b", "c"])
+    assert [t.name for t in fig.data] == ["Comedy (3)"]
+    assert fig.layout.xaxis.title.text == "principal axis 1"
+
+
+def test_rank_spread_puts_a_dot_at_each_rank_sized_by_how_often_and_the_mean_list_diamonds():
+    # 4 lists of 3 (item ids); item 7 is first in three lists and second in one.
+    lists = np.array([[7, 8, 9], [7, 9, 8], [7, 8, 5], [8, 7, 9]])
+    mean_items = np.array([7, 9, 8])
+    fig = figures.rank_spread(["seven", "eight", "nine", "five"], np.array([7, 8, 9, 5]), lists,
+                              mean_items)  # fmt: skip
+    dots, diamonds = fig.data
+    assert dots.name == "4 lists from sampled z" and diamonds.name == "the z = z_mean list"
+    at = {(y, x): s for x, y, s in zip(dots.x, dots.y, dots.marker.size, strict=True)}
+    assert set(at) == {(0, 1), (0, 2), (1, 1), (1, 2), (1, 3), (2, 2), (2, 3), (3, 3)}
+    assert at[(0, 1)] > at[(0, 2)]  # "seven" is first in 3 lists, second in 1
+    assert "rank 1 in 3 of 4 lists" in dots.text[0]
+    # Diamonds at each movie's rank in the z_mean list; "five" is not in it.
+    assert sorted(zip(diamonds.y, diamonds.x, strict=True)) == [(0, 1), (1, 3), (2, 2)]
+    assert list(fig.layout.yaxis.ticktext) == ["seven", "eight", "nine", "five"]
+    assert fig.layout.xaxis.range == (0.4, 3.6)

@@ -24,6 +24,7 @@ PAGES = [
     "app_pages/round_trip.py",
     "app_pages/denoise.py",
     "app_pages/generate.py",
+    "app_pages/recommend.py",
 ]
 
 

@@ -518,3 +518,94 @@ def ranking_curves(rows: Sequence[dict], metric: str = "val_ndcg@100") -> go.Fig
         height=300, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=-0.3)
     )
     return fig
+
+
+# ---------------------------------------------------------------- the recommender (recommend page)
+# Tableau's 20 colours: enough for MovieLens's 19 genres (and "no genre").
+GROUP_COLORS = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
+                "#ff9da7", "#9c755f", "#bab0ac", "#a0cbe8", "#ffbe7d", "#ff9d9a", "#86bcb6",
+                "#8cd17d", "#f1ce63", "#d4a6c8", "#fabfd2", "#d7b5a6", "#79706e")  # fmt: skip
+PICKS_COLOR = "#ffd23f"
+OTHER_COLOR = "#c8ced6"
+
+
+def users_map(
+    xy: np.ndarray,
+    groups: Sequence[str],
+    hover: Sequence[str],
+    picks: np.ndarray | None = None,
+    axis_share: Sequence[float] | None = None,
+    *,
+    picks_name: str = "your picks",
+    max_groups: int = 8,
+    height: int = 520,
+) -> go.Figure:
+    """Users as dots at 2-D positions (their z_mean's PCA), one trace per group, the biggest group
+    first, with `hover` per user; groups beyond the `max_groups` biggest share one grey trace
+    ("other"); then the picks' position as a star (trace `picks_name`)."""
+    xy = np.atleast_2d(np.asarray(xy, dtype=np.float64)).reshape(-1, 2)
+    groups = np.asarray([g or "no genre" for g in groups], dtype=object)
+    hover = np.asarray([f"{t}<br>favourite: {g}" for t, g in zip(hover, groups, strict=True)],
+                       dtype=object)  # fmt: skip
+    names, counts = np.unique(groups, return_counts=True)
+    names = list(names[np.argsort(-counts, kind="stable")])
+    shown, rest = names[:max_groups], names[max_groups:]
+    fig = go.Figure()
+    for i, g in enumerate(shown + (["other"] if rest else [])):
+        m = np.isin(groups, rest) if g == "other" and rest else groups == g
+        color = OTHER_COLOR if g == "other" and rest else GROUP_COLORS[i % len(GROUP_COLORS)]
+        fig.add_scatter(x=xy[m, 0], y=xy[m, 1], mode="markers", name=f"{g} ({m.sum()})",
+                        text=hover[m], hovertemplate="%{text}<extra></extra>",
+                        marker=dict(size=6, color=color, opacity=0.75))  # fmt: skip
+    if picks is not None:
+        p = np.atleast_2d(np.asarray(picks, dtype=np.float64))
+        fig.add_scatter(x=p[:, 0], y=p[:, 1], mode="markers+text", name=picks_name,
+                        text=[picks_name] * len(p), textposition="top center",
+                        textfont=dict(size=14, color=HIGHLIGHT_COLOR),
+                        marker=dict(symbol="star", size=20, color=PICKS_COLOR,
+                                    line=dict(color=HIGHLIGHT_COLOR, width=1.5)),
+                        hovertemplate="%{text}<extra></extra>")  # fmt: skip
+    share = list(axis_share) if axis_share is not None else []
+    for i, axis in enumerate(("x", "y")):
+        title = f"principal axis {i + 1}" + (f" ({share[i]:.0%} of the spread)" if share else "")
+        fig.update_layout({f"{axis}axis": dict(title=title, zeroline=False)})
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="#ffffff",
+                      legend=dict(itemsizing="constant", title="favourite genre"))  # fmt: skip
+    return fig
+
+
+def rank_spread(
+    labels: Sequence[str], items: np.ndarray, lists: np.ndarray, mean_items: np.ndarray
+) -> go.Figure:
+    """Where each of `items` (one row each, labelled, first on top) lands in K ranked `lists`
+    (K, n): a dot per rank it takes, bigger the more lists put it there; a diamond at its rank in
+    the z_mean list (`mean_items`, best first) when it is there."""
+    lists = np.atleast_2d(np.asarray(lists))
+    k, n = lists.shape
+    rows = np.arange(len(items))
+    xs, ys, sizes, texts = [], [], [], []
+    for row, item in zip(rows, items, strict=True):
+        ranks, counts = np.unique(np.nonzero(lists == item)[1] + 1, return_counts=True)
+        for rank, count in zip(ranks, counts, strict=True):
+            xs.append(int(rank))
+            ys.append(int(row))
+            sizes.append(8 + 22 * count / k)
+            texts.append(f"{labels[row]}<br>rank {rank} in {count} of {k} lists")
+    fig = go.Figure()
+    fig.add_scatter(x=xs, y=ys, mode="markers", name=f"{k} lists from sampled z", text=texts,
+                    hovertemplate="%{text}<extra></extra>",
+                    marker=dict(size=sizes, color=TRAIN_COLOR, opacity=0.55))  # fmt: skip
+    mean_items = list(np.asarray(mean_items))
+    here = [(mean_items.index(item) + 1, int(row)) for row, item in zip(rows, items, strict=True)
+            if item in mean_items]  # fmt: skip
+    fig.add_scatter(x=[r for r, _ in here], y=[y for _, y in here], mode="markers",
+                    name="the z = z_mean list", text=[labels[y] for _, y in here],
+                    hovertemplate="%{text}<br>rank %{x} with z = z_mean<extra></extra>",
+                    marker=dict(symbol="diamond-open", size=14, color=HIGHLIGHT_COLOR,
+                                line=dict(width=2)))  # fmt: skip
+    fig.update_xaxes(title="rank in the list (1 = top)", range=[0.4, n + 0.6], dtick=1)
+    fig.update_yaxes(tickvals=list(rows), ticktext=[str(t) for t in labels], autorange="reversed",
+                     title=None)  # fmt: skip
+    fig.update_layout(height=80 + 26 * max(len(items), 1), margin=dict(l=10, r=10, t=10, b=10),
+                      plot_bgcolor="#ffffff", legend=dict(orientation="h", y=-0.15))  # fmt: skip
+    return fig

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from vae_core.errors import UserError
 from vae_core.models import ModelBundle
-from vae_core.recsys.movielens import Movies
+from vae_core.recsys.movielens import _YEAR, Movies
 
 
 @dataclass
@@ -155,6 +155,11 @@ def user_latents(bundle: ModelBundle, clicks: sp.csr_matrix, batch_size: int = 1
     return np.concatenate(parts) if parts else np.zeros((0, bundle.spec.latent_dim), np.float32)
 
 
+def picks_z_mean(bundle: ModelBundle, picks: Sequence[int]) -> np.ndarray:
+    """(1, D) z_mean (a Mult-DAE: its code) of a set of picks: where they put a user on the map."""
+    return encode_clicks(bundle, _clicks(picks, bundle.spec.n_items))[0]
+
+
 def favourite_genres(clicks: sp.csr_matrix, items: Movies, relative: bool = False) -> list[str]:
     """Per user (row): the genre of most of their clicked movies ("" if none has a genre).
 
@@ -191,3 +196,71 @@ def search_titles(
     if popularity is not None and hits.size:
         hits = hits[np.argsort(-np.asarray(popularity)[hits], kind="stable")]
     return hits[:limit]
+
+
+# ---------------------------------------------------------------- the page's words and tables
+def picks_from_text(items: Movies, text: str | None) -> tuple[list[int], list[str]]:
+    """Columns of the MovieLens ids in "1,296,318" (how a page address keeps picks), each once in
+    the given order, and the parts that name no movie of `items` (unreadable or unknown ids)."""
+    columns: list[int] = []
+    dropped: list[str] = []
+    for part in (p.strip() for p in (text or "").split(",")):
+        if not part:
+            continue
+        try:
+            movie_id = int(part)
+        except ValueError:
+            dropped.append(part)
+            continue
+        column = int(items.positions(np.array([movie_id]))[0]) if len(items) else -1
+        if column < 0:
+            dropped.append(part)
+        elif column not in columns:
+            columns.append(column)
+    return columns, dropped
+
+
+def picks_text(items: Movies, columns: Sequence[int]) -> str:
+    """The MovieLens ids of some columns as "1,296,318" (the inverse of picks_from_text)."""
+    return ",".join(str(int(items.ids[c])) for c in columns)
+
+
+def plain_title(title: str) -> str:
+    """A GroupLens title without its trailing year: "Toy Story (1995)" -> "Toy Story"."""
+    return _YEAR.sub("", title).rstrip() or title
+
+
+def example_titles(
+    clicks: sp.csr_matrix, items: Movies, k: int = 3, seed: int = 0
+) -> list[list[str]]:
+    """Up to k of each user's (row's) movies, chosen at random with `seed`: what a hover shows."""
+    clicks = sp.csr_matrix(clicks)
+    rng = np.random.default_rng(seed)
+    out = []
+    for u in range(clicks.shape[0]):
+        cols = clicks.indices[clicks.indptr[u] : clicks.indptr[u + 1]]
+        chosen = rng.choice(cols, size=min(k, cols.size), replace=False) if cols.size else cols
+        out.append([items.titles[c] for c in chosen])
+    return out
+
+
+# The test scores a recommender run records (vae_core.recsys.task): the model's own, then each
+# baseline's under its prefix; what each is called in a table.
+SCORE_NAMES = {"recall@20": "Recall@20", "recall@50": "Recall@50", "ndcg@100": "NDCG@100"}
+BASELINES = {"ease": "EASE (item-item ridge regression)", "popularity": "Popularity (most liked)"}
+
+
+def scores_table(metrics: dict | None, model_label: str) -> list[dict]:
+    """One row per method with test scores in `metrics` (the model first, then EASE, popularity);
+    a method none of whose scores were recorded has no row."""
+    metrics = metrics or {}
+    rows = []
+    for prefix, label in (("", model_label), *((f"{k}_", v) for k, v in BASELINES.items())):
+        row = {"method": label}
+        for key, name in SCORE_NAMES.items():
+            value = metrics.get(prefix + key)
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and value == value
+            row[name] = float(value) if ok else None
+        if any(row[name] is not None for name in SCORE_NAMES.values()):
+            rows.append(row)
+    return rows

@@ -1,0 +1,255 @@
+"""The Recommend page, driven through AppTest with a small Mult-VAE trained on the shipped MovieLens."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.apptest import open_app
+from vae_core.recsys.task import split_of
+from vae_core.specs import ModelSpec, TrainSpec
+from vae_core.store import Store
+
+PAGE = "app_pages/recommend.py"
+pytestmark = pytest.mark.usefixtures("recommender_lab")
+
+
+@pytest.fixture(scope="module")
+def split(recommender_home):
+    """The model's split as the page must rebuild it (from the metadata's train settings)."""
+    meta = json.loads((recommender_home / "models" / "mult_vae.json").read_text())
+    return split_of(TrainSpec.from_dict(meta["train"]))
+
+
+def _open(model: str = "mult_vae", **params: str) -> AppTest:
+    at = open_app(PAGE, model=model, **params)
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+# Each table on the page, told apart by its columns.
+TABLES = {
+    "rec_list": lambda cols: "genres" in cols,  # the top-N with z = z_mean
+    "rec_mean_list": lambda cols: "score" in cols and "genres" not in cols,  # beside the samples
+    "rec_stability": lambda cols: "lists" in cols,
+    "rec_scores": lambda cols: "method" in cols,
+}
+
+
+def _tables(at: AppTest, key: str) -> list:
+    return [d.value for d in at.dataframe if TABLES[key](set(d.value.columns))]
+
+
+def _table(at: AppTest, key: str):
+    """The one table of this kind on the page, as a DataFrame."""
+    (frame,) = _tables(at, key)
+    return frame
+
+
+def _has_chart(at: AppTest, key: str) -> bool:
+    return any(e.proto.id.endswith(key) for e in at.get("plotly_chart"))
+
+
+def _chart(at: AppTest, key: str) -> dict:
+    return json.loads(
+        next(e for e in at.get("plotly_chart") if e.proto.id.endswith(key)).proto.spec
+    )
+
+
+def _ids(split, columns) -> list[int]:
+    return [int(split.items.ids[c]) for c in columns]
+
+
+def _popular(split, n: int) -> list[int]:
+    """Movie ids of the n movies the training users liked most."""
+    liked = np.asarray(split.train.sum(axis=0)).ravel()
+    return _ids(split, np.argsort(-liked, kind="stable")[:n])
+
+
+def test_picks_change_the_list_which_never_holds_them(split):
+    at = _open()
+    assert any("Pick at least one movie" in i.value for i in at.info)
+    assert not _tables(at, "rec_list")
+    titles = {int(m): t for m, t in zip(split.items.ids, split.items.titles, strict=True)}
+
+    first = _popular(split, 40)[-1:]  # a less obvious movie, so the list has room to move
+    at.multiselect(key="rec_picks").set_value(first).run()
+    one = _table(at, "rec_list")
+    assert len(one) == 10 and list(one["#"]) == list(range(1, 11))
+    assert (np.diff(one["score"]) <= 0).all()
+    picked_title = titles[first[0]].rsplit(" (", 1)[0]
+    assert picked_title not in set(one["title"])
+
+    more = first + _popular(split, 3)
+    at.multiselect(key="rec_picks").set_value(more).run()
+    two = _table(at, "rec_list")
+    assert list(two["title"]) != list(one["title"])
+    assert not {titles[m].rsplit(" (", 1)[0] for m in more} & set(two["title"])
+    assert at.query_params["picks"] == ",".join(map(str, more))
+    # The star on the users' map moves with the picks.
+    assert _chart(at, "rec_map")["data"][-1]["name"] == "your picks"
+
+
+def test_a_held_out_users_fold_in_movies_become_the_picks(split):
+    at = _open()
+    row = int(np.argmax(np.diff(split.test_out.indptr)))  # the user with most hidden movies
+    at.selectbox(key="rec_user").set_value(row).run()
+    fold_in = split.test_in.indices[split.test_in.indptr[row] : split.test_in.indptr[row + 1]]
+    assert sorted(at.multiselect(key="rec_picks").value) == sorted(_ids(split, fold_in))
+    assert at.query_params["user"] == str(split.test_users[row])
+    listed = _table(at, "rec_list")
+    assert "hidden pick" in listed.columns
+    hidden = split.test_out.indices[split.test_out.indptr[row] : split.test_out.indptr[row + 1]]
+    found = (listed["hidden pick"] == "✓").sum()
+    assert any(c.value.startswith(f"{found} of this user's {len(hidden)} hidden movies")
+               for c in at.caption)  # fmt: skip
+    # Change a pick: the list is no longer that user's, so nothing is marked.
+    at.multiselect(key="rec_picks").set_value(_ids(split, fold_in[:-1])).run()
+    assert "hidden pick" not in _table(at, "rec_list").columns
+
+
+def test_sampling_shows_how_stable_twenty_lists_are(split):
+    at = _open(picks=",".join(map(str, _popular(split, 5))))
+    at.radio(key="rec_mode").set_value("sample").run()
+    assert not at.error
+    mean = _table(at, "rec_mean_list")
+    stability = _table(at, "rec_stability")
+    assert len(mean) == 10
+    assert stability["lists"].sum() == 20 * 10  # 20 lists of 10 places
+    assert stability["lists"].between(1, 20).all() and len(stability) >= 10
+    assert (np.diff(stability["lists"]) <= 0).all()  # most frequent first
+    in_mean = stability[stability["z_mean rank"] != "—"]
+    assert len(in_mean) <= 10
+    assert _has_chart(at, "rec_spread")
+    assert any("Why the paper predicts with the mean" in i.value for i in at.info)
+    assert at.query_params["seed"] == "0" and at.query_params["z"] == "sample"
+
+    at.number_input(key="rec_seed").set_value(7).run()
+    other = _table(at, "rec_stability")
+    assert at.query_params["seed"] == "7"
+    assert list(_table(at, "rec_mean_list")["title"]) == list(mean["title"])  # z_mean: no noise
+    assert not other.equals(stability)  # other z's, other lists
+
+
+def test_the_address_keeps_picks_mode_and_seed(split):
+    picks = _popular(split, 4)
+    at = _open(picks=",".join(map(str, picks)), z="sample", seed="42")
+    assert at.multiselect(key="rec_picks").value == picks
+    assert at.radio(key="rec_mode").value == "sample"
+    assert at.number_input(key="rec_seed").value == 42
+    assert at.query_params["picks"] == ",".join(map(str, picks))
+    assert not at.warning
+    # Another page and back (the browser drops the other page's address): the picks stay.
+    at.switch_page("app_pages/train.py").run()
+    at.query_params.pop("picks", None)
+    at.switch_page(PAGE).run()
+    assert at.multiselect(key="rec_picks").value == picks
+    assert at.query_params["picks"] == ",".join(map(str, picks))
+
+
+def test_bad_picks_in_the_address_are_dropped_with_a_sentence(split):
+    good = _popular(split, 1)[0]
+    at = _open(picks=f"{good},abc,999999999")
+    (warning,) = at.warning
+    assert warning.value.startswith("2 of the movies in this page's address (abc, 999999999)")
+    assert at.multiselect(key="rec_picks").value == [good]
+    assert at.query_params["picks"] == str(good)
+
+
+def test_a_digit_model_points_to_a_mult_vae():
+    at = _open("digits")
+    (info,) = at.info
+    assert "cannot show" in info.value and "Mult-VAE" in info.value
+    assert "pick one in the sidebar (mult_vae)" in info.value
+    assert not at.dataframe and not at.multiselect
+    at.button(key="use_model_recommend").click().run()  # one click to the recommender
+    assert not at.info[0].value.startswith("**digits**")
+    assert at.query_params["model"] == "mult_vae" and at.multiselect(key="rec_picks")
+    assert at.sidebar.selectbox(key="sidebar_model").value == "mult_vae"
+
+
+def test_with_no_recommender_in_the_store_the_page_says_to_train_one(trained_home, monkeypatch):
+    monkeypatch.setenv("VAE_LAB_HOME", str(trained_home))  # the digit models only
+    at = open_app(PAGE, model="mlp_vae")
+    (info,) = at.info
+    assert "Mult-VAE" in info.value and "train one on the **Train** page" in info.value
+    assert not at.main.button
+
+
+def test_the_scores_table_has_the_model_ease_and_popularity_from_its_metadata(recommender_home):
+    at = _open()
+    metrics = json.loads((recommender_home / "models" / "mult_vae.json").read_text())[
+        "test_metrics"
+    ]
+    scores = _table(at, "rec_scores")
+    assert list(scores["method"]) == [
+        "Mult-VAE recommender (this model)",
+        "EASE (item-item ridge regression)",
+        "Popularity (most liked)",
+    ]
+    for prefix, row in zip(("", "ease_", "popularity_"), scores.itertuples(), strict=True):
+        assert row[2:] == pytest.approx(
+            (metrics[prefix + "recall@20"], metrics[prefix + "recall@50"],
+             metrics[prefix + "ndcg@100"])
+        )  # fmt: skip
+    assert any("held-out test users" in c.value and "Recall@20" in c.value for c in at.caption)
+
+
+@pytest.fixture
+def copied_model(recommender_home, tmp_path, monkeypatch):
+    """A store of its own holding a copy of the Mult-VAE whose metadata a test may change."""
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    for suffix in (".keras", ".json"):
+        shutil.copyfile(recommender_home / "models" / f"mult_vae{suffix}",
+                        home / "models" / f"copy{suffix}")  # fmt: skip
+    monkeypatch.setenv("VAE_LAB_HOME", str(home))
+    monkeypatch.setenv("VAE_LAB_DATA_DIR", str(tmp_path / "no_data_here"))
+
+    def edit(change) -> None:
+        path = home / "models" / "copy.json"
+        meta = json.loads(path.read_text())
+        change(meta)
+        path.write_text(json.dumps(meta))
+
+    return edit
+
+
+def test_a_model_whose_data_is_missing_says_which_files_to_put_where(copied_model, tmp_path):
+    copied_model(lambda meta: meta["train"].update(dataset="ml-1m"))
+    at = open_app(PAGE, model="copy")
+    (error,) = at.error
+    assert "ml-1m" in error.value and "ratings.dat" in error.value
+    assert str(tmp_path / "no_data_here") in error.value
+    assert len(_table(at, "rec_scores")) == 3  # the scores come from the metadata alone
+    assert not at.multiselect
+
+
+def test_a_model_without_its_training_record_says_so(copied_model):
+    copied_model(lambda meta: meta.pop("train"))
+    at = open_app(PAGE, model="copy")
+    (error,) = at.error
+    assert "no record of the MovieLens data" in error.value and ".json" in error.value
+
+
+def test_a_mult_dae_recommends_but_has_no_z_to_sample(
+    recommender_home, tmp_path, monkeypatch, split
+):
+    from vae_core.recsys.model import build_recommender
+
+    home = tmp_path / "home"
+    meta = json.loads((recommender_home / "models" / "mult_vae.json").read_text())
+    spec = ModelSpec("mult_dae", n_items=split.n_items, latent_dim=8, hidden=16)
+    Store(home / "models", shipped_root=None).save(
+        "dae", build_recommender(spec), {"train": meta["train"]}
+    )
+    monkeypatch.setenv("VAE_LAB_HOME", str(home))
+    at = _open("dae", picks=str(_popular(split, 1)[0]))
+    assert len(_table(at, "rec_list")) == 10
+    assert any("no test scores" in i.value for i in at.info)
+    at.radio(key="rec_mode").set_value("sample").run()
+    assert any("no z to sample" in i.value for i in at.info)
