@@ -78,6 +78,8 @@ def _describe(entry: StoreEntry) -> str:
         parts.append(f"test −ELBO {metrics['neg_elbo']:.1f} nats")
     if "psnr" in metrics:
         parts.append(f"test PSNR {metrics['psnr']:.1f} dB, SSIM {metrics.get('ssim', 0):.3f}")
+    elif "neg_elbo" not in metrics and kinds.headline_text(entry.kind, metrics):
+        parts.append(f"test {kinds.headline_text(entry.kind, metrics)}")  # e.g. a recommender's
     if entry.shipped:
         parts.append("shipped with VAE Lab")
     return " · ".join(parts)

@@ -51,3 +51,12 @@ def test_the_store_lists_it_and_the_recommend_page_can_rebuild_its_split():
     assert "NDCG@100" in entry.label
     split = split_of(TrainSpec.from_dict(entry.meta["train"]))
     assert split.items.ids.tolist() == entry.meta["item_ids"]
+
+
+def test_the_sidebar_describes_it_with_its_ranking_score():
+    from app_pages.shared import _describe
+    from vae_core.store import Store
+
+    entry = Store(Path("/nonexistent"), shipped_root=SHIPPED).get(NAME)
+    text = _describe(entry)
+    assert "Mult-VAE recommender" in text and "test NDCG@100 0.367" in text
