@@ -8,6 +8,7 @@ import math
 import pytest
 
 from tests.apptest import open_app
+from tests.stops import StopAfter
 from vae_core import kinds, rundir
 from vae_core.errors import UserError
 from vae_core.recsys import movielens
@@ -15,17 +16,6 @@ from vae_core.specs import ModelSpec, TrainSpec, check_pair, preset
 from vae_core.store import Store
 
 QUICK = dict(epochs=3, kl_anneal_steps=4, batch_size=500)
-
-
-class _StopAfter:
-    """A stop_event that turns on after `n` checks."""
-
-    def __init__(self, n: int):
-        self.n, self.calls = n, 0
-
-    def is_set(self) -> bool:
-        self.calls += 1
-        return self.calls > self.n
 
 
 @pytest.fixture
@@ -62,7 +52,7 @@ def test_a_mult_vae_run_stops_resumes_and_lands_in_the_store_with_its_baselines(
     run_dir = tmp_path / "mv"
     # ml-latest-small's 527 training users are 2 batches of 500 here: checks before fit, 2 batch
     # ends and the epoch's end pass, so the stop lands after epoch 1.
-    status = run_training(run_dir, model, train, store=store, stop_event=_StopAfter(4))
+    status = run_training(run_dir, model, train, store=store, stop_event=StopAfter(4))
     assert status["state"] == "stopped" and status["epoch"] == 1
     assert (run_dir / "backup" / "best.weights.h5").is_file()
 

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.stops import StopAfter
 from vae_core import rundir, runs
 from vae_core.errors import DataError
 from vae_core.specs import ModelSpec, TrainSpec
@@ -209,17 +210,6 @@ def test_labels_and_noise_reach_their_models(home, store, tmp_path, spec, rows, 
     assert store.get(status["model_name"]).kind == spec.kind
 
 
-class _StopAfter:
-    """A stop_event that turns on after `n` checks: the stop lands at an exact batch."""
-
-    def __init__(self, n: int):
-        self.n, self.calls = n, 0
-
-    def is_set(self) -> bool:
-        self.calls += 1
-        return self.calls > self.n
-
-
 def test_a_stop_mid_epoch_keeps_its_steps_and_resume_goes_on_from_that_step(
     home, store, tmp_path, capsys
 ):
@@ -230,7 +220,7 @@ def test_a_stop_mid_epoch_keeps_its_steps_and_resume_goes_on_from_that_step(
     # 1 before fit. 15 checks pass, so the stop lands after step 20 of epoch 2.
     model, train = ModelSpec(**TINY), TrainSpec("sample", epochs=3, batch_size=8, log_every_s=0)
     train.steps_per_execution = 5
-    status = run_training(run_dir, model, train, store=store, stop_event=_StopAfter(15))
+    status = run_training(run_dir, model, train, store=store, stop_event=StopAfter(15))
 
     assert status["state"] == "stopped" and (status["epoch"], status["step"]) == (1, 20)
     assert status["model_name"] is None
@@ -496,7 +486,7 @@ def test_resume_continues_the_cosine_schedule(home, store, tmp_path):
     # plus 1 before fit; 4 pass, so the stop lands after step 5 of epoch 2, which it keeps.
     train = TrainSpec("sample", epochs=3, batch_size=40, learning_rate=3e-3, lr_schedule="cosine")
     train.steps_per_execution = 5
-    status = run_training(run_dir, model, train, store=store, stop_event=_StopAfter(4))
+    status = run_training(run_dir, model, train, store=store, stop_event=StopAfter(4))
     assert status["state"] == "stopped" and (status["epoch"], status["step"]) == (1, 5)
     epoch, iterations, lr = _restored_iterations(run_dir, model, train, steps=10)
     assert (epoch, iterations) == ((1, 5), 15)
