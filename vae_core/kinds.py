@@ -172,7 +172,7 @@ def build(spec: Any) -> Any:
 # 10 epochs (benchmarks/RESULTS.md).
 _DENSE_VAE_TRAIN = dict(epochs=10, learning_rate=3e-3, lr_schedule="cosine")
 # 400 digits are 13 steps an epoch at batch 32: many short epochs give recognisable digits within
-# about a minute (benchmarks/RESULTS.md, "Presets on the bundled sample").
+# about a minute on two cores (a few epochs left the sample's conv VAE drawing grey squares).
 _DENSE_VAE_SAMPLE = dict(epochs=60, batch_size=32)
 
 register(
