@@ -17,7 +17,7 @@ from app_pages import shared
 from vae_core import images
 from vae_core.errors import UserError
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
+UPLOAD_TYPES = [suffix for f in images.FORMATS for suffix in images.SUFFIXES[f]]
 PAD_SIDE = 280  # the drawing pad: 10x MNIST's 28 pixels
 # A digit drawn across most of the pad is ~200 px tall; a 20 px pen is then as thick, for its
 # size, as MNIST's (~2.5 px in its 20 px box).

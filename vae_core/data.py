@@ -19,6 +19,7 @@ import numpy as np
 
 from vae_core import kinds
 from vae_core.errors import DataError, UserError
+from vae_core.images import as_batch
 from vae_core.specs import MIXED_NOISE, NOISE_KINDS, TRAIN_NOISE_KINDS
 
 if TYPE_CHECKING:
@@ -373,7 +374,7 @@ def to_float(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype != np.uint8:
         raise ValueError(f"to_float expects uint8 images, got {x.dtype}")
-    return (x.astype(np.float32) / 255.0)[..., np.newaxis]
+    return as_batch(x)
 
 
 # The "mixed" noise draws, per image, one of these ("none": the clean digit, so a blind denoiser

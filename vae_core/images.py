@@ -24,7 +24,16 @@ MAX_PIXELS = 4096 * 4096
 MAX_BYTES = 10 * 1024 * 1024
 MIN_SIDE = 1
 MAX_ASPECT = 20  # longer side / shorter side; a digit photo is never a 1-pixel strip
-FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
+# The formats an upload may be in, and the file endings each comes with.
+SUFFIXES = {
+    "PNG": ("png",),
+    "JPEG": ("jpg", "jpeg"),
+    "BMP": ("bmp",),
+    "GIF": ("gif",),
+    "WEBP": ("webp",),
+    "TIFF": ("tif", "tiff"),
+}
+FORMATS = tuple(SUFFIXES)
 FORMATS_TEXT = "PNG, JPEG, BMP, GIF, WebP, TIFF"
 WORK_SIDE = 1024  # larger images are shrunk first: the digit ends up 20 px tall anyway
 DIGIT_SIDE = 28
