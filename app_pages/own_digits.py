@@ -87,7 +87,8 @@ def from_photo(data: bytes, filename: str, what: str) -> OwnDigits | None:
     if not photo.digits:
         st.warning(NO_DIGIT.format(what=what))
         return None
-    st.caption(f"How {what} was made MNIST-like:")
+    # A file name is shown whole, wrapping only after "_", "-" or ".".
+    st.caption(f"How {shared.breakable(what, markdown=True)} was made MNIST-like:")
     show_photo(photo)
     return OwnDigits(photo.digit_array(), digit_names(photo, what))
 
@@ -103,7 +104,7 @@ def upload(key: str) -> OwnDigits | None:
     if file is None:
         st.info("Upload a picture of a digit: dark ink on light paper works best.")
         return None
-    return from_photo(file.getvalue(), file.name, "your image")
+    return from_photo(file.getvalue(), file.name, file.name)
 
 
 def camera(key: str) -> OwnDigits | None:
