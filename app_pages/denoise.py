@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from app_pages import glossary, own_digits, shared, wiring
+from app_pages import digits, glossary, own_digits, shared, wiring
 from vae_core import data, explore, images, kinds
 from vae_core.errors import UserError
 from vae_core.specs import NOISE_KINDS, NOISES
@@ -50,13 +50,8 @@ def _png(img: np.ndarray, side: int = THUMB) -> bytes:
     return images.to_png(img, scale=scale)
 
 
-def _test_digits(source: str, n: int, draw: int) -> tuple[np.ndarray, list[str]]:
+def _test_digits(x: np.ndarray, y: np.ndarray, n: int, draw: int) -> tuple[np.ndarray, list[str]]:
     """n test digits (float, (n,28,28)) picked by `draw`, and a caption for each."""
-    if source == "mnist":
-        ds = data.load_dataset("mnist", allow_download=False)
-        x, y = ds.x_test, ds.y_test
-    else:
-        x, y = data.load_sample()
     idx = np.random.default_rng(draw).choice(len(x), size=n, replace=False)
     return data.to_float(x[idx])[..., 0], [f"#{i}, a {y[i]}" for i in idx]
 
@@ -270,15 +265,13 @@ elif choice == "Camera":
         clean, names = own.digits, own.names
 else:
     c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
-    sources = {"sample": "The bundled sample (500 MNIST test digits)"}
-    if data.dataset_available("mnist"):
-        sources["mnist"] = "The MNIST test set (10,000 digits)"
-    source = c1.selectbox("From", list(sources), format_func=sources.get, key="dn_source")
+    with c1:  # the same choice as on the other pages (the sample, or the MNIST test set)
+        _, x_all, y_all = digits.source_picker("dn_source", "From")
     n = c2.slider("How many", 1, MAX_DIGITS, 8, key="dn_count")
     if c3.button("Other digits", key="dn_redraw"):
         st.session_state["dn_draw"] = st.session_state.get("dn_draw", 0) + 1
     try:
-        clean, names = _test_digits(source, n, st.session_state.get("dn_draw", 0))
+        clean, names = _test_digits(x_all, y_all, n, st.session_state.get("dn_draw", 0))
     except UserError as err:
         st.error(str(err))
 

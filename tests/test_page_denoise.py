@@ -235,3 +235,12 @@ def test_the_download_is_named_after_noise_model_and_seed(lab_home, monkeypatch)
         Image.open(io.BytesIO(files["vae_lab-denoise-gaussian_0.40-conv_dae-seed3.png"]))
     )
     assert grid.shape[1] == 4 * (8 * 30 + 2)  # a column per digit, scaled four times
+
+
+def test_the_test_digits_come_from_the_same_source_picker_as_the_other_pages(lab_home, monkeypatch):
+    from app_pages import digits
+
+    monkeypatch.setattr(digits.data, "dataset_available", lambda name: False)
+    at = _open()
+    assert any("full MNIST test set is not on this computer" in c.value for c in at.caption)
+    assert at.query_params.get("src") in ("sample", ["sample"])
