@@ -169,7 +169,7 @@ def test_a_digit_model_points_to_a_mult_vae():
     at.button(key="use_model_recommend").click().run()  # one click to the recommender
     assert not at.info[0].value.startswith("**digits**")
     assert at.query_params["model"] == "mult_vae" and at.multiselect(key="rec_picks")
-    assert at.sidebar.selectbox(key="sidebar_model").value == "mult_vae"
+    assert at.sidebar.radio(key="sidebar_model").value == "mult_vae"
 
 
 def test_with_no_recommender_in_the_store_the_page_says_to_train_one(trained_home, monkeypatch):

@@ -95,7 +95,7 @@ def test_from_a_digit_model_one_click_to_a_recommender_and_picks_survive_other_p
     use.click()
     ui.settle(page)
     # The sidebar's picker shows the new model too, so the next click keeps it.
-    assert ui.sidebar(page).get_by_role("combobox", name="Model").input_value() == name
+    assert ui.active_model(page).startswith(name)
     _pick(page, "heat", "Heat (1995)")
     assert _params(page)["model"] == name and _params(page)["picks"] == "6"
     ui.sidebar(page).get_by_role("link", name="Train").click()
