@@ -6,7 +6,7 @@ settings, test metrics and the MovieLens movie id of each of the model's items, 
 Two choices keep the file small (the whole of vae_core/pretrained/ has a 15 MB budget):
 - items: the movies that at least MIN_ITEM_USERS training users liked (1,807 of 5,723; they hold
   87% of the test users' held-out likes), instead of the paper's every movie any training user liked;
-- weights stored in float16 (recommender_from_composite gives float32 back at load).
+- weights stored in float16 (the store's load gives float32 back).
 Usage: python scripts/train_mult_vae_small.py
 """
 
@@ -21,10 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import keras  # noqa: E402
 
+from vae_core.machine import float32_bundle, stored_as  # noqa: E402
 from vae_core.recsys.baselines import Popularity, fit_ease  # noqa: E402
 from vae_core.recsys.fit import SMALL_SET, fit_recommender  # noqa: E402
 from vae_core.recsys.metrics import evaluate  # noqa: E402
-from vae_core.recsys.model import RecSpec, recommender_from_composite, stored_as  # noqa: E402
+from vae_core.recsys.model import RecSpec, recommender_from_composite  # noqa: E402
 from vae_core.recsys.movielens import load_shipped_small  # noqa: E402
 from vae_core.recsys.split import PAPER_SEED, paper_split  # noqa: E402
 
@@ -55,7 +56,9 @@ def main() -> int:
     model_path = OUT_DIR / f"{NAME}.keras"
     half.composite.save(model_path)
     # What the page will get: the float16 file read back as float32, scored again.
-    loaded = recommender_from_composite(keras.saving.load_model(model_path, safe_mode=True))
+    loaded = float32_bundle(
+        recommender_from_composite(keras.saving.load_model(model_path, safe_mode=True))
+    )
     from vae_core.recsys.fit import score_test_users
 
     test = score_test_users(loaded, split)

@@ -14,7 +14,7 @@ export VAE_LAB_HOME="$work"
 # so it handles whatever the page offers and leaves clean digits alone; a 128-wide bottleneck (twice
 # the old one: clean digits need their detail kept, not only a fogged digit's outline) and MSE (what
 # PSNR measures) at 3e-3 with cosine decay, 25 epochs. Its figures per noise: benchmarks/RESULTS.md.
-# Precision is "auto": mixed_bfloat16 on CPUs with AVX512_BF16/AMX, and the saved models are float32.
+# Precision is "auto": mixed_bfloat16 on CPUs with AVX512_BF16/AMX; runs save float32 models.
 declare -A ARGS=(
   [mlp_vae_2d]="--model mlp_vae --latent-dim 2 --hidden 512 --epochs 30 --lr 0.001 --lr-schedule constant"
   [conv_vae_32d]="--model conv_vae --latent-dim 32 --hidden 256 --epochs 30 --lr 0.001 --lr-schedule constant"
@@ -33,4 +33,6 @@ for name in "${names[@]}"; do
   cp "$work/models/${name}_new.keras" "vae_core/pretrained/$name.keras"
   cp "$work/models/${name}_new.json" "vae_core/pretrained/$name.json"
 done
+# Kept in float16 (half the bytes; the store hands out float32): re-scored, both scores recorded.
+python scripts/ship_in_float16.py "${names[@]}"
 echo "models written to vae_core/pretrained/ (scratch: $work)"

@@ -173,14 +173,16 @@ def test_fused_adam_takes_the_same_steps_as_keras_adam():
 
 
 def test_float16_storage_halves_the_file_and_loads_back_as_float32(tmp_path):
-    from vae_core.recsys.model import stored_as
+    from vae_core.machine import float32_bundle, stored_as
 
     vae = build_recommender(RecSpec(n_items=2000, hidden=64, latent_dim=8), seed=0)
     full, half = tmp_path / "full.keras", tmp_path / "half.keras"
     vae.composite.save(full)
     stored_as(vae, "float16").composite.save(half)
     assert half.stat().st_size < 0.75 * full.stat().st_size
-    back = recommender_from_composite(keras.saving.load_model(half, safe_mode=True, compile=False))
+    loaded = keras.saving.load_model(half, safe_mode=True, compile=False)
+    assert recommender_from_composite(loaded).composite.weights[0].dtype == "float16"
+    back = float32_bundle(recommender_from_composite(loaded))
     assert all(w.dtype == "float32" for w in back.composite.weights) and back.spec == vae.spec
     x = (np.random.default_rng(0).random((4, 2000)) < 0.02).astype(np.float32)
     ours = np.asarray(back.composite(x, training=False))

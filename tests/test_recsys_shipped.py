@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from vae_core.machine import float32_bundle
 from vae_core.recsys.fit import score_test_users
 from vae_core.recsys.model import recommender_from_composite
 from vae_core.recsys.movielens import load_shipped_small
@@ -21,7 +22,7 @@ NAME = "mult_vae_ml_latest_small"
 def test_shipped_mult_vae_loads_and_scores_what_its_metadata_says():
     meta = json.loads((SHIPPED / f"{NAME}.json").read_text())
     composite = keras.saving.load_model(SHIPPED / f"{NAME}.keras", safe_mode=True, compile=False)
-    bundle = recommender_from_composite(composite, meta)
+    bundle = float32_bundle(recommender_from_composite(composite, meta))
     assert bundle.spec.kind == "mult_vae" and bundle.spec.n_items == len(meta["item_ids"])
     assert all(
         w.dtype == "float32" for w in bundle.composite.weights

@@ -179,17 +179,31 @@ def dtype_policy_restored() -> Iterator[None]:
         keras.config.set_dtype_policy(previous)
 
 
-def float32_bundle(bundle: ModelBundle) -> ModelBundle:
-    """A float32 copy of a bundle trained under a mixed policy (the same one when it is float32).
+def stored_as(bundle: ModelBundle, dtype: str) -> ModelBundle:
+    """A copy of `bundle` built under the `dtype` policy, its weights cast to it.
 
-    The pages and the store feed float32 numpy and expect float32 out; a saved mixed_bfloat16 layer
-    policy would hand back bfloat16. The trained variables are float32 masters already."""
-    layers_ = bundle.composite._flatten_layers(include_self=True, recursive=True)
-    if all(layer.dtype_policy.name == "float32" for layer in layers_):
-        return bundle
+    "float16" is how the shipped models are kept (half the bytes of the repository's 15 MB budget);
+    "float32" is how every model is used: the pages feed float32 numpy and expect float32 out.
+    """
     with dtype_policy_restored():
-        keras.config.set_dtype_policy("float32")
+        keras.config.set_dtype_policy(dtype)
         fresh = kinds.build(bundle.spec)
-    fresh.composite.set_weights([np.asarray(w) for w in bundle.composite.get_weights()])
+    weights = [np.asarray(w) for w in bundle.composite.get_weights()]
+    fresh.composite.set_weights(
+        [w.astype(dtype) if np.issubdtype(w.dtype, np.floating) else w for w in weights]
+    )
     fresh.meta = dict(bundle.meta)
     return fresh
+
+
+def float32_bundle(bundle: ModelBundle) -> ModelBundle:
+    """A float32 copy of a bundle trained under a mixed policy or stored in float16 (the same one
+    when it is float32 already). The trained variables of a mixed policy are float32 masters; a
+    saved mixed_bfloat16 layer policy would still hand back bfloat16."""
+    layers_ = bundle.composite._flatten_layers(include_self=True, recursive=True)
+    weights = bundle.composite.weights
+    if all(layer.dtype_policy.name == "float32" for layer in layers_) and all(
+        w.dtype == "float32" for w in weights
+    ):
+        return bundle
+    return stored_as(bundle, "float32")

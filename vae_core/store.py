@@ -24,7 +24,7 @@ from typing import Any
 
 import keras
 
-from vae_core import kinds, models, paths, runs
+from vae_core import kinds, machine, models, paths, runs
 from vae_core.errors import StoreError, UserError
 from vae_core.fsutil import fsync_dir, fsync_file, json_default, why_not_writable
 from vae_core.safe_import import (
@@ -303,7 +303,7 @@ class Store:
         raise StoreError(f"There is no model named '{name}' in the store.")
 
     def load(self, name: str) -> models.ModelBundle:
-        """Load a stored model in safe mode and split it into encoder, decoder and composite."""
+        """Load a stored model in safe mode, split it into encoder, decoder and composite, float32."""
         entry = self.get(name)
         if entry.error:
             raise StoreError(f"The model '{name}' cannot be loaded: {entry.error}")
@@ -317,7 +317,8 @@ class Store:
         spec = ModelSpec.from_dict(entry.meta["spec"]) if "spec" in entry.meta else None
         loader = kinds.get(spec.kind).load if spec else "vae_core.models:bundle_from_composite"
         try:
-            return kinds.resolve(loader)(composite, spec, entry.meta)
+            # Kept in float16 (the shipped models) or a mixed policy: used in float32 all the same.
+            return machine.float32_bundle(kinds.resolve(loader)(composite, spec, entry.meta))
         except (ValueError, UserError) as err:
             raise StoreError(
                 f"The model '{name}' is not a VAE Lab model (no 'encoder' and 'decoder' inside)."

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
@@ -111,7 +110,7 @@ def build_recommender(spec: RecSpec, seed: int | None = None) -> ModelBundle:
 def recommender_from_composite(composite: keras.Model, meta: dict | None = None) -> ModelBundle:
     """Split a loaded composite back into its encoder and decoder, and recover its RecSpec.
 
-    Always float32: a file stored in float16 (see stored_as) comes back as a float32 copy.
+    As stored: a file kept in float16 stays float16 (the store's load hands out float32 copies).
     """
     encoder, decoder = composite.get_layer("encoder"), composite.get_layer("decoder")
     names = {layer.name for layer in encoder.layers}
@@ -125,26 +124,7 @@ def recommender_from_composite(composite: keras.Model, meta: dict | None = None)
         dropout=float(encoder.get_layer(INPUT_DROPOUT).rate),
         always_sample=bool(sampling and sampling[0].always_sample),
     )
-    if any(w.dtype != "float32" for w in composite.weights):
-        return stored_as(
-            ModelBundle(spec, encoder, decoder, composite, dict(meta or {})), "float32"
-        )  # type: ignore[arg-type]
     return ModelBundle(spec, encoder, decoder, composite, dict(meta or {}))  # type: ignore[arg-type]
-
-
-def stored_as(bundle: ModelBundle, dtype: str) -> ModelBundle:
-    """A copy whose weights are held in `dtype`: "float16" halves a saved file (a 20k-item model's
-    two item matrices are 96 MB in float32); recommender_from_composite turns it back to float32."""
-    from vae_core.machine import dtype_policy_restored  # the one place Keras's policy is swapped
-
-    with dtype_policy_restored():
-        keras.config.set_dtype_policy(dtype)
-        fresh = build_recommender(bundle.spec)  # type: ignore[arg-type]
-    fresh.composite.set_weights(
-        [np.asarray(w).astype(dtype) for w in bundle.composite.get_weights()]
-    )
-    fresh.meta = dict(bundle.meta)
-    return fresh
 
 
 # ---------------------------------------------------------------- sparse clicks

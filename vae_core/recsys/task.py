@@ -111,7 +111,7 @@ def _prefixed(name: str, scores: dict[str, float]) -> dict[str, float]:
 
 
 def load(composite: keras.Model, spec: ModelSpec | None, meta: dict | None) -> ModelBundle:
-    """A stored recommender (its weights may be kept in float16) as a float32 ModelBundle."""
+    """A stored recommender as a ModelBundle with the store's spec (the store makes it float32)."""
     bundle = recommender_from_composite(composite, meta)
     found = ModelSpec.from_dict(dataclasses.asdict(bundle.spec))
     bundle.spec = spec if spec is not None else found
