@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from app_pages import digits, shared
+from app_pages import digits, movielens_download, shared
 from vae_core import figures, kinds
 from vae_core.errors import UserError
 from vae_core.models import ModelBundle
+from vae_core.recsys import movielens as ml
 from vae_core.recsys import recommend as rec
 from vae_core.recsys.recommend import SampledLists
 from vae_core.recsys.split import Split
@@ -385,6 +386,9 @@ try:
     catalogue = _load_catalogue(entry, bundle)
 except UserError as err:
     st.error(str(err))
+    wanted = (entry.meta.get("train") or {}).get("dataset")
+    if wanted in ml.DATASETS:  # GroupLens's download, when its files are what is missing
+        movielens_download.offer([wanted], key="rec_mldl", expanded=True)
 
 if catalogue is not None:
     split, items = catalogue.split, catalogue.split.items

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_pages import glossary, shared
+from app_pages import glossary, movielens_download, shared
 from vae_core import data, figures, kinds, rundir, runs
 from vae_core import store as store_module
 from vae_core.errors import UserError
@@ -36,12 +36,12 @@ DATASET_LABELS = {
     "fashion_mnist": "Fashion-MNIST: 60,000 clothing pictures",
     "sample": f"The bundled sample: {SAMPLE_SPLIT} (a quick demo, runs anywhere)",
     "ml-latest-small": "MovieLens small: 100,004 ratings by 671 people (shipped with VAE Lab)",
-    "ml-100k": "MovieLens 100K (from your data folder)",
-    "ml-1m": "MovieLens 1M (from your data folder)",
-    "ml-10m": "MovieLens 10M (from your data folder)",
-    "ml-20m": "MovieLens 20M: the paper's data (from your data folder)",
-    "ml-25m": "MovieLens 25M (from your data folder)",
-    "ml-latest": "MovieLens latest (from your data folder)",
+    "ml-100k": "MovieLens 100K: 100,000 ratings by 943 people",
+    "ml-1m": "MovieLens 1M: 1,000,209 ratings by 6,040 people",
+    "ml-10m": "MovieLens 10M: 10,000,054 ratings by 71,567 people",
+    "ml-20m": "MovieLens 20M: 20,000,263 ratings by 138,493 people (the paper's data)",
+    "ml-25m": "MovieLens 25M: 25,000,095 ratings by 162,541 people",
+    "ml-latest": "MovieLens latest: GroupLens's newest full release",
 }
 DATASET_SHORT = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "sample": "bundled sample"}
 UNIT = {kinds.DIGITS: "digit", kinds.ITEMS: "user"}  # what one training example is
@@ -350,6 +350,8 @@ with left:
         help="What the model learns from; some digits are kept aside to test it on digits it "
         "never saw.",
     )
+    if items:  # the larger releases, from GroupLens, licence first
+        movielens_download.offer(info.datasets, key="tr_mldl")
     m0, t0 = preset(kind, dataset)
     # Keys carry the kind (and the sample), so each keeps its own values and starts from its preset.
     at = f"{kind}_sample" if dataset == "sample" else kind

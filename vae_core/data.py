@@ -295,6 +295,11 @@ def _offline() -> bool:
     return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
+def downloads_allowed() -> bool:
+    """False when VAE_LAB_OFFLINE is set: nothing is fetched, and no page offers a download."""
+    return not _offline()
+
+
 def _missing_message(name: str, data_dir: str | Path | None, reason: str) -> str:
     title = _TITLES[name]
     files = ", ".join(IDX_FILES[:-1]) + " and " + IDX_FILES[-1]

@@ -17,6 +17,8 @@ import gzip
 import io
 import os
 import re
+import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 import zlib
@@ -27,7 +29,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from vae_core.data import DATA_DIR_ENV
+from vae_core.data import DATA_DIR_ENV, OFFLINE_ENV, downloads_allowed
 from vae_core.errors import DataError
 
 SHIPPED_DIR = Path(__file__).parent / "data" / "ml-latest-small"
@@ -60,6 +62,16 @@ DATASETS = tuple(LAYOUTS)
 # GroupLens's download page for each release (used only when a person asks for a download).
 GROUPLENS_URLS = {
     name: f"https://files.grouplens.org/datasets/movielens/{name}.zip" for name in DATASETS
+}
+# Each zip's size in MB, as GroupLens's site lists it (told to a person before they download).
+DOWNLOAD_MB = {
+    "ml-latest-small": 1,
+    "ml-100k": 5,
+    "ml-1m": 6,
+    "ml-10m": 63,
+    "ml-20m": 198,
+    "ml-25m": 250,
+    "ml-latest": 335,
 }
 # ml-100k's u.genre, in the order of u.item's 19 flags (used when u.genre is not beside u.item).
 ML100K_GENRES = (
@@ -429,6 +441,15 @@ def load_movielens(name: str, data_dir: str | Path | None = None) -> MovieLens:
     )
 
 
+def licence_text() -> str:
+    """GroupLens's usage licence, from the README.txt shipped beside ml-latest-small (every
+    MovieLens release carries the same terms): shown before a download."""
+    text = (SHIPPED_DIR / "README.txt").read_text(encoding="utf-8")
+    start = text.index("Usage License")
+    body = text[start:].split("\n", 2)[2]  # past the title and its underline
+    return body[: body.index("\nCitation\n")].strip()
+
+
 def download_movielens(
     name: str,
     dest_dir: str | Path | None = None,
@@ -441,6 +462,8 @@ def download_movielens(
     `progress(bytes_done, bytes_total)` is called as it goes (total 0 when the server does not say).
     """
     _check_name(name)
+    if not downloads_allowed():
+        raise DataError(f"Downloads are switched off here ({OFFLINE_ENV} is set).")
     dest = Path(dest_dir) if dest_dir is not None else _downloads_dir()
     target = dest / f"{name}.zip"
     tmp = dest / f".{name}.zip.part"
@@ -457,8 +480,26 @@ def download_movielens(
                         progress(done, total)
         if total and done != total:
             raise DataError(f"The download of {name} stopped after {done:,} of {total:,} bytes.")
-        zipfile.ZipFile(tmp).close()  # a complete zip, or BadZipFile
+        with zipfile.ZipFile(tmp) as archive:  # a complete zip, or BadZipFile
+            inside = {m.split("/")[-1] for m in archive.namelist()}
+        layout = LAYOUTS[name]
+        for wanted in (layout.ratings, layout.movies):
+            if wanted not in inside:
+                raise DataError(
+                    f"The download of {name} holds no {wanted}: it is not that release."
+                )
         os.replace(tmp, target)
+    except urllib.error.HTTPError as err:
+        host = urllib.parse.urlsplit(url or GROUPLENS_URLS[name]).hostname or "the server"
+        raise DataError(
+            f"MovieLens {name} could not be downloaded: {host} answered {err.code} ({err.reason})."
+        ) from err
+    except urllib.error.URLError as err:
+        host = urllib.parse.urlsplit(url or GROUPLENS_URLS[name]).hostname or "the server"
+        raise DataError(
+            f"MovieLens {name} could not be downloaded: {host} cannot be reached from this "
+            f"machine ({err.reason})."
+        ) from err
     except (OSError, zipfile.BadZipFile, ValueError) as err:
         raise DataError(f"MovieLens {name} could not be downloaded ({err}).") from err
     finally:
