@@ -58,9 +58,9 @@ class FitConfig:
 
 
 # Small sets (ml-latest-small: 527 training users, ~1 batch of 500 per epoch): batches of 100 give
-# six updates per epoch and the KL weight reaches the paper's cap after ~100 epochs. Measured on the
-# paper's split (best validation NDCG@100): 0.358 here; batch 500 for 400 epochs 0.352 (the best
-# epoch ~120, then it overfits); Adam 3e-4 for 300 epochs 0.350; dropout 0.7 0.352; cap 0.5 0.353.
+# six updates per epoch and the KL weight reaches the paper's cap after ~100 epochs. The other
+# settings tried (benchmarks/recsys_settings.py; RESULTS.md, "Mult-VAE") did no better on validation
+# than this beyond the noise of the initial weights.
 SMALL_SET = FitConfig(epochs=120, batch_size=100, anneal_steps=600)
 
 
