@@ -74,3 +74,16 @@ def test_quick_benchmark_prints_json_lines_and_keeps_results(tmp_path):
     # Quick mode writes its own report and never touches the published one.
     assert (tmp_path / "RESULTS.quick.md").read_text().startswith("# VAE Lab benchmarks")
     assert (RESULTS.read_bytes() if RESULTS.exists() else None) == before
+
+
+def test_the_published_report_renders_again_from_its_records():
+    """RESULTS.md is rendered from results.jsonl (and the recommender's settings log) alone."""
+    from benchmarks import report
+
+    lines = (REPO / "benchmarks" / "results.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines if line.strip()]
+    text = report.render(records, quick=False, seconds=1.0)
+    assert "## Mult-VAE (the recommender)" in text
+    assert "**Training settings tried**" in text and "The best on validation over all splits" in text
+    names = {json.loads(x)["name"] for x in (REPO / "benchmarks" / "recsys_settings.jsonl").open()}
+    assert all(f"| {name} |" in text for name in names)
