@@ -84,6 +84,8 @@ def test_the_published_report_renders_again_from_its_records():
     records = [json.loads(line) for line in lines if line.strip()]
     text = report.render(records, quick=False, seconds=1.0)
     assert "## Mult-VAE (the recommender)" in text
-    assert "**Training settings tried**" in text and "The best on validation over all splits" in text
+    assert (
+        "**Training settings tried**" in text and "The best on validation over all splits" in text
+    )
     names = {json.loads(x)["name"] for x in (REPO / "benchmarks" / "recsys_settings.jsonl").open()}
     assert all(f"| {name} |" in text for name in names)
