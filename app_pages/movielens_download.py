@@ -16,14 +16,19 @@ def _size(name: str) -> str:
     return f"{name} (about {ml.DOWNLOAD_MB[name]} MB)"
 
 
-def offer(names: tuple[str, ...] | list[str], key: str, expanded: bool = False) -> None:
+def offer(
+    names: tuple[str, ...] | list[str],
+    key: str,
+    expanded: bool = False,
+    title: str = "Download more MovieLens data from GroupLens",
+) -> None:
     """An expander offering the download of each of `names` not readable here (none: nothing)."""
     if done := st.session_state.pop(DONE_KEY, None):
         st.success(done)
     missing = [n for n in names if not ml.movielens_available(n)]
     if not missing or not downloads_allowed():
         return
-    with st.expander("Download more MovieLens data from GroupLens", expanded=expanded):
+    with st.expander(title, expanded=expanded):
         st.caption(
             "Needs an internet connection. Without one, put GroupLens's folder (or its .zip) in a "
             f"folder, set `{ml.DATA_DIR_ENV}` to that folder and restart VAE Lab."

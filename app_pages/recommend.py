@@ -388,7 +388,9 @@ except UserError as err:
     st.error(str(err))
     wanted = (entry.meta.get("train") or {}).get("dataset")
     if wanted in ml.DATASETS:  # GroupLens's download, when its files are what is missing
-        movielens_download.offer([wanted], key="rec_mldl", expanded=True)
+        movielens_download.offer(
+            [wanted], key="rec_mldl", expanded=True, title=f"Download {wanted} from GroupLens"
+        )
 
 if catalogue is not None:
     split, items = catalogue.split, catalogue.split.items

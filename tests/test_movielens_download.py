@@ -124,7 +124,7 @@ def test_recommend_page_offers_the_download_of_a_models_missing_data(
 
     at = open_app("app_pages/recommend.py", model="copy")
     assert "ml-1m" in at.error[0].value and "ratings.dat" in at.error[0].value
-    (expander,) = [e for e in at.expander if "Download more MovieLens" in e.label]
+    (expander,) = [e for e in at.expander if e.label == "Download ml-1m from GroupLens"]
     assert at.selectbox(key="rec_mldl_release").options == ["ml-1m (about 6 MB)"]
     at.checkbox(key="rec_mldl_agreed").check().run()
     at.button(key="rec_mldl_go").click().run()
