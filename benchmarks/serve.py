@@ -83,6 +83,10 @@ class AppServer:
             str(self.port),
             "--browser.gatherUsageStats",
             "false",
+            # No reloading on edits: watching a checkout with its .venv inside overflowed inotify
+            # and kept a restarted server busy reconciling watches instead of answering.
+            "--server.fileWatcherType",
+            "none",
         ]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(

@@ -196,7 +196,8 @@ def test_a_killed_training_process_shows_interrupted_and_resumes(server, page, r
 
 def test_after_a_server_restart_the_page_shows_the_true_state(server, page, runs_here):
     ui.open_page(page, server, "train", "Train", model="e2e_mlp_vae")
-    run_dir, pid = _start(runs_here, 200, "e2e_survives_restart")
+    # Long enough not to end while the server restarts on a slow machine; the test stops it.
+    run_dir, pid = _start(runs_here, 1000, "e2e_survives_restart")
     ui.open_page(page, server, "train", "Train", model="e2e_mlp_vae")
     _state_text(page, "running")
 
