@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -19,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from benchmarks.common import REPO, child_env, log, median, p95, process_tree
-from benchmarks.serve import free_port
+from benchmarks.serve import free_port, streamlit_command
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -78,19 +77,7 @@ def run(rec, quick: bool) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server_log = open(home / "streamlit.log", "w")  # noqa: SIM115 - closed in finally
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-    ]
+    cmd = streamlit_command(port, "--server.address", "127.0.0.1")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})

@@ -34,6 +34,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def streamlit_command(port: int, *extra: str) -> list[str]:
+    """The README's `streamlit run app.py`, headless on `port` (settings: .streamlit/config.toml)."""
+    return [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+            "--server.port", str(port), *extra]  # fmt: skip
+
+
 class AppServer:
     """`python -m streamlit run app.py` in a subprocess; start, stop (or kill) and start again."""
 
@@ -71,23 +77,7 @@ class AppServer:
         """Start the server and wait until /_stcore/health answers "ok"."""
         self.home.mkdir(parents=True, exist_ok=True)
         self.user_home.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(self.port),
-            "--browser.gatherUsageStats",
-            "false",
-            # No reloading on edits: watching a checkout with its .venv inside overflowed inotify
-            # and kept a restarted server busy reconciling watches instead of answering.
-            "--server.fileWatcherType",
-            "none",
-        ]
+        cmd = streamlit_command(self.port)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 cmd,
