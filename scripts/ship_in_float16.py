@@ -20,36 +20,26 @@ from vae_core import kinds, paths  # noqa: E402
 from vae_core.data import load_dataset, to_float  # noqa: E402
 from vae_core.fsutil import json_default, write_bytes_atomic  # noqa: E402
 from vae_core.machine import stored_as  # noqa: E402
-from vae_core.metrics import evaluate  # noqa: E402
 from vae_core.specs import TrainSpec  # noqa: E402
 from vae_core.store import META_SUFFIX, MODEL_SUFFIX, Store  # noqa: E402
+from vae_core.tasks import digit_test_scores  # noqa: E402
 
 DIGIT_MODELS = ("mlp_vae_2d", "cvae_2d", "conv_vae_32d", "conv_dae")
 
 
-def test_scores(store: Store, name: str, x, y) -> dict[str, float]:
-    """The test metrics a training run records, for the stored model `name` (loaded as float32)."""
-    bundle = store.load(name)
-    train = TrainSpec.from_dict(bundle.meta.get("train", {}))
-    noise = None if bundle.spec.is_vae else (train.noise, train.noise_strength)
-    labels = y if bundle.spec.is_conditional else None
-    scores = evaluate(bundle, x, labels, noise=noise, batch_size=500, seed=train.seed)
-    return {k: float(v) for k, v in scores.items()}
-
-
-def halve(name: str, x, y) -> None:
-    root = paths.SHIPPED_MODELS_DIR
-    store = Store(Path(tempfile.mkdtemp(prefix="vae_half_")), shipped_root=root)
-    meta = store.get(name).meta
-    if kinds.get(meta["spec"]["kind"]).domain != kinds.DIGITS:
+def halve(store: Store, name: str, x, y) -> None:
+    """Rewrite the shipped model `name` in float16, with its scores before and after."""
+    root = store.shipped_root
+    bundle = store.load(name)  # float32, whatever the file holds
+    if kinds.get(bundle.spec.kind).domain != kinds.DIGITS:
         raise SystemExit(f"{name} is not a digit model (the recommender has its own script).")
-    before = meta.get("test_metrics_float32") or test_scores(store, name, x, y)
-    half = stored_as(store.load(name), "float16")
+    meta, train = bundle.meta, TrainSpec.from_dict(bundle.meta.get("train", {}))
+    before = meta.get("test_metrics_float32") or digit_test_scores(bundle, x, y, train)
     with tempfile.TemporaryDirectory() as tmp:
         saved = Path(tmp) / f"{name}{MODEL_SUFFIX}"
-        half.composite.save(saved)
+        stored_as(bundle, "float16").composite.save(saved)
         write_bytes_atomic(root / f"{name}{MODEL_SUFFIX}", saved.read_bytes())
-    after = test_scores(store, name, x, y)
+    after = digit_test_scores(store.load(name), x, y, train)  # the file as the pages will read it
     meta.update(stored_as="float16", test_metrics=after, test_metrics_float32=before)
     text = json.dumps(meta, indent=2, sort_keys=True, default=json_default) + "\n"
     write_bytes_atomic(root / f"{name}{META_SUFFIX}", text.encode())
@@ -60,8 +50,10 @@ def halve(name: str, x, y) -> None:
 def main(names: list[str]) -> int:
     data = load_dataset("mnist")
     x, y = to_float(data.x_test), data.y_test
-    for name in names or DIGIT_MODELS:
-        halve(name, x, y)
+    with tempfile.TemporaryDirectory() as home:  # the store's own folder: unused, only shipped
+        store = Store(Path(home), shipped_root=paths.SHIPPED_MODELS_DIR)
+        for name in names or DIGIT_MODELS:
+            halve(store, name, x, y)
     return 0
 
 

@@ -22,6 +22,7 @@ from vae_core.errors import RunError
 from vae_core.images import tile, to_png
 from vae_core.metrics import evaluate
 from vae_core.models import ModelBundle, Trainer, with_label
+from vae_core.specs import TrainSpec
 
 if TYPE_CHECKING:
     from vae_core.train import Run
@@ -115,15 +116,24 @@ class DigitTask:
 
     def test(self, trainer: Trainer) -> tuple[ModelBundle, dict[str, float]]:
         bundle = machine.float32_bundle(trainer.bundle)
-        scores = evaluate(
-            bundle,
-            self.x_test,
-            self.y_test if self.labels else None,
-            noise=self.noise,
-            batch_size=500,
-            seed=self.train_spec.seed,
-        )
-        return bundle, {k: float(v) for k, v in scores.items()}
+        return bundle, digit_test_scores(bundle, self.x_test, self.y_test, self.train_spec)
+
+
+def digit_test_scores(
+    bundle: ModelBundle, x_test: np.ndarray, y_test: np.ndarray, train: TrainSpec
+) -> dict[str, float]:
+    """The test metrics a digit run stores: -ELBO for a VAE (given the labels when conditional),
+    PSNR/SSIM for the DAE on the run's own noise, drawn from the run's seed."""
+    spec = bundle.spec
+    scores = evaluate(
+        bundle,
+        x_test,
+        y_test if spec.is_conditional else None,
+        noise=None if spec.is_vae else (train.noise, train.noise_strength),
+        batch_size=500,
+        seed=train.seed,
+    )
+    return {k: float(v) for k, v in scores.items()}
 
 
 class KLWarmup(keras.callbacks.Callback):

@@ -464,12 +464,14 @@ def download_movielens(
     _check_name(name)
     if not downloads_allowed():
         raise DataError(f"Downloads are switched off here ({OFFLINE_ENV} is set).")
+    url = url or GROUPLENS_URLS[name]
+    host = urllib.parse.urlsplit(url).hostname or "the server"
     dest = Path(dest_dir) if dest_dir is not None else _downloads_dir()
     target = dest / f"{name}.zip"
     tmp = dest / f".{name}.zip.part"
     try:
         dest.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(url or GROUPLENS_URLS[name], timeout=30) as resp:
+        with urllib.request.urlopen(url, timeout=30) as resp:
             total = int(resp.headers.get("Content-Length") or 0)
             done = 0
             with open(tmp, "wb") as out:
@@ -490,12 +492,10 @@ def download_movielens(
                 )
         os.replace(tmp, target)
     except urllib.error.HTTPError as err:
-        host = urllib.parse.urlsplit(url or GROUPLENS_URLS[name]).hostname or "the server"
         raise DataError(
             f"MovieLens {name} could not be downloaded: {host} answered {err.code} ({err.reason})."
         ) from err
     except urllib.error.URLError as err:
-        host = urllib.parse.urlsplit(url or GROUPLENS_URLS[name]).hostname or "the server"
         raise DataError(
             f"MovieLens {name} could not be downloaded: {host} cannot be reached from this "
             f"machine ({err.reason})."
