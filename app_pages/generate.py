@@ -211,7 +211,6 @@ st.caption(
     "and decode every step. In a good latent space every step is a plausible digit."
 )
 source, x_all, y_all = digits.source_picker("gen_src")
-c = st.columns([1, 1, 1, 1])
 last = len(x_all) - 1
 default_a, default_b = digits.examples_of(y_all, 1, 1, 0)[0], digits.examples_of(y_all, 7, 1, 0)[0]
 digits.init_state("gen_a", digits.param_int("a", default_a, 0, last))
@@ -227,26 +226,25 @@ def _pick_label(key: str, label_key: str) -> None:
         st.session_state[key] = int(np.random.default_rng().choice(np.flatnonzero(y_all == want)))
 
 
+def _endpoint(label: str, number_key: str, label_key: str) -> int:
+    """One end of the interpolation: a digit by its number, or a random one of a chosen label."""
+    number = st.number_input(label, 0, last, key=number_key)
+    st.selectbox(
+        "…or a random",
+        [None, *range(10)],
+        key=label_key,
+        on_change=_pick_label,
+        args=(number_key, label_key),
+        format_func=lambda v: "—" if v is None else f"{v}",
+    )
+    return number
+
+
+c = st.columns([1, 1, 1, 1])
 with c[0]:
-    a = st.number_input("From digit #", 0, last, key="gen_a")
-    st.selectbox(
-        "…or a random",
-        [None, *range(10)],
-        key="gen_la",
-        on_change=_pick_label,
-        args=("gen_a", "gen_la"),
-        format_func=lambda v: "—" if v is None else f"{v}",
-    )
+    a = _endpoint("From digit #", "gen_a", "gen_la")
 with c[1]:
-    b_ = st.number_input("To digit #", 0, last, key="gen_b")
-    st.selectbox(
-        "…or a random",
-        [None, *range(10)],
-        key="gen_lb",
-        on_change=_pick_label,
-        args=("gen_b", "gen_lb"),
-        format_func=lambda v: "—" if v is None else f"{v}",
-    )
+    b_ = _endpoint("To digit #", "gen_b", "gen_lb")
 digits.init_state("gen_method", digits.param("method", "linear"))
 if st.session_state["gen_method"] not in ("linear", "spherical"):
     st.session_state["gen_method"] = "linear"
