@@ -15,6 +15,7 @@ from vae_core.models import ModelBundle
 
 MAX_DIALS = 16
 DIAL_RANGE = 3.0
+PRIOR_MAP_POINTS = 2000
 
 st.title("Generate")
 st.markdown(
@@ -57,12 +58,22 @@ def show_error(err: UserError) -> None:
 
 # ---------------------------------------------------------------- 1. prior samples
 st.header("New digits from the prior")
-st.caption(
-    "Each picture is decoder(z) for a random z drawn from N(0, I), the bell curve the KL term "
-    "pulled the encoder's codes towards. The temperature scales z: near 0 every z is the centre; "
-    "above 1 you reach rarer, stranger places.",
-    help=glossary.tip("prior", "N(0, I)", "KL", "temperature"),
-)
+gaussians = explore.prior_gaussians(bundle)
+if gaussians is None:
+    st.caption(
+        "Each picture is decoder(z) for a random z drawn from N(0, I), the bell curve the KL term "
+        "pulled the encoder's codes towards. The temperature scales z: near 0 every z is the centre; "
+        "above 1 you reach rarer, stranger places.",
+        help=glossary.tip("prior", "N(0, I)", "KL", "temperature"),
+    )
+else:
+    st.caption(
+        f"Each picture is decoder(z) for a random z drawn from this model's own prior: not N(0, I) "
+        f"but a mixture of {len(gaussians[0])} Gaussians, the places its encoder learned to put "
+        "digits (see the map below). A draw picks one Gaussian, then a point in it; the "
+        "temperature scales each Gaussian's spread.",
+        help=glossary.tip("prior", "N(0, I)", "KL", "temperature"),
+    )
 c = st.columns([2, 2, 1, 1])
 digits.init_state("gen_n", digits.param_int("n", 32, 1, 64))
 digits.init_state("gen_temp", digits.param_float("temp", 1.0, 0.0, 2.5))
@@ -98,6 +109,37 @@ else:
         key="gen_dl_prior",
     )
 
+
+@st.cache_data(show_spinner="Placing test digits in the latent space…", max_entries=8)
+def _codes(name: str, stamp: float, _bundle: ModelBundle, source: str) -> tuple:
+    """z_mean of up to PRIOR_MAP_POINTS real digits, with their labels."""
+    x, y = digits.load_digits(source)
+    x, y = x[:PRIOR_MAP_POINTS], np.asarray(y[:PRIOR_MAP_POINTS])
+    z, _ = explore.encode(_bundle, x, y if _bundle.spec.is_conditional else None)
+    return z, y
+
+
+if not spec.is_conditional:
+    with st.expander("Why draws from N(0, I) can miss: where the digits live", expanded=False):
+        source = digits.available_sources()[-1]
+        z, y = _codes(entry_name, shared.active_entry().path.stat().st_mtime, bundle, source)
+        fig = figures.prior_map(z, y, *(gaussians or (None, None)))
+        st.plotly_chart(fig, key="gen_prior_map", config={"displayModeBar": False})
+        if gaussians is None:
+            st.caption(
+                f"Dots: where the encoder puts {len(z):,} real digits (z_mean, coloured by "
+                "digit); circles: where N(0, I) puts most of its draws. Draws land where digits "
+                "crowd together or where none live (the holes between them), and those come back "
+                "as smudges or in-between digits."
+            )
+        else:
+            st.caption(
+                f"Dots: where the encoder puts {len(z):,} real digits (z_mean, coloured by digit); "
+                "grey circles: where N(0, I) would draw; black ellipses: the Gaussians of this "
+                "model's prior, which Generate draws from. Because each digit has a place of its "
+                "own, a draw lands among digits of one kind and comes back readable."
+            )
+
 # ---------------------------------------------------------------- 2. the manifold
 st.header("The map of the latent space")
 if d < 2:
@@ -107,9 +149,20 @@ if d < 2:
 else:
     c = st.columns(4)
     digits.init_state("gen_grid", digits.param_int("grid", 15, 5, 30))
-    digits.init_state("gen_extent", digits.param_float("extent", 2.0, 0.5, 4.0))
+    # As far as the prior reaches: ±2 for N(0, I), further for a mixture whose Gaussians sit apart.
+    reach = np.ceil(explore.prior_reach(bundle) * 2) / 2
+    top = max(4.0, reach)
+    digits.init_state("gen_extent", digits.param_float("extent", reach, 0.5, top))
     size = c[0].slider("Grid size", 5, 30, key="gen_grid")
-    extent = c[1].slider("Reach (± sigma)", 0.5, 4.0, step=0.5, key="gen_extent")
+    extent = c[1].slider(
+        "Reach (±)",
+        0.5,
+        top,
+        step=0.5,
+        key="gen_extent",
+        help="How far from 0 the map goes along each axis; it starts where the prior puts "
+        "nearly all its draws.",
+    )
     digits.set_param("grid", size)
     digits.set_param("extent", extent)
     dims = (0, 1)

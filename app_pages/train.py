@@ -17,7 +17,7 @@ from vae_core import data, figures, kinds, rundir, runs
 from vae_core import store as store_module
 from vae_core.errors import UserError
 from vae_core.runs import ACTIVE_STATES, RESUMABLE_STATES
-from vae_core.specs import TRAIN_NOISE_KINDS, TRAIN_NOISES, preset
+from vae_core.specs import TRAIN_NOISE_KINDS, TRAIN_NOISES, named_preset, preset
 
 STATE_LABELS = {
     "created": "🆕 never started",
@@ -42,6 +42,11 @@ DATASET_LABELS = {
     "ml-20m": "MovieLens 20M: 20,000,263 ratings by 138,493 people (the paper's data)",
     "ml-25m": "MovieLens 25M: 25,000,095 ratings by 162,541 people",
     "ml-latest": "MovieLens latest: GroupLens's newest full release",
+}
+PRIOR_LABELS = {
+    "normal": "N(0, I), the classic VAE",
+    "mixture": "A learned mixture of 10 Gaussians",
+    "class_mixture": "Ten Gaussians set apart, one per digit (trained with the labels)",
 }
 DATASET_SHORT = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "sample": "bundled sample"}
 UNIT = {kinds.DIGITS: "digit", kinds.ITEMS: "user"}  # what one training example is
@@ -307,6 +312,34 @@ def live_view(run_dir: Path) -> None:
         )
 
 
+def _start(mspec, tspec, name: str | None) -> None:
+    """Start a run (UserError with a sentence if it cannot) and show it on the right."""
+    runs.check_idle()  # one run at a time: say so before making a folder that never runs
+    run_dir = runs.create_run(mspec, tspec, save_as=name)
+    runs.start_run(run_dir)
+    st.session_state["tr_view"] = str(run_dir)
+    st.toast("Training started.")
+
+
+def quick_demo() -> None:
+    """One button: the preset that gives a model worth showing within about a minute."""
+    mspec, tspec = named_preset("quick")
+    with st.container(border=True):
+        st.markdown(
+            f"**⚡ Quick demo** · about a minute: a 2-D VAE learns all 60,000 MNIST digits in "
+            f"{tspec.epochs} epochs; its prior keeps one place for each digit, so its map and the "
+            "digits it makes up read clearly."
+        )
+        if not data.dataset_available(tspec.dataset):
+            st.caption("It needs the full MNIST, which is not on this computer.")
+            return
+        if st.button("⚡ Start the quick demo", key="tr_quick", width="stretch"):
+            try:
+                _start(mspec, tspec, None)
+            except UserError as err:
+                st.error(str(err))
+
+
 # ---------------------------------------------------------------- the page
 st.title("Train")
 st.markdown(
@@ -318,6 +351,7 @@ left, right = st.columns([1, 2], gap="large")
 
 # ---------------------------------------------------------------- settings
 with left:
+    quick_demo()
     st.subheader("New run")
     trainable = kinds.names(trainable=True)
     kind = st.selectbox(
@@ -416,6 +450,18 @@ with left:
                 help="Epochs over which the KL weight grows from 0 to beta, so the model first "
                 "learns to redraw digits at all.",
             )
+        prior = m0.prior
+        if len(info.priors) > 1:
+            prior = st.selectbox(
+                "Prior p(z)",
+                info.priors,
+                info.priors.index(m0.prior),
+                format_func=PRIOR_LABELS.get,
+                key=f"tr_prior_{at}",
+                help="Where new digits are drawn from. N(0, I) is the classic VAE; a learned "
+                "mixture of Gaussians lets groups of digits keep their own places; ten Gaussians "
+                "set apart, one per digit (told each training digit's label), keep all ten apart.",
+            )
         c1, c2 = st.columns(2)
         epochs = c1.number_input(
             "Epochs",
@@ -476,7 +522,7 @@ with left:
         try:
             # What the page does not ask about (loss, schedule, precision) comes from the preset.
             mspec = dataclasses.replace(
-                m0, latent_dim=int(latent), hidden=int(hidden), beta=float(beta)
+                m0, latent_dim=int(latent), hidden=int(hidden), beta=float(beta), prior=prior
             )
             tspec = dataclasses.replace(
                 t0,
@@ -489,14 +535,9 @@ with left:
                 noise=noise,
                 noise_strength=float(strength),
             )
-            runs.check_idle()  # one run at a time: say so before making a folder that never runs
-            run_dir = runs.create_run(mspec, tspec, save_as=name.strip() or None)
-            runs.start_run(run_dir)
+            _start(mspec, tspec, name.strip() or None)
         except UserError as err:
             st.error(str(err))
-        else:
-            st.session_state["tr_view"] = str(run_dir)
-            st.toast("Training started.")
 
 # ---------------------------------------------------------------- the current run, live
 active = runs.active_run()

@@ -31,7 +31,11 @@ MNIST_DIR = os.environ.get("VAE_LAB_DATA_DIR")
 
 @pytest.fixture
 def sample_only(monkeypatch, tmp_path):
-    """No full MNIST unless a test asks for it: no data dir, and no Keras cache in HOME."""
+    """No full MNIST unless a test asks for it: no data dir, no Keras cache in HOME and no shipped
+    copy."""
+    from vae_core import data
+
+    monkeypatch.setattr(data, "SHIPPED_MNIST_DIR", tmp_path / "no-shipped-mnist")
     monkeypatch.delenv("VAE_LAB_DATA_DIR", raising=False)
     monkeypatch.delenv("KERAS_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))

@@ -28,7 +28,9 @@ from vae_core.specs import NOISE_KINDS
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
-    """No downloads, no real Keras cache, no leftovers from other tests in the parse cache."""
+    """No downloads, no real Keras cache, no shipped MNIST (tests that want it ask for it), no
+    leftovers from other tests in the parse cache."""
+    monkeypatch.setattr(data, "SHIPPED_MNIST_DIR", tmp_path / "no-shipped-mnist")
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
@@ -74,6 +76,32 @@ def assert_same(ds, arrays) -> None:
 
 
 # --- reading files ----------------------------------------------------------------------------
+
+
+SHIPPED_COPY = Path(data.__file__).parent / "mnist"
+
+
+def test_the_shipped_mnist_is_the_offline_fallback(monkeypatch):
+    monkeypatch.setattr(data, "SHIPPED_MNIST_DIR", SHIPPED_COPY)
+    # No data folder, no Keras cache, downloads off: the copy shipped in the repository is read.
+    assert find_dataset_files("mnist") == SHIPPED_COPY
+    ds = load_dataset("mnist")
+    assert ds.x_train.shape == (60000, 28, 28) and ds.x_test.shape == (10000, 28, 28)
+    assert np.bincount(ds.y_test, minlength=10).min() > 800  # all ten digits, real labels
+    assert "shipped with VAE Lab" in ds.source
+    # Its licence and attribution travel with it.
+    readme = (SHIPPED_COPY / "README.md").read_text()
+    assert "CC BY-SA 3.0" in readme and "Yann LeCun" in readme
+
+
+def test_a_data_folder_or_keras_cache_comes_before_the_shipped_copy(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "SHIPPED_MNIST_DIR", SHIPPED_COPY)
+    arrays = fake_split()
+    cache = write_idx(tmp_path / "home" / ".keras" / "datasets" / "mnist", arrays)
+    assert find_dataset_files("mnist") == cache
+    mine = write_idx(tmp_path / "mine", fake_split(seed=1))
+    monkeypatch.setenv("VAE_LAB_DATA_DIR", str(mine))
+    assert find_dataset_files("mnist") == mine
 
 
 def test_idx_gz_and_uncompressed_read_back_identical(tmp_path):

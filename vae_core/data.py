@@ -29,6 +29,9 @@ DATA_DIR_ENV = "VAE_LAB_DATA_DIR"
 OFFLINE_ENV = "VAE_LAB_OFFLINE"
 DATASET_NAMES = kinds.DIGIT_DATASETS
 SAMPLE_PATH = Path(__file__).parent / "sample_data" / "mnist_sample.npz"
+# MNIST itself ships with VAE Lab (licence and attribution in its README.md): the last place looked,
+# so every page and preset works offline while a user's own folder or Keras's cache still comes first.
+SHIPPED_MNIST_DIR = Path(__file__).parent / "mnist"
 SAMPLE_TRAIN_FRACTION = 0.8
 
 # The four canonical files, in the order (x_train, y_train, x_test, y_test).
@@ -96,7 +99,7 @@ def _candidates(name: str, data_dir: str | Path | None) -> list[Path]:
             if "fashion" not in user.name.lower():
                 out += [user, user / "mnist.npz"]
             out += [user / "mnist", user / "mnist" / "mnist.npz"]
-        out += [cache / "mnist.npz", cache / "mnist"]
+        out += [cache / "mnist.npz", cache / "mnist", SHIPPED_MNIST_DIR]
     elif name == "fashion_mnist":
         if user is not None:
             if "fashion" in user.name.lower():
@@ -248,6 +251,8 @@ def _parse_npz(path: Path) -> tuple[np.ndarray, ...]:
 def _load_found(name: str, found: Path) -> Dataset:
     title = _TITLES[name]
     cache_note = " (Keras's cache)" if _keras_home() in found.parents else ""
+    if found == SHIPPED_MNIST_DIR:
+        cache_note = " (the copy shipped with VAE Lab)"
     if found.suffix == ".npz":
         arrays = _cached(found, _parse_npz)
         return Dataset(name, *arrays, source=f"{title} read from {found}{cache_note}.")

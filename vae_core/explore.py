@@ -15,7 +15,7 @@ import numpy as np
 from vae_core.data import MIX_KINDS
 from vae_core.errors import UserError
 from vae_core.images import as_batch
-from vae_core.models import ModelBundle, with_label
+from vae_core.models import ModelBundle, prior_of, with_label
 from vae_core.specs import MIXED_NOISE, NOISE_KINDS
 
 
@@ -163,14 +163,45 @@ def codes_csv(rt: RoundTrip, names: list[str], labels=None) -> str:
 def sample_prior(
     bundle: ModelBundle, n: int = 16, *, temperature: float = 1.0, seed: int = 0, label=None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """n draws z ~ N(0, temperature^2 I), decoded -> (z (n,D), images (n,28,28))."""
+    """n draws from the model's prior, decoded -> (z (n,D), images (n,28,28)). N(0, I) draws are
+    scaled by the temperature; a learned mixture's draws keep their component's mean and scale its
+    spread."""
     _require_vae(bundle, "draw new digits from the prior")
     if not 1 <= n <= 1024:
         raise UserError("Ask for between 1 and 1024 digits.")
     if not 0 <= temperature <= 5:
         raise UserError("The temperature must be between 0 and 5.")
-    z = np.random.default_rng(seed).standard_normal((n, bundle.spec.latent_dim)) * temperature
-    return z.astype(np.float32), decode(bundle, z, label)
+    z = draw_prior(bundle, n, np.random.default_rng(seed), temperature)
+    return z, decode(bundle, z, label)
+
+
+def draw_prior(bundle: ModelBundle, n: int, rng: np.random.Generator, temperature: float = 1.0):
+    """n latent vectors (n, D) float32 from the model's p(z)."""
+    prior = prior_of(bundle.decoder)
+    if prior is None:
+        z = rng.standard_normal((n, bundle.spec.latent_dim)) * temperature
+    else:
+        z = prior.sample(n, rng, temperature)
+    return z.astype(np.float32)
+
+
+def prior_gaussians(bundle: ModelBundle) -> tuple[np.ndarray, np.ndarray] | None:
+    """(means (K, D), sigmas (K, D)) of a model's mixture prior; None when p(z) is N(0, I)."""
+    prior = prior_of(bundle.decoder)
+    if prior is None:
+        return None
+    return np.asarray(prior.means, np.float64), np.exp(0.5 * np.asarray(prior.log_vars, np.float64))
+
+
+def prior_reach(bundle: ModelBundle, dims: tuple[int, int] = (0, 1)) -> float:
+    """How far from 0 the prior puts its mass (2 sigma) along two latent dimensions: the manifold's
+    natural extent (2 for N(0, I))."""
+    gaussians = prior_gaussians(bundle)
+    if gaussians is None:
+        return 2.0
+    means, sigmas = gaussians
+    d = [k for k in dims if k < means.shape[1]]
+    return float(np.max(np.abs(means[:, d]) + 2 * sigmas[:, d]))
 
 
 def latent_grid(

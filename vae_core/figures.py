@@ -226,6 +226,53 @@ def latent_map(
     return fig
 
 
+def prior_map(
+    z: np.ndarray,
+    labels: np.ndarray,
+    means: np.ndarray | None = None,
+    sigmas: np.ndarray | None = None,
+    dims: tuple[int, int] = (0, 1),
+    height: int = 460,
+) -> go.Figure:
+    """Where the encoder puts digits (z_mean, coloured by label) against where the priors put their
+    mass: N(0, I)'s 1- and 2-sigma circles, and, for a learned mixture, each Gaussian's 2-sigma
+    ellipse with its number. Latent dimensions `dims` are shown."""
+    fig = latent_map(z, labels, dims=dims, height=height)
+    dx, dy = dims if np.shape(z)[1] > 1 else (0, 0)
+    for k, dash in ((1, "solid"), (2, "dash")):
+        ex, ey = _ellipses(np.zeros((1, 2)), np.full((1, 2), float(k)))
+        fig.add_scatter(
+            x=ex,
+            y=ey,
+            mode="lines",
+            name=f"N(0, I): {k} sigma",
+            hoverinfo="skip",
+            line=dict(color="#4a5560", width=2, dash=dash),
+        )
+    if means is not None and sigmas is not None:
+        centres = np.asarray(means, np.float64)[:, [dx, dy]]
+        radii = 2 * np.asarray(sigmas, np.float64)[:, [dx, dy]]
+        ex, ey = _ellipses(centres, radii)
+        fig.add_scatter(
+            x=ex,
+            y=ey,
+            mode="lines",
+            name="learned prior: 2 sigma of each Gaussian",
+            hoverinfo="skip",
+            line=dict(color=HIGHLIGHT_COLOR, width=2),
+        )
+        fig.add_scatter(
+            x=centres[:, 0],
+            y=centres[:, 1],
+            mode="text",
+            text=[str(k) for k in range(len(centres))],
+            textfont=dict(size=14, color=HIGHLIGHT_COLOR),
+            name="its Gaussians, numbered",
+            hoverinfo="skip",
+        )
+    return fig
+
+
 def latent_bars(
     z_mean: np.ndarray, sigma: np.ndarray | None = None, height: int = 190
 ) -> go.Figure:

@@ -22,6 +22,11 @@ DIGIT_DATASETS = ("mnist", "fashion_mnist", "sample")  # "sample": the bundled 5
 # GroupLens's MovieLens releases (vae_core.recsys.movielens reads each); the small one is shipped.
 ITEM_DATASETS = ("ml-latest-small", "ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-latest")
 
+# p(z): N(0, I); a learned mixture of Gaussians (vae_core.layers.MixturePrior); or "class_mixture":
+# ten Gaussians set apart, one per digit, and while training only each digit's code is pulled into
+# its own digit's Gaussian (the encoder and decoder never see a label).
+PRIORS = ("normal", "mixture", "class_mixture")
+
 # The pages that explore a trained model; a kind lists the ones that can use it.
 PAGES = ("round_trip", "generate", "denoise", "recommend")
 
@@ -55,6 +60,7 @@ class Kind:
     load: str = "vae_core.models:bundle_from_composite"
     task: str = "vae_core.tasks:DigitTask"  # "module:Class": its data, model and scores in a run
     reconstructions: tuple[str, ...] = ("bce", "mse")  # the reconstruction losses it can use
+    priors: tuple[str, ...] = ("normal",)  # the p(z) it can learn with (vae_core.specs.PRIORS)
     compile: dict[str, Any] = field(default_factory=dict)  # overrides of vae_core.machine's choice
     preset: dict[str, Any] = field(default_factory=dict)  # ModelSpec fields of a new run
     train_preset: dict[str, Any] = field(default_factory=dict)  # TrainSpec fields of a new run
@@ -183,6 +189,7 @@ register(
         preset=dict(latent_dim=2, hidden=512),
         train_preset=_DENSE_VAE_TRAIN,
         sample_preset=_DENSE_VAE_SAMPLE,
+        priors=PRIORS,
         pages=("round_trip", "generate", "denoise"),
     )
 )
@@ -197,6 +204,7 @@ register(
         sample_preset=dict(
             hidden=128, epochs=40, batch_size=32, learning_rate=3e-3, lr_schedule="cosine"
         ),
+        priors=PRIORS,
         pages=("round_trip", "generate", "denoise"),
     )
 )

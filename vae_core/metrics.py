@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from vae_core.images import as_batch
-from vae_core.models import ModelBundle, elbo_terms, logits_model, with_label
+from vae_core.models import ModelBundle, elbo_terms, logits_model, prior_of, with_label
 
 
 def psnr(clean: np.ndarray, restored: np.ndarray) -> np.ndarray:
@@ -69,6 +69,7 @@ def negative_elbo(
 ) -> dict[str, float]:
     """Test negative ELBO in nats per image (one z sample per image, seeded), and its two terms."""
     spec, logits_of = bundle.spec, logits_model(bundle.decoder)
+    prior = prior_of(bundle.decoder)
     rng = np.random.default_rng(seed)
     x = as_batch(x)
     rec_sum = kl_sum = 0.0
@@ -79,7 +80,7 @@ def negative_elbo(
         eps = rng.standard_normal(z_mean.shape).astype(np.float32)
         z = z_mean + tf.exp(0.5 * z_log_var) * eps
         logits = logits_of(with_label(spec, z, yb))
-        rec, kl = elbo_terms(spec, xb, logits, z_mean, z_log_var)
+        rec, kl = elbo_terms(spec, xb, logits, z_mean, z_log_var, z, prior)
         rec_sum += float(tf.reduce_sum(rec))
         kl_sum += float(tf.reduce_sum(kl))
     n = len(x)

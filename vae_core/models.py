@@ -17,12 +17,16 @@ import tensorflow as tf
 from keras import layers, ops
 
 from vae_core import kinds
-from vae_core.layers import Sampling
+from vae_core.layers import LOG_2PI, MixturePrior, Sampling
 from vae_core.specs import ModelSpec
 
 # Names a reader meets in summaries, diagrams and the app.
 ENCODER_INPUT, DECODER_INPUT, LABEL_INPUT = "encoder_input", "decoder_input", "label_input"
 LOGITS = "decoder_logits"  # the last layer before the sigmoid: the trainer takes its loss from here
+PRIOR = "prior"  # a learned prior's layer in the decoder (absent: N(0, I))
+# One Gaussian per digit stays where it starts, unit-wide, far enough from the others that each
+# digit keeps a place of its own (left free, they drift together and the digits mix again).
+PRIOR_LAYOUT = {"class_mixture": dict(spread=6.0, learned=False)}
 
 
 @dataclass
@@ -76,11 +80,15 @@ def build_decoder(spec: ModelSpec) -> keras.Model:
     latent = keras.Input(shape=(spec.latent_dim,), name=DECODER_INPUT)
     inputs = [latent]
     h = latent
+    if spec.prior != "normal":  # z passes through unchanged; the layer holds p(z)'s weights
+        h = MixturePrior(spec.prior_components, **PRIOR_LAYOUT.get(spec.prior, {}), name=PRIOR)(
+            latent
+        )
     if spec.is_conditional:
         label = keras.Input(shape=(), dtype="int32", name=LABEL_INPUT)
         inputs.append(label)
         onehot = layers.CategoryEncoding(spec.num_classes, "one_hot", name="label_onehot")(label)
-        h = layers.Concatenate(name="latent_and_label")([latent, onehot])
+        h = layers.Concatenate(name="latent_and_label")([h, onehot])
     height, width, channels = spec.image_shape
     if not spec.kind_info.dense:
         h = layers.Dense((height // 4) * (width // 4) * 64, activation="relu", name="dense")(h)
@@ -142,13 +150,22 @@ def infer_spec(composite: keras.Model) -> ModelSpec:
     latent_dim = int(decoder.inputs[0].shape[-1])
     hidden = encoder.get_layer("dense").units if "dense" in names else 256
     sampling = [layer for layer in encoder.layers if isinstance(layer, Sampling)]
+    prior = prior_of(decoder)
     return ModelSpec(
         kind=kind,
+        prior="normal" if prior is None else "mixture",
+        prior_components=10 if prior is None else prior.components,
         latent_dim=latent_dim,
         hidden=int(hidden),
         always_sample=bool(sampling and sampling[0].always_sample),
         image_shape=tuple(int(d) for d in encoder.inputs[0].shape[1:]),
     )
+
+
+def prior_of(decoder: keras.Model) -> MixturePrior | None:
+    """The decoder's learned prior, or None when p(z) is N(0, I)."""
+    found = [layer for layer in decoder.layers if isinstance(layer, MixturePrior)]
+    return found[0] if found else None
 
 
 # ---------------------------------------------------------------- losses
@@ -162,15 +179,23 @@ def reconstruction_loss(spec: ModelSpec, target, logits):
     return ops.sum(tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=logits), axis=1)
 
 
-def kl_divergence(z_mean, z_log_var):
-    """Per image: KL(q(z|x) || N(0, I)) in nats."""
+def kl_divergence(z_mean, z_log_var, z=None, prior: MixturePrior | None = None, component=None):
+    """Per image: KL(q(z|x) || p(z)) in nats: exact for N(0, I); for a learned prior, q's exact
+    negative entropy minus log p(z) at the sampled z (an unbiased one-sample estimate), p being
+    the `component` given (each digit's own Gaussian, while training) or the whole mixture."""
     z_mean, z_log_var = ops.cast(z_mean, "float32"), ops.cast(z_log_var, "float32")
-    return -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=1)
+    if prior is None:
+        return -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=1)
+    neg_entropy = -0.5 * ops.sum(1.0 + LOG_2PI + z_log_var, axis=1)
+    return neg_entropy - prior.log_prob(z, component)
 
 
-def elbo_terms(spec: ModelSpec, target, logits, z_mean, z_log_var):
-    """Per image: (reconstruction, KL) in nats; the negative ELBO is their sum (beta weighs KL)."""
-    return reconstruction_loss(spec, target, logits), kl_divergence(z_mean, z_log_var)
+def elbo_terms(spec: ModelSpec, target, logits, z_mean, z_log_var, z=None, prior=None, label=None):
+    """Per image: (reconstruction, KL) in nats; the negative ELBO is their sum (beta weighs KL).
+    With `label` and a class_mixture prior, the KL is to that digit's own Gaussian."""
+    component = label if spec.prior == "class_mixture" else None
+    rec = reconstruction_loss(spec, target, logits)
+    return rec, kl_divergence(z_mean, z_log_var, z, prior, component)
 
 
 def with_label(spec: ModelSpec, tensor, labels):
@@ -187,7 +212,7 @@ def logits_model(decoder: keras.Model) -> keras.Model:
 class Trainer(keras.Model):
     """Trains a ModelBundle with the loss terms tracked separately (as the keras-io VAE does).
 
-    Data: VAE `x` (or `(x, label)` for the conditional VAE); DAE `(noisy, clean)`.
+    Data: VAE `x` (or `(x, label)` when it learns from labels); DAE `(noisy, clean)`.
     """
 
     def __init__(self, bundle: ModelBundle, **kwargs):
@@ -195,6 +220,7 @@ class Trainer(keras.Model):
         self.bundle, self.spec = bundle, bundle.spec
         self.encoder, self.decoder = bundle.encoder, bundle.decoder
         self.decoder_logits = logits_model(bundle.decoder)
+        self.prior = prior_of(bundle.decoder)
         # The KL weight (beta, ramped during warm-up); a variable so fit() need not retrace.
         self.kl_weight = keras.Variable(float(bundle.spec.beta), trainable=False, name="kl_weight")
         self.total_tracker = keras.metrics.Mean(name="loss")
@@ -211,7 +237,7 @@ class Trainer(keras.Model):
         if not self.spec.is_vae:
             noisy, clean = data
             return noisy, None, clean
-        x, label = data if self.spec.is_conditional else (data, None)
+        x, label = data if self.spec.learns_from_labels else (data, None)
         return with_label(self.spec, x, label), label, x
 
     def compute_losses(self, data, training: bool):
@@ -223,7 +249,7 @@ class Trainer(keras.Model):
         # z is sampled in evaluation too: the ELBO is an expectation over q(z|x).
         z_mean, z_log_var, z = self.encoder(enc_in, training=True)
         logits = self.decoder_logits(with_label(self.spec, z, label), training=training)
-        rec, kl = elbo_terms(self.spec, target, logits, z_mean, z_log_var)
+        rec, kl = elbo_terms(self.spec, target, logits, z_mean, z_log_var, z, self.prior, label)
         rec, kl = ops.mean(rec), ops.mean(kl)
         return rec + self.kl_weight * kl, rec, kl
 

@@ -33,6 +33,7 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
 LR_SCHEDULES = ("constant", "cosine")  # cosine: decay to 0 over the whole run (all epochs)
 RECONSTRUCTIONS = ("bce", "mse", "multinomial")  # a kind allows some of them (vae_core.kinds)
+PRIORS = kinds.PRIORS
 
 
 def _choice(value: Any, choices: tuple[str, ...], what: str) -> None:
@@ -62,6 +63,8 @@ class ModelSpec:
     image_shape: tuple[int, int, int] = (28, 28, 1)
     n_items: int = 0  # items a recommender scores (0: as many as its data has); digits: unused
     dropout: float = 0.5  # a recommender's dropout on its L2-normalised input, while training
+    prior: str = "normal"  # one of PRIORS (a kind allows some of them)
+    prior_components: int = 10  # Gaussians in a "mixture" prior ("class_mixture": num_classes)
 
     def __post_init__(self) -> None:
         self.image_shape = tuple(self.image_shape)
@@ -76,6 +79,10 @@ class ModelSpec:
             raise UserError("A recommender needs at least two items to choose between.")
         if not 0 <= float(self.dropout) < 1:
             raise UserError("Dropout must be at least 0 and below 1.")
+        _choice(self.prior, info.priors, f"prior for the {info.label}")
+        _within(int(self.prior_components), (1, 100), "The number of prior components")
+        if self.prior == "class_mixture":
+            self.prior_components = self.num_classes
 
     @property
     def kind_info(self) -> kinds.Kind:
@@ -88,6 +95,12 @@ class ModelSpec:
     @property
     def is_conditional(self) -> bool:
         return self.kind_info.conditional
+
+    @property
+    def learns_from_labels(self) -> bool:
+        """Training needs each digit's label (a conditional kind, or a prior of one Gaussian per
+        digit); using the model may not."""
+        return self.is_conditional or self.prior == "class_mixture"
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -182,6 +195,25 @@ def preset(kind: str, dataset: str | None = None) -> tuple[ModelSpec, TrainSpec]
     return ModelSpec(kind, **model), TrainSpec(**train)
 
 
+# The Train page's "Quick demo" and `--preset quick`: from Start to a saved model in under a minute
+# on a 2-core CPU, on all of MNIST, drawing digits a person reads (benchmarks/RESULTS.md): a 2-D
+# VAE whose prior keeps the ten digits apart, a few epochs at a high, decaying learning rate.
+NAMED_PRESETS = {
+    "quick": (
+        "mlp_vae",
+        dict(latent_dim=2, hidden=512, prior="class_mixture"),
+        dict(dataset="mnist", epochs=5, learning_rate=3e-3, lr_schedule="cosine"),
+    ),
+}
+
+
+def named_preset(name: str) -> tuple[ModelSpec, TrainSpec]:
+    """A preset that names its own kind and data (today: "quick", the one-minute demo)."""
+    _choice(name, tuple(NAMED_PRESETS), "preset")
+    kind, model, train = NAMED_PRESETS[name]
+    return ModelSpec(kind, **model), TrainSpec(**train)
+
+
 # ---------------------------------------------------------------- the command line
 @dataclass(frozen=True)
 class Flag:
@@ -201,6 +233,8 @@ FLAGS = (
     Flag("--reconstruction", "model", "reconstruction", "reconstruction loss", RECONSTRUCTIONS),
     Flag("--always-sample", "model", "always_sample", "sample z at prediction too (keras-io)"),
     Flag("--dropout", "model", "dropout", "recommenders: input dropout while training"),
+    Flag("--prior", "model", "prior", "p(z): N(0, I) or a learned mixture of Gaussians", PRIORS),
+    Flag("--prior-components", "model", "prior_components", "Gaussians in a mixture prior"),
     Flag("--dataset", "train", "dataset", "what to train on", DATASETS),
     Flag("--epochs", "train", "epochs", "passes over the training data"),
     Flag("--batch-size", "train", "batch_size", "samples per step"),

@@ -19,9 +19,10 @@ import tensorflow as tf
 from vae_core import kinds, machine
 from vae_core.data import add_noise, load_dataset, make_tf_dataset, to_float
 from vae_core.errors import RunError
+from vae_core.explore import draw_prior
 from vae_core.images import tile, to_png
 from vae_core.metrics import evaluate
-from vae_core.models import ModelBundle, Trainer, with_label
+from vae_core.models import ModelBundle, Trainer, prior_of, with_label
 from vae_core.specs import TrainSpec
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 MAX_VALIDATION = 10_000  # images validated after each epoch (all of MNIST's test split)
 GRID_DIGITS, GRID_SAMPLES, GRID_SEED = 8, 16, 1234
+PLACE_BOOST, PLACE_MIN_EPOCHS = 20.0, 3  # see PlaceDigitsFirst
 
 # After each epoch: PNG bytes for the run folder's picture (or None) and numbers for its line.
 Preview = Callable[[], tuple[bytes | None, dict]]
@@ -71,7 +73,7 @@ class DigitTask:
             raise RunError("The cap on training samples must be at least 1 (or no cap at all).")
         self.x_train, self.y_train = to_float(data.x_train[:cap]), np.asarray(data.y_train[:cap])
         self.x_test, self.y_test = to_float(data.x_test), np.asarray(data.y_test)
-        self.labels = self.spec.is_conditional
+        self.labels = self.spec.learns_from_labels
         noise = (self.train_spec.noise, self.train_spec.noise_strength)
         self.noise = None if self.spec.is_vae else noise
         self.n_train = len(self.x_train)
@@ -109,6 +111,8 @@ class DigitTask:
     def callbacks(self) -> list[keras.callbacks.Callback]:
         if self.spec.is_vae and self.train_spec.kl_warmup_epochs > 0:
             return [KLWarmup(self.spec.beta, self.train_spec.kl_warmup_epochs)]
+        if self.spec.prior == "class_mixture" and self.train_spec.epochs >= PLACE_MIN_EPOCHS:
+            return [PlaceDigitsFirst(self.spec.beta)]
         return []
 
     def preview(self, trainer: Trainer) -> Preview:
@@ -134,6 +138,19 @@ def digit_test_scores(
         seed=train.seed,
     )
     return {k: float(v) for k, v in scores.items()}
+
+
+class PlaceDigitsFirst(keras.callbacks.Callback):
+    """With one Gaussian per digit, the first epoch weighs the KL term PLACE_BOOST times: each digit
+    moves into its own Gaussian before the decoder settles on a layout. Without it, digits that
+    start in the middle stay there, mixed with the others (benchmarks/RESULTS.md)."""
+
+    def __init__(self, beta: float):
+        super().__init__()
+        self.beta = float(beta)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.kl_weight.assign(self.beta * (PLACE_BOOST if epoch == 0 else 1.0))
 
 
 class KLWarmup(keras.callbacks.Callback):
@@ -166,9 +183,13 @@ class DigitGrid:
         if not spec.is_vae:
             self.noisy = add_noise(self.clean, train.noise, train.noise_strength, seed=GRID_SEED)
             return
-        rng = np.random.default_rng(GRID_SEED)
-        self.z = tf.constant(rng.standard_normal((GRID_SAMPLES, spec.latent_dim)), tf.float32)
+        self.z = None if prior_of(bundle.decoder) else self._prior_z()
         self.z_labels = tf.constant(np.arange(GRID_SAMPLES) % spec.num_classes, tf.int32)
+
+    def _prior_z(self):
+        # A learned prior moves while training: its draws are taken afresh (from the same seed).
+        rng = np.random.default_rng(GRID_SEED)
+        return tf.constant(draw_prior(self.bundle, GRID_SAMPLES, rng))
 
     def __call__(self) -> tuple[bytes | None, dict]:
         b, spec = self.bundle, self.bundle.spec
@@ -180,7 +201,10 @@ class DigitGrid:
             rows = [
                 self.clean,
                 b.decoder(with_label(spec, z_mean, self.labels), training=False),
-                b.decoder(with_label(spec, self.z, self.z_labels), training=False),
+                b.decoder(
+                    with_label(spec, self._prior_z() if self.z is None else self.z, self.z_labels),
+                    training=False,
+                ),
             ]
         images = np.concatenate([np.asarray(r, dtype=np.float32) for r in rows])
         return to_png(tile(images, ncols=GRID_DIGITS), scale=2), {}

@@ -31,7 +31,15 @@ from vae_core import kinds, machine, rundir
 from vae_core.errors import RunError, StoreError, UserError
 from vae_core.models import ModelBundle
 from vae_core.rundir import StatusFile
-from vae_core.specs import FLAGS, ModelSpec, TrainSpec, check_pair, preset
+from vae_core.specs import (
+    FLAGS,
+    NAMED_PRESETS,
+    ModelSpec,
+    TrainSpec,
+    check_pair,
+    named_preset,
+    preset,
+)
 from vae_core.store import Store, default_store
 from vae_core.tasks import Batches, Task
 from vae_core.watch import (
@@ -332,6 +340,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model", choices=kinds.names(trainable=True), help="model kind (default mlp_vae)"
     )
+    p.add_argument(
+        "--preset",
+        choices=tuple(NAMED_PRESETS),
+        help="start from a named preset (quick: the one-minute demo) instead of a kind's own",
+    )
     classes = {"model": ModelSpec, "train": TrainSpec}
     for f in FLAGS:
         help_ = f.help if f.help is not None else argparse.SUPPRESS
@@ -346,8 +359,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def specs_from_args(args: argparse.Namespace) -> tuple[ModelSpec, TrainSpec]:
-    """The kind's preset, overridden by the flags given."""
-    base_model, base_train = preset(args.model or "mlp_vae", args.dataset)
+    """The kind's preset (or the named --preset), overridden by the flags given."""
+    if args.preset is not None:
+        base_model, base_train = named_preset(args.preset)
+        if args.model not in (None, base_model.kind):
+            raise UserError(
+                f"The {args.preset} preset trains a {base_model.kind}; leave out --model or the preset."
+            )
+    else:
+        base_model, base_train = preset(args.model or "mlp_vae", args.dataset)
     given = {f.spec: {} for f in FLAGS}
     for f in FLAGS:
         if getattr(args, f.field) is not None:
@@ -364,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir: Path = args.run_dir.expanduser()
     try:
         if (run_dir / rundir.CONFIG).is_file():
-            names = ["model", *(f.field for f in FLAGS), "save_as"]
+            names = ["model", "preset", *(f.field for f in FLAGS), "save_as"]
             given = [k for k in names if getattr(args, k) is not None]
             if given:
                 print(
