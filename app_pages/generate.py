@@ -209,6 +209,8 @@ else:
 # ---------------------------------------------------------------- 3. one dial per latent number
 st.header("Turn the dials")
 dials = min(d, MAX_DIALS)
+# The dials reach as far as the prior does (further than ±3 for a mixture set apart).
+dial_range = max(DIAL_RANGE, float(np.ceil(explore.prior_reach(bundle))))
 
 
 def _dials_to(values: np.ndarray) -> None:
@@ -228,15 +230,20 @@ def dial_panel(bundle: ModelBundle, label: int | None) -> None:
         b[1].button(
             "Random",
             key="gen_random",
+            help="A draw from this model's prior.",
             on_click=lambda: _dials_to(
-                np.clip(np.random.default_rng().standard_normal(dials), -DIAL_RANGE, DIAL_RANGE)
+                np.clip(
+                    explore.draw_prior(bundle, 1, np.random.default_rng())[0, :dials],
+                    -dial_range,
+                    dial_range,
+                )
             ),
         )
         per_row = 4 if dials > 8 else 2 if dials > 4 else 1
         rows = [st.columns(per_row) for _ in range((dials + per_row - 1) // per_row)]
         for j in range(dials):
             rows[j // per_row][j % per_row].slider(
-                f"z[{j}]", -DIAL_RANGE, DIAL_RANGE, step=0.1, key=f"gen_z_{j}"
+                f"z[{j}]", -dial_range, dial_range, step=0.1, key=f"gen_z_{j}"
             )
     z = np.zeros(d, np.float32)
     z[:dials] = [st.session_state[f"gen_z_{j}"] for j in range(dials)]
@@ -254,6 +261,9 @@ def dial_panel(bundle: ModelBundle, label: int | None) -> None:
 
 st.caption(
     "Each slider is one number of z. Most digits live within ±2 of 0, where the prior puts them."
+    if gaussians is None
+    else "Each slider is one number of z. This model's digits live around the centres of its "
+    "prior's Gaussians: press Random to jump to one."
 )
 dial_panel(bundle, label)
 

@@ -189,7 +189,8 @@ def _show_result(status: dict, kind: str | None = None) -> None:
         "kl": (
             "KL",
             "nats",
-            "How far the codes are from the prior N(0, I): the price of a tidy latent space.",
+            "How far the codes are from the prior (N(0, I), or its mixture): the price of a tidy "
+            "latent space.",
         ),
         "psnr": (
             "Test PSNR",

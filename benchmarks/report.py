@@ -223,8 +223,9 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
         else:
             status = "met"
         rows.append(("Load: 8 sessions x 60 s, no errors; p95 reported", "0 errors", res, status))
-    from benchmarks import recsys
+    from benchmarks import pictures, recsys
 
+    rows += pictures.target_rows(g)
     rows += recsys.target_rows(g)
     for row in rows:
         w("| " + " | ".join(row) + " |")
@@ -234,6 +235,7 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
     w("")
 
     # ------------------------------------------------------------ training detail
+    w(pictures.markdown(records))
     _denoiser_table(w, records, g("denoiser", "summary"))
     w("## Training speed and quality, in detail\n")
     w("Each configuration trains in its own process; epochs alternate A, B, B, A, A, B, ... so both "

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from benchmarks.common import BENCH_DIR, Recorder, log, machine
 
-SECTIONS = ("training", "quality", "denoiser", "latency", "photos", "app", "load", "recsys")
+SECTIONS = (
+    "training", "quality", "pictures", "denoiser", "latency", "photos", "app", "load", "recsys"
+)  # fmt: skip
 # Left out of a plain `--quick` (ask with `--only load` / `--only recsys`): 2 sessions x 5 s still
 # need a server start and the pages' first loads, ~25 s in all; the recommender's quick run trains
 # two models on ml-latest-small and a 1/20-scale epoch, ~2 min.
@@ -26,6 +28,7 @@ QUICK_SKIPS = ("load", "recsys")
 # Section -> (module, function(rec, quick)); training also yields quality (see below).
 MODULES = {
     "training": ("benchmarks.training", "run"),
+    "pictures": ("benchmarks.pictures", "run"),
     "denoiser": ("benchmarks.denoiser", "run"),
     "latency": ("benchmarks.latency", "run"),
     "photos": ("benchmarks.photos", "run"),
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     # asking for either runs both.
     failures = []
     plan = ["training"] if {"training", "quality"} & set(only) else []
-    plan += [s for s in ("denoiser", "latency", "photos", "app", "load", "recsys") if s in only]
+    plan += [s for s in SECTIONS[2:] if s in only]
     for section in plan:
         module, func = MODULES[section]
         t0 = time.time()

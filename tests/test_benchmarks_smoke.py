@@ -89,3 +89,32 @@ def test_the_published_report_renders_again_from_its_records():
     )
     names = {json.loads(x)["name"] for x in (REPO / "benchmarks" / "recsys_settings.jsonl").open()}
     assert all(f"| {name} |" in text for name in names)
+
+
+def test_the_pictures_section_renders_its_goals_and_the_prior_search():
+    """What the digit models draw: one row per model, its goals met or the gap named."""
+    from benchmarks import pictures, report
+
+    card = {"round_trip": 0.95, "n_test": 10000, "draws": 2000}
+    card |= {f"confident_t{t}": 0.85 for t in (0.5, 0.75, 1.0)}
+    card |= {f"evenness_t{t}": 0.99 for t in (0.5, 0.75, 1.0)}
+    records = [
+        {"section": "meta", "name": "machine", "t": 0},
+        {"section": "pictures", "name": "reader", "accuracy": 0.992, "n_test": 10000, "goal": 0.99},
+        {"section": "pictures", "name": "mlp_vae_2d", "prior": "class_mixture", "epochs": 30,
+         "neg_elbo": 155.0, **card},
+        {"section": "pictures", "name": "quick_demo", "seconds": 31.0, "epochs": 5, "prior": "class_mixture",
+         "neg_elbo": 168.0, "goals": pictures.QUICK_GOALS, **card},
+    ]  # fmt: skip
+    text = report.render(records, quick=False, seconds=1.0)
+    assert "## What the digit models draw, read by a classifier" in text
+    assert "| `mlp_vae_2d` | class_mixture | 30 | 95.0% |" in text
+    # 85% confident meets the 2-D model's 80% goal; the round trip and evenness meet theirs.
+    assert "`mlp_vae_2d`: round trip / prior draws read confidently (t = 1) / evenness" in text
+    row = next(line for line in text.splitlines() if line.startswith("| `mlp_vae_2d`: round trip"))
+    assert row.endswith("| met |")
+    quick = next(line for line in text.splitlines() if line.startswith("| Quick demo: start"))
+    assert "**31.0 s**" in quick and quick.endswith("| met |")
+    # The prior search's kept runs are rendered beside them.
+    search = [json.loads(x) for x in (REPO / "benchmarks" / "prior_search.jsonl").open()]
+    assert all(f"| {r['what']} |" in text for r in search)

@@ -219,3 +219,31 @@ def test_after_a_server_restart_the_page_shows_the_true_state(server, page, runs
     _state_text(page, "stopped", 120)
     assert runs.read_status(run_dir)["state"] == "stopped"
     ui.assert_clean(page)
+
+
+def test_the_quick_demo_trains_on_all_of_mnist_and_its_model_generates(server, page):
+    ui.open_page(page, server, "train", "Train", model="e2e_mlp_vae")
+    body = ui.main(page)
+    # All 60,000 digits are the default data, shipped with the app (no data folder, no network).
+    assert body.get_by_role("radio", name=re.compile("MNIST: 60,000")).is_checked()
+    body.get_by_role("button", name=re.compile("Start the quick demo")).click()
+    _state_text(page, "running")
+    _state_text(page, "completed", 300)
+    saved = re.search(r"The model (\S+) is saved", body.inner_text())
+    assert saved, body.inner_text()[:2000]
+    name = saved.group(1)
+    run_dir = runs.list_runs(server.home / "runs")[0].path
+    config = rundir.read_config(run_dir)
+    assert config["model"]["prior"] == "class_mixture" and config["model"]["latent_dim"] == 2
+    assert config["train"]["dataset"] == "mnist"
+    status = runs.read_status(run_dir)
+    assert status["state"] == "completed" and status["test_metrics"]["neg_elbo"] < 200
+    # Not flagged as far weaker than the shipped 2-D model.
+    assert "much weaker" not in body.inner_text()
+    ui.wait_until(lambda: name in ui.model_list(page), 30, f"{name} is in the model list")
+    ui.shot(page, "train_quick_demo")
+
+    # Its digits come from its own prior, and the page says so.
+    ui.open_page(page, server, "generate", "Generate", model=name)
+    ui.main(page).get_by_text(re.compile("mixture of 10 Gaussians")).first.wait_for()
+    ui.assert_clean(page)
