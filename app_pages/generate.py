@@ -72,7 +72,7 @@ else:
         f"but a mixture of {len(gaussians[0])} Gaussians, the places its encoder learned to put "
         "digits (see the map below). A draw picks one Gaussian, then a point in it; the "
         "temperature scales each Gaussian's spread.",
-        help=glossary.tip("prior", "N(0, I)", "KL", "temperature"),
+        help=glossary.tip("prior", "mixture prior", "KL", "temperature"),
     )
 c = st.columns([2, 2, 1, 1])
 digits.init_state("gen_n", digits.param_int("n", 32, 1, 64))

@@ -23,12 +23,15 @@ TERMS: dict[str, str] = {
     "shapes": "A shape like (None, 64) says what a layer passes on: None means 'any number of "
     "digits at once' and 64 is how many numbers each digit becomes. (None, 28, 28, 1) is a batch "
     "of 28 × 28 grey pictures.",
-    "prior": "What a VAE assumes codes look like before it has seen any digit: a round bell curve "
-    "around 0. New digits are made by drawing a code from it and decoding that code.",
+    "prior": "What a VAE assumes codes look like before it has seen any digit: usually a round "
+    "bell curve around 0. New digits are made by drawing a code from it and decoding that code.",
+    "mixture prior": "A prior made of several bell curves (Gaussians) instead of one, so each kind "
+    "of digit can keep a place of its own in the latent space. A draw first picks one of the "
+    "Gaussians, then a point in it.",
     "N(0, I)": "The standard bell curve in several dimensions: every latent number is drawn on its "
     "own, centred on 0 with a spread of 1. It is the VAE's prior.",
     "KL": "The Kullback-Leibler divergence measures how far the encoder's cloud of codes for a "
-    "digit is from the prior N(0, I). Training keeps it small, so codes stay where the decoder "
+    "digit is from the prior (N(0, I), or a mixture). Training keeps it small, so codes stay where the decoder "
     "knows its way.",
     "ELBO": "The evidence lower bound: the score a VAE learns to raise, 'how well it redraws the "
     "digit' minus the KL term. The app shows −ELBO, the loss, in nats: lower is better.",

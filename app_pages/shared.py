@@ -61,9 +61,19 @@ def usable_entries(wanted: tuple[str, ...] | None = None) -> list[StoreEntry]:
     return [e for e in store().list() if e.error is None and (wanted is None or e.kind in wanted)]
 
 
+# How the sidebar names a prior other than N(0, I).
+PRIOR_WORDS = {
+    "mixture": "prior: a learned mixture of Gaussians",
+    "class_mixture": "prior: a Gaussian per digit",
+}
+
+
 def _describe(entry: StoreEntry) -> str:
     meta = entry.meta
     parts = [kinds.label(entry.kind), f"latent size {entry.latent_dim}"]
+    prior = (meta.get("spec") or {}).get("prior", "normal")
+    if prior != "normal":
+        parts.append(PRIOR_WORDS.get(prior, prior))
     if meta.get("dataset"):
         parts.append(
             f"trained on {meta['dataset']}"

@@ -59,10 +59,10 @@ def test_the_model_list_describes_every_model(lab_home):
     assert at.sidebar.radio(key="sidebar_model").value == "mlp_vae_2d"
     models = _models(at)
     shipped = {
-        "mlp_vae_2d": r"MLP VAE · latent size 2 · trained on mnist, \d+ epochs · "
-        r"test −ELBO \d+\.\d nats · shipped with VAE Lab",
-        "conv_vae_32d": r"Convolutional VAE · latent size 32 · trained on mnist, \d+ epochs · "
-        r"test −ELBO \d+\.\d nats · shipped with VAE Lab",
+        "mlp_vae_2d": r"MLP VAE · latent size 2 · prior: a Gaussian per digit · trained on mnist, "
+        r"\d+ epochs · test −ELBO \d+\.\d nats · shipped with VAE Lab",
+        "conv_vae_32d": r"Convolutional VAE · latent size 32 · prior: a Gaussian per digit · "
+        r"trained on mnist, \d+ epochs · test −ELBO \d+\.\d nats · shipped with VAE Lab",
         "cvae_2d": r"Conditional VAE · latent size 2 · .* · test −ELBO \d+\.\d nats · .*",
         "conv_dae": r"Convolutional denoising autoencoder · latent size \d+ · trained on .* · "
         r"test PSNR \d+\.\d dB, SSIM \d\.\d{3} · shipped with VAE Lab",

@@ -1,0 +1,84 @@
+"""Importance-sampled log p(x): exact on a model whose p(x) is known, a bound that tightens with K."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vae_core.metrics import importance_log_likelihood, log_likelihood, negative_elbo
+
+# Probabilistic PCA: z ~ N(0, I_2), x | z ~ N(W z + b, s^2 I_5), so p(x) = N(b, W W^T + s^2 I).
+RNG = np.random.default_rng(7)
+W, B, S = RNG.normal(size=(5, 2)), RNG.normal(size=5), 0.5
+X = RNG.multivariate_normal(B, W @ W.T + S**2 * np.eye(5), size=6)
+
+
+def _exact_log_px(x: np.ndarray) -> np.ndarray:
+    cov = W @ W.T + S**2 * np.eye(5)
+    diff = x - B
+    _, logdet = np.linalg.slogdet(cov)
+    return -0.5 * (5 * np.log(2 * np.pi) + logdet + np.sum(diff @ np.linalg.inv(cov) * diff, 1))
+
+
+def _log_joint(z: np.ndarray) -> np.ndarray:
+    """log p(x, z) for z (c, N, 2) against X (N, 5)."""
+    mean = z @ W.T + B
+    log_px_z = -0.5 * np.sum(np.log(2 * np.pi * S**2) + (X - mean) ** 2 / S**2, axis=-1)
+    return log_px_z - 0.5 * np.sum(np.log(2 * np.pi) + z**2, axis=-1)
+
+
+def _rough_posterior() -> tuple[np.ndarray, np.ndarray]:
+    """q(z|x): the true posterior's mean, nudged, with too wide a diagonal spread (K matters)."""
+    cov = np.linalg.inv(np.eye(2) + W.T @ W / S**2)
+    mean = (X - B) @ W @ cov.T / S**2
+    return mean + 0.2, np.log(np.diag(cov) * 1.5) * np.ones_like(mean)
+
+
+def _estimate(k: int, seed: int) -> np.ndarray:
+    mean, log_var = _rough_posterior()
+    rng = np.random.default_rng(seed)
+    return importance_log_likelihood(mean, log_var, _log_joint, k=k, chunk=64, rng=rng)
+
+
+def test_the_estimate_converges_to_the_exact_log_likelihood():
+    exact = _exact_log_px(X)
+    errors = [np.abs(_estimate(k, seed=1) - exact).mean() for k in (1, 30, 5000)]
+    assert errors[-1] < 0.02
+    assert errors[0] > errors[1] > errors[-1]
+
+
+def test_one_sample_is_the_elbo_in_expectation_and_more_samples_never_lower_it():
+    mean, log_var = _rough_posterior()
+    # The ELBO by a very long plain average of log p(x, z) - log q(z|x).
+    rng = np.random.default_rng(3)
+    eps = rng.standard_normal((20000, *mean.shape))
+    z = mean + np.exp(0.5 * log_var) * eps
+    log_q = -0.5 * np.sum(np.log(2 * np.pi) + log_var + eps**2, axis=-1)
+    elbo = np.mean(_log_joint(z) - log_q, axis=0)
+    one = np.mean([_estimate(1, seed) for seed in range(2000)], axis=0)
+    np.testing.assert_allclose(one, elbo, atol=0.15)
+    averages = [np.mean([_estimate(k, seed) for seed in range(40)]) for k in (1, 4, 32, 256)]
+    assert averages == sorted(averages)
+    assert averages[-1] <= _exact_log_px(X).mean() + 0.05  # a bound from below, in expectation
+
+
+def test_a_vae_s_log_likelihood_is_above_its_elbo_and_k1_matches_it(trained_home):
+    from vae_core.data import load_sample, to_float
+    from vae_core.store import Store
+
+    store = Store(trained_home / "models", shipped_root=None)
+    bundle = store.load("mlp_vae")
+    x, _ = load_sample()
+    binary = (to_float(x[:40]) > 0.5).astype(np.float32)  # Bernoulli pixels, as papers score
+    bound = -negative_elbo(bundle, binary, seed=0)["neg_elbo"]
+    k1 = np.mean([log_likelihood(bundle, binary, k=1, seed=s).mean() for s in range(8)])
+    k200 = log_likelihood(bundle, binary, k=200, seed=0)
+    assert np.all(np.isfinite(k200))
+    assert abs(k1 - bound) < 0.03 * abs(bound)
+    assert k200.mean() > bound
+    # Conditional models are given their labels; a DAE has no likelihood.
+    cvae = store.load("cvae")
+    _, y = load_sample()
+    assert np.isfinite(log_likelihood(cvae, binary[:8], y[:8], k=20)).all()
+    with pytest.raises(ValueError):
+        log_likelihood(store.load("conv_dae"), binary[:2], k=2)
