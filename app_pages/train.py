@@ -33,6 +33,8 @@ STATE_LABELS = {
 SAMPLE_SPLIT = "400 digits to train, 100 to validate"
 DATASET_LABELS = {
     "mnist": "MNIST: 60,000 handwritten digits",
+    "mnist_binary": "Binarized MNIST: the same digits in black and white, as log-likelihood "
+    "papers use them",
     "fashion_mnist": "Fashion-MNIST: 60,000 clothing pictures",
     "sample": f"The bundled sample: {SAMPLE_SPLIT} (a quick demo, runs anywhere)",
     "ml-latest-small": "MovieLens small: 100,004 ratings by 671 people (shipped with VAE Lab)",
@@ -48,7 +50,12 @@ PRIOR_LABELS = {
     "mixture": "A learned mixture of 10 Gaussians",
     "class_mixture": "Ten Gaussians set apart, one per digit (trained with the labels)",
 }
-DATASET_SHORT = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "sample": "bundled sample"}
+DATASET_SHORT = {
+    "mnist": "MNIST",
+    "mnist_binary": "binarized MNIST",
+    "fashion_mnist": "Fashion-MNIST",
+    "sample": "bundled sample",
+}
 UNIT = {kinds.DIGITS: "digit", kinds.ITEMS: "user"}  # what one training example is
 PHASES = {
     "starting": "starting TensorFlow",

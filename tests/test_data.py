@@ -423,3 +423,19 @@ def test_mixed_is_a_training_noise_not_one_the_page_offers():
     assert specs_from_args(args)[1].noise == "mixed"
     with pytest.raises(UserError, match="noise"):
         TrainSpec(noise="blur")
+
+
+def test_binarized_mnist_is_black_and_white_on_test_and_redrawn_every_epoch_in_training(tmp_path):
+    arrays = fake_split(n_train=64, n_test=20)
+    folder = write_idx(tmp_path / "d", arrays)
+    ds = load_dataset("mnist_binary", folder)
+    assert set(np.unique(ds.x_test)) <= {0, 255} and ds.dynamic_binarization
+    # The test digits are binarized once, the same way every time: every model meets the same pixels.
+    np.testing.assert_array_equal(ds.x_test, load_dataset("mnist_binary", folder).x_test)
+    np.testing.assert_array_equal(ds.x_train, arrays[0])  # training digits stay grey until batched
+    # ...and are drawn in {0, 1} in the pipeline, afresh each epoch, as often as their grey level.
+    pipeline = make_tf_dataset(to_float(ds.x_train), batch_size=64, shuffle=False, binarize=True)
+    first, second = (next(iter(pipeline)).numpy() for _ in range(2))
+    assert set(np.unique(first)) <= {0.0, 1.0}
+    assert not np.array_equal(first, second)
+    assert abs(first.mean() - to_float(ds.x_train).mean()) < 0.02

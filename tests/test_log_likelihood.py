@@ -82,3 +82,32 @@ def test_a_vae_s_log_likelihood_is_above_its_elbo_and_k1_matches_it(trained_home
     assert np.isfinite(log_likelihood(cvae, binary[:8], y[:8], k=20)).all()
     with pytest.raises(ValueError):
         log_likelihood(store.load("conv_dae"), binary[:2], k=2)
+
+
+def test_a_run_on_binarized_mnist_trains_on_black_and_white_digits(tmp_path, monkeypatch):
+    from vae_core import data
+    from vae_core.specs import ModelSpec, TrainSpec
+    from vae_core.store import Store
+    from vae_core.tasks import DigitTask
+    from vae_core.train import run_training
+
+    monkeypatch.setenv("VAE_LAB_HOME", str(tmp_path / "home"))
+    store = Store(tmp_path / "store", shipped_root=None)
+    model = ModelSpec("mlp_vae", latent_dim=4, hidden=32, prior="class_mixture")
+    train = TrainSpec("mnist_binary", epochs=1, batch_size=64, max_train_samples=256, log_every_s=0)
+    status = run_training(tmp_path / "run", model, train, store=store, save_as="binary")
+    assert status["state"] == "completed"
+
+    # What the trainer was fed: pixels in {0, 1} only, from grey training digits.
+    class _Run:  # the little of a Run that a DigitTask reads
+        model_spec, train_spec = model, train
+
+    task = DigitTask(_Run())
+    x, y = next(iter(task.batches(drop_remainder=True).train))
+    assert set(np.unique(x.numpy())) <= {0.0, 1.0} and y.shape == (64,)
+    assert set(np.unique(task.x_test)) <= {0.0, 1.0}
+    assert not set(np.unique(data.load_dataset("mnist").x_train[:256])) <= {0, 255}
+    # Its test -ELBO is measured on the binarized test digits, and log p(x) sits above it.
+    bundle = store.load("binary")
+    ll = log_likelihood(bundle, task.x_test[:20], k=50)
+    assert ll.mean() > -negative_elbo(bundle, task.x_test[:20])["neg_elbo"]

@@ -33,6 +33,9 @@ SAMPLE_PATH = Path(__file__).parent / "sample_data" / "mnist_sample.npz"
 # so every page and preset works offline while a user's own folder or Keras's cache still comes first.
 SHIPPED_MNIST_DIR = Path(__file__).parent / "mnist"
 SAMPLE_TRAIN_FRACTION = 0.8
+# "mnist_binary": MNIST as log-likelihood papers use it. The test digits are binarized once, with
+# this seed, so every model is scored on the same {0, 1} pixels; training redraws them every epoch.
+BINARIZE_SEED = 20160601
 
 # The four canonical files, in the order (x_train, y_train, x_test, y_test).
 IDX_FILES = (
@@ -42,7 +45,12 @@ IDX_FILES = (
     "t10k-labels-idx1-ubyte.gz",
 )
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
-_TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "sample": "The MNIST sample"}
+_TITLES = {
+    "mnist": "MNIST",
+    "mnist_binary": "Binarized MNIST",
+    "fashion_mnist": "Fashion-MNIST",
+    "sample": "The MNIST sample",
+}
 # Keras's own folder names, so a Keras cache copied by hand is found as it is.
 _FASHION_DIRS = ("fashion-mnist", "fashion_mnist")
 _IMAGE_MAGIC = 0x0803  # unsigned bytes, 3 dimensions
@@ -62,6 +70,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     source: str  # a sentence for people: where it was read from
+    dynamic_binarization: bool = False  # training pixels are redrawn in {0, 1} every epoch
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,6 +129,8 @@ def find_dataset_files(name: str, data_dir: str | Path | None = None) -> Path | 
     _check_name(name)
     if name == "sample":
         return SAMPLE_PATH if SAMPLE_PATH.is_file() else None
+    if name == "mnist_binary":  # MNIST's own files, binarized when read
+        name = "mnist"
     return next((c for c in _candidates(name, data_dir) if _complete(c)), None)
 
 
@@ -342,6 +353,18 @@ def load_dataset(
 ) -> Dataset:
     """Load a dataset from `data_dir`, $VAE_LAB_DATA_DIR or Keras's cache, downloading as a last resort."""
     _check_name(name)
+    if name == "mnist_binary":
+        grey = load_dataset("mnist", data_dir, allow_download)
+        return Dataset(
+            name,
+            grey.x_train,
+            grey.y_train,
+            binarize_once(grey.x_test),
+            grey.y_test,
+            source=f"{grey.source} Test digits binarized once (seed {BINARIZE_SEED}); training "
+            "digits redrawn as black and white every epoch.",
+            dynamic_binarization=True,
+        )
     if name == "sample":
         x, y = load_sample()
         n_train = int(round(len(x) * SAMPLE_TRAIN_FRACTION))
@@ -474,6 +497,21 @@ def _tf_noise(x: tf.Tensor, kind: str, strength, seed: tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value(noisy, 0.0, 1.0)
 
 
+def _tf_binarize(batch, seed):
+    """Images (or (images, labels)) with each pixel drawn from Bernoulli(its grey level)."""
+    import tensorflow as tf
+
+    x = batch[0] if isinstance(batch, tuple) else batch
+    drawn = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed) < x, x.dtype)
+    return (drawn, batch[1]) if isinstance(batch, tuple) else drawn
+
+
+def binarize_once(x: np.ndarray, seed: int = BINARIZE_SEED) -> np.ndarray:
+    """uint8 images with each pixel 255 with probability its grey level, else 0 (a fixed draw)."""
+    p = np.asarray(x, np.float32) / 255.0
+    return np.where(np.random.default_rng(seed).random(p.shape) < p, 255, 0).astype(np.uint8)
+
+
 def make_tf_dataset(
     x: np.ndarray,
     y: np.ndarray | None = None,
@@ -483,10 +521,13 @@ def make_tf_dataset(
     seed: int = 0,
     noise: tuple[str, float] | None = None,
     drop_remainder: bool = False,
+    binarize: bool = False,
 ) -> tf.data.Dataset:
     """Batches of `x`, `(x, y)` with int32 labels, or `(noisy, clean)` pairs when `noise` is given.
 
-    Noise is drawn inside the pipeline, fresh every epoch and reproducible for a given seed.
+    Noise is drawn inside the pipeline, fresh every epoch and reproducible for a given seed; so is
+    `binarize`'s dynamic binarization (each pixel 1 with probability its grey level, redrawn every
+    epoch: the literature's convention for log-likelihoods on MNIST).
     """
     import tensorflow as tf
 
@@ -508,6 +549,13 @@ def make_tf_dataset(
     if shuffle and len(x) > 1:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if binarize:
+        seeds = tf.data.Dataset.random(seed=seed + 7, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip(ds, seeds).map(
+            lambda batch, s: _tf_binarize(batch, tf.stack([s, 1])),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
     if noise is not None:
         kind, strength = noise[0], float(noise[1])
         # One seed per batch from a seeded stream that re-randomises each epoch: fresh noise

@@ -18,7 +18,9 @@ from vae_core.errors import UserError
 # The data a kind learns from, and the datasets of each.
 DIGITS = "digits"  # 28x28x1 grey images with a label 0-9 (MNIST and friends)
 ITEMS = "items"  # a vector of item interactions per user (a recommender)
-DIGIT_DATASETS = ("mnist", "fashion_mnist", "sample")  # "sample": the bundled 500 digits
+# "sample": the bundled 500 digits; "mnist_binary": MNIST in black and white, as log-likelihood
+# papers report it (vae_core.data)
+DIGIT_DATASETS = ("mnist", "mnist_binary", "fashion_mnist", "sample")
 # GroupLens's MovieLens releases (vae_core.recsys.movielens reads each); the small one is shipped.
 ITEM_DATASETS = ("ml-latest-small", "ml-100k", "ml-1m", "ml-10m", "ml-20m", "ml-25m", "ml-latest")
 

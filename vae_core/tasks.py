@@ -77,6 +77,7 @@ class DigitTask:
         noise = (self.train_spec.noise, self.train_spec.noise_strength)
         self.noise = None if self.spec.is_vae else noise
         self.n_train = len(self.x_train)
+        self.binarize = data.dynamic_binarization
 
     def batches(self, drop_remainder: bool) -> Batches:
         train = self.train_spec
@@ -91,6 +92,7 @@ class DigitTask:
             shuffle=True,
             seed=train.seed,
             drop_remainder=drop_remainder,
+            binarize=self.binarize,
             **common,
         )
         n, size = self.n_train, train.batch_size
