@@ -136,8 +136,19 @@ if not spec.is_conditional:
             st.caption(
                 f"Dots: where the encoder puts {len(z):,} real digits (z_mean, coloured by digit); "
                 "grey circles: where N(0, I) would draw; black ellipses: the Gaussians of this "
-                "model's prior, which Generate draws from. Because each digit has a place of its "
-                "own, a draw lands among digits of one kind and comes back readable."
+                "model's prior, which Generate draws from. Its draws land where digits live, so "
+                "they come back readable."
+                + (
+                    " Each digit has a Gaussian of its own."
+                    if spec.prior == "class_mixture"
+                    else ""
+                )
+                + (
+                    f" The map shows the {d} numbers of z along the two directions in which the "
+                    "codes spread most."
+                    if d > 2
+                    else ""
+                )
             )
 
 # ---------------------------------------------------------------- 2. the manifold

@@ -133,5 +133,12 @@ def test_the_prior_map_shows_digits_and_both_priors():
     assert not any("learned" in n for n in names)
     means, sigmas = np.ones((10, 2)), np.full((10, 2), 0.5)
     mixed = [t.name for t in figures.prior_map(z, y, means, sigmas).data]
-    assert "learned prior: 2 sigma of each Gaussian" in mixed
+    assert "its prior: 2 sigma of each Gaussian" in mixed
+    # Above two dimensions: the codes' principal axes; N(0, I) stays a unit circle around 0's image.
+    z32 = np.random.default_rng(1).normal(size=(50, 32)) + 3.0
+    fig = figures.prior_map(z32, np.arange(50) % 10, np.zeros((10, 32)), np.ones((10, 32)))
+    circle = next(t for t in fig.data if t.name == "N(0, I): 1 sigma")
+    xs = np.array([v for v in circle.x if v is not None])
+    assert xs.max() - xs.min() == pytest.approx(2.0, abs=0.01)
+    assert "principal axis 1" in fig.layout.xaxis.title.text
     assert TrainSpec().dataset == "mnist"

@@ -231,16 +231,22 @@ def prior_map(
     labels: np.ndarray,
     means: np.ndarray | None = None,
     sigmas: np.ndarray | None = None,
-    dims: tuple[int, int] = (0, 1),
     height: int = 460,
 ) -> go.Figure:
     """Where the encoder puts digits (z_mean, coloured by label) against where the priors put their
-    mass: N(0, I)'s 1- and 2-sigma circles, and, for a learned mixture, each Gaussian's 2-sigma
-    ellipse with its number. Latent dimensions `dims` are shown."""
-    fig = latent_map(z, labels, dims=dims, height=height)
-    dx, dy = dims if np.shape(z)[1] > 1 else (0, 0)
+    mass: N(0, I)'s 1- and 2-sigma circles, and, for a mixture, each Gaussian's 2-sigma ellipse with
+    its number. Above two dimensions everything is seen along the codes' two principal axes (an
+    orthonormal view, so N(0, I) stays a unit circle; ellipses ignore correlations)."""
+    z = np.atleast_2d(np.asarray(z, dtype=np.float64))
+    d = z.shape[1]
+    if d > 2:
+        centre, axes, _ = pca_basis(z)
+    else:
+        centre, axes = np.zeros(d), np.eye(2)[:, :d] if d == 2 else np.array([[1.0], [0.0]])
+    fig = latent_map(z, labels, projection="pca" if d > 2 else "dims", height=height)
+    origin = -centre @ axes.T
     for k, dash in ((1, "solid"), (2, "dash")):
-        ex, ey = _ellipses(np.zeros((1, 2)), np.full((1, 2), float(k)))
+        ex, ey = _ellipses(origin[None], np.full((1, 2), float(k)))
         fig.add_scatter(
             x=ex,
             y=ey,
@@ -250,14 +256,14 @@ def prior_map(
             line=dict(color="#4a5560", width=2, dash=dash),
         )
     if means is not None and sigmas is not None:
-        centres = np.asarray(means, np.float64)[:, [dx, dy]]
-        radii = 2 * np.asarray(sigmas, np.float64)[:, [dx, dy]]
+        centres = (np.asarray(means, np.float64) - centre) @ axes.T
+        radii = 2 * np.sqrt(np.asarray(sigmas, np.float64) ** 2 @ (axes.T**2))
         ex, ey = _ellipses(centres, radii)
         fig.add_scatter(
             x=ex,
             y=ey,
             mode="lines",
-            name="learned prior: 2 sigma of each Gaussian",
+            name="its prior: 2 sigma of each Gaussian",
             hoverinfo="skip",
             line=dict(color=HIGHLIGHT_COLOR, width=2),
         )
