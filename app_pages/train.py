@@ -36,7 +36,7 @@ DATASET_LABELS = {
     "mnist_binary": "Binarized MNIST: the same digits in black and white, as log-likelihood "
     "papers use them",
     "fashion_mnist": "Fashion-MNIST: 60,000 clothing pictures",
-    "sample": f"The bundled sample: {SAMPLE_SPLIT} (a quick demo, runs anywhere)",
+    "sample": f"The bundled sample: {SAMPLE_SPLIT} (the fastest tries)",
     "ml-latest-small": "MovieLens small: 100,004 ratings by 671 people (shipped with VAE Lab)",
     "ml-100k": "MovieLens 100K: 100,000 ratings by 943 people",
     "ml-1m": "MovieLens 1M: 1,000,209 ratings by 6,040 people",
@@ -334,7 +334,7 @@ def quick_demo() -> None:
     mspec, tspec = named_preset("quick")
     with st.container(border=True):
         st.markdown(
-            f"**⚡ Quick demo** · about a minute: a 2-D VAE learns all 60,000 MNIST digits in "
+            f"**⚡ Quick demo** · under a minute: a 2-D VAE learns all 60,000 MNIST digits in "
             f"{tspec.epochs} epochs; its prior keeps one place for each digit, so its map and the "
             "digits it makes up read clearly."
         )

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.apptest import open_app
 from vae_core import data, rundir, runs
-from vae_core.specs import ModelSpec, TrainSpec, preset
+from vae_core.specs import ModelSpec, TrainSpec, named_preset, preset
 
 
 def _open() -> AppTest:
@@ -110,12 +110,23 @@ def test_empty_page_says_what_to_do(runs_root):
     at = _open()
     assert at.title[0].value.endswith("Train")
     assert any("No runs yet" in i.value for i in at.info)
-    # Without the full MNIST the page says how to get it and offers the bundled sample.
+    # All of MNIST ships with the app: it is the default data, and the Quick demo is offered.
+    assert at.radio(key="tr_data_mlp_vae").value == "mnist"
+    assert any(b.label == "⚡ Start the quick demo" for b in at.button)
+    assert not at.error
+
+
+def test_without_any_mnist_the_page_says_how_to_get_it_and_offers_the_sample(
+    runs_root, sample_only
+):
+    at = _open()
     text = " ".join(i.value for i in at.info)
-    if "VAE_LAB_DATA_DIR" in text:
-        assert at.radio(key="tr_data_mlp_vae").options == [
-            "The bundled sample: 400 digits to train, 100 to validate (a quick demo, runs anywhere)"
-        ]
+    assert "VAE_LAB_DATA_DIR" in text
+    assert at.radio(key="tr_data_mlp_vae").options == [
+        "The bundled sample: 400 digits to train, 100 to validate (the fastest tries)"
+    ]
+    assert any("It needs the full MNIST" in c.value for c in at.caption)
+    assert not any(b.label == "⚡ Start the quick demo" for b in at.button)
     assert not at.error
 
 
@@ -133,6 +144,31 @@ def test_choosing_a_kind_changes_the_settings(runs_root, monkeypatch):
     # A DAE has no KL term, so no beta and no warm-up.
     assert not [w for w in at.number_input if w.key and "beta" in w.key]
     assert not at.exception
+
+
+def test_the_quick_demo_button_starts_the_quick_preset(runs_root, monkeypatch):
+    started = []
+    monkeypatch.setattr(runs, "start_run", lambda run_dir: started.append(Path(run_dir)) or 4242)
+    at = _open()
+    next(b for b in at.button if b.label == "⚡ Start the quick demo").click().run()
+    assert not at.exception and not at.error
+    assert len(started) == 1
+    config = json.loads((started[0] / "config.json").read_text())
+    model, train = named_preset("quick")
+    assert config["model"] == model.to_dict() and config["train"] == train.to_dict()
+    assert any(started[0].name in m.value for m in at.markdown)
+
+
+def test_a_prior_can_be_chosen_for_the_kinds_that_allow_one(runs_root, monkeypatch):
+    started = []
+    monkeypatch.setattr(runs, "start_run", lambda run_dir: started.append(Path(run_dir)) or 4242)
+    at = _open()
+    at.selectbox(key="tr_prior_mlp_vae").set_value("class_mixture")  # in the form: sent by Start
+    _start_button(at).click().run()
+    config = json.loads((started[0] / "config.json").read_text())
+    assert config["model"]["prior"] == "class_mixture"
+    at.selectbox(key="tr_kind").set_value("cvae").run()  # a conditional VAE has N(0, I) only
+    assert not [w for w in at.selectbox if w.key and w.key.startswith("tr_prior_cvae")]
 
 
 def test_start_creates_and_starts_a_run_with_the_chosen_settings(runs_root, monkeypatch):
