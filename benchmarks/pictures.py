@@ -157,7 +157,9 @@ def markdown(records: list[dict]) -> str:
         f"digit that went in. *Prior draws*: draws from the model's own prior (N(0, I), or its mixture "
         f"of Gaussians), read with confidence >= {CONFIDENT}; *evenness*: the entropy of the labels "
         "read / log 10 (1: the ten digits equally often). The conditional VAE is asked for each digit "
-        "in turn and a draw counts only when read as the digit asked for.\n"
+        "in turn and a draw counts only when read as the digit asked for. The reader's own "
+        f"accuracy bounds the round trip: a perfect redraw of every test digit would read right "
+        f"only {_pct(reader_row.get('accuracy'))} of the time.\n"
     )
     head = "| Model | Prior | Epochs | Round trip | Confident at t = " + " / ".join(
         f"{t}" for t in TEMPERATURES
