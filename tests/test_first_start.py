@@ -103,3 +103,10 @@ def test_every_page_works_on_first_start(first_start, page):
         assert any(b.label.startswith("⚡ Start the quick demo") for b in at.button)
     else:
         assert "no trained model" not in text.lower()
+
+
+def test_shipped_models_record_a_command_that_retrains_them_and_no_temporary_paths():
+    for meta_file in SHIPPED_DIR.glob("*.json"):
+        meta = json.loads(meta_file.read_text())
+        assert "/tmp" not in json.dumps(meta), meta_file.name
+        assert meta["command"].startswith(("python -m vae_core.train", "python scripts/")), meta_file
