@@ -74,40 +74,49 @@ else:
         "temperature scales each Gaussian's spread.",
         help=glossary.tip("prior", "mixture prior", "KL", "temperature"),
     )
-c = st.columns([2, 2, 1, 1])
-digits.init_state("gen_n", digits.param_int("n", 32, 1, 64))
-digits.init_state("gen_temp", digits.param_float("temp", 1.0, 0.0, 2.5))
-digits.init_state("gen_seed", digits.param_int("seed", 0, 0, 10**6))
-n = c[0].slider("How many", 1, 64, key="gen_n")
-temp = c[1].slider(
-    "Temperature", 0.0, 2.5, step=0.1, key="gen_temp", help=glossary.tip("temperature")
-)
 
 
 def _new_seed() -> None:
     st.session_state["gen_seed"] = int(np.random.default_rng().integers(0, 10**6))
 
 
-seed = c[2].number_input("Seed", 0, 10**6, key="gen_seed", help="The same seed draws the same z.")
-c[3].button("New seed", on_click=_new_seed)
-for name, value in (("n", n), ("temp", temp), ("seed", seed)):
-    digits.set_param(name, value)
-try:
-    _, prior_images = explore.sample_prior(
-        bundle, n, temperature=float(temp), seed=int(seed), label=label
+@st.fragment
+def prior_panel(bundle: ModelBundle, label: int | None) -> None:
+    """Draws from the prior; its sliders and New seed rerun this panel only."""
+    c = st.columns([2, 2, 1, 1])
+    digits.init_state("gen_n", digits.param_int("n", 32, 1, 64))
+    digits.init_state("gen_temp", digits.param_float("temp", 1.0, 0.0, 2.5))
+    digits.init_state("gen_seed", digits.param_int("seed", 0, 0, 10**6))
+    n = c[0].slider("How many", 1, 64, key="gen_n")
+    temp = c[1].slider(
+        "Temperature", 0.0, 2.5, step=0.1, key="gen_temp", help=glossary.tip("temperature")
     )
-except UserError as err:
-    show_error(err)
-else:
-    grid = images.tile(prior_images, ncols=min(n, 16))
-    st.image(digits.png(grid, 3), caption=f"{n} digits, seed {seed}, temperature {temp:.1f}")
-    st.download_button(
-        "Download PNG",
-        images.to_png(grid, scale=2),
-        shared.file_name("generate", f"prior_samples-temp{temp:.1f}", entry_name, seed),
-        "image/png",
-        key="gen_dl_prior",
+
+    seed = c[2].number_input(
+        "Seed", 0, 10**6, key="gen_seed", help="The same seed draws the same z."
     )
+    c[3].button("New seed", on_click=_new_seed)
+    for name, value in (("n", n), ("temp", temp), ("seed", seed)):
+        digits.set_param(name, value)
+    try:
+        _, prior_images = explore.sample_prior(
+            bundle, n, temperature=float(temp), seed=int(seed), label=label
+        )
+    except UserError as err:
+        show_error(err)
+    else:
+        grid = images.tile(prior_images, ncols=min(n, 16))
+        st.image(digits.png(grid, 3), caption=f"{n} digits, seed {seed}, temperature {temp:.1f}")
+        st.download_button(
+            "Download PNG",
+            images.to_png(grid, scale=2),
+            shared.file_name("generate", f"prior_samples-temp{temp:.1f}", entry_name, seed),
+            "image/png",
+            key="gen_dl_prior",
+        )
+
+
+prior_panel(bundle, label)
 
 
 @st.cache_data(show_spinner="Placing test digits in the latent space…", max_entries=8)
@@ -151,13 +160,11 @@ if not spec.is_conditional:
                 )
             )
 
+
 # ---------------------------------------------------------------- 2. the manifold
-st.header("The map of the latent space")
-if d < 2:
-    st.caption(
-        "This model has a single latent number; the dial below shows everything it can draw."
-    )
-else:
+@st.fragment
+def manifold_panel(bundle: ModelBundle, label: int | None) -> None:
+    """The n x n map of the latent space; its settings rerun this panel only."""
     c = st.columns(4)
     digits.init_state("gen_grid", digits.param_int("grid", 15, 5, 30))
     # As far as the prior reaches: ±2 for N(0, I), further for a mixture whose Gaussians sit apart.
@@ -215,6 +222,15 @@ else:
             "image/png",
             key="gen_dl_grid",
         )
+
+
+st.header("The map of the latent space")
+if d < 2:
+    st.caption(
+        "This model has a single latent number; the dial below shows everything it can draw."
+    )
+else:
+    manifold_panel(bundle, label)
 
 
 # ---------------------------------------------------------------- 3. one dial per latent number
@@ -284,76 +300,89 @@ st.caption(
     "Encode two real digits, walk in a straight line (or along the sphere) between their z_mean, "
     "and decode every step. In a good latent space every step is a plausible digit."
 )
-source, x_all, y_all = digits.source_picker("gen_src")
-last = len(x_all) - 1
-default_a, default_b = digits.examples_of(y_all, 1, 1, 0)[0], digits.examples_of(y_all, 7, 1, 0)[0]
-digits.init_state("gen_a", digits.param_int("a", default_a, 0, last))
-digits.init_state("gen_b", digits.param_int("b", default_b, 0, last))
-for key in ("gen_a", "gen_b"):
-    st.session_state[key] = min(st.session_state[key], last)
 
 
-def _pick_label(key: str, label_key: str) -> None:
-    # "Random example of digit k": a fresh index with that label.
-    want = st.session_state[label_key]
-    if want is not None:
-        st.session_state[key] = int(np.random.default_rng().choice(np.flatnonzero(y_all == want)))
-
-
-def _endpoint(label: str, number_key: str, label_key: str) -> int:
-    """One end of the interpolation: a digit by its number, or a random one of a chosen label."""
-    number = st.number_input(label, 0, last, key=number_key)
-    st.selectbox(
-        "…or a random",
-        [None, *range(10)],
-        key=label_key,
-        on_change=_pick_label,
-        args=(number_key, label_key),
-        format_func=lambda v: "—" if v is None else f"{v}",
+@st.fragment
+def walk_panel(bundle: ModelBundle, label: int | None) -> None:
+    """Two real digits and the decoded steps between them; its settings rerun this panel only."""
+    source, x_all, y_all = digits.source_picker("gen_src")
+    last = len(x_all) - 1
+    default_a, default_b = (
+        digits.examples_of(y_all, 1, 1, 0)[0],
+        digits.examples_of(y_all, 7, 1, 0)[0],
     )
-    return number
+    digits.init_state("gen_a", digits.param_int("a", default_a, 0, last))
+    digits.init_state("gen_b", digits.param_int("b", default_b, 0, last))
+    for key in ("gen_a", "gen_b"):
+        st.session_state[key] = min(st.session_state[key], last)
 
+    def _pick_label(key: str, label_key: str) -> None:
+        # "Random example of digit k": a fresh index with that label.
+        want = st.session_state[label_key]
+        if want is not None:
+            st.session_state[key] = int(
+                np.random.default_rng().choice(np.flatnonzero(y_all == want))
+            )
 
-c = st.columns([1, 1, 1, 1])
-with c[0]:
-    a = _endpoint("From digit #", "gen_a", "gen_la")
-with c[1]:
-    b_ = _endpoint("To digit #", "gen_b", "gen_lb")
-digits.init_state("gen_method", digits.param("method", "linear"))
-if st.session_state["gen_method"] not in ("linear", "spherical"):
-    st.session_state["gen_method"] = "linear"
-digits.init_state("gen_steps", digits.param_int("steps", 10, 3, 24))
-method = c[2].radio(
-    "Path", ["linear", "spherical"], key="gen_method", help=glossary.tip("spherical interpolation")
-)
-steps = c[3].slider("Steps", 3, 24, key="gen_steps")
-for name, value in (("a", a), ("b", b_), ("method", method), ("steps", steps)):
-    digits.set_param(name, value)
-pair_labels = (int(y_all[a]), int(y_all[b_])) if spec.is_conditional else None
-try:
-    path, walk = explore.interpolate(
-        bundle, x_all[a], x_all[b_], steps=int(steps), method=method, labels=pair_labels
-    )
-except UserError as err:
-    show_error(err)
-else:
-    strip = np.concatenate([x_all[a][None] / 255.0, walk, x_all[b_][None] / 255.0])
-    grid = images.tile(strip, ncols=len(strip))
-    st.image(digits.png(grid, 3), width="stretch" if len(strip) > 14 else "content")
-    st.caption(
-        f"Left: digit #{a} (a {y_all[a]}); right: digit #{b_} (a {y_all[b_]}); between them, "
-        f"{steps} decoded steps along a {method} path."
-        + (
-            " The conditional VAE is told the first digit's label for the first half of the walk "
-            "and the second's for the rest."
-            if spec.is_conditional
-            else ""
+    def _endpoint(title: str, number_key: str, label_key: str) -> int:
+        """One end of the interpolation: a digit by its number, or a random one of a chosen label."""
+        number = st.number_input(title, 0, last, key=number_key)
+        st.selectbox(
+            "…or a random",
+            [None, *range(10)],
+            key=label_key,
+            on_change=_pick_label,
+            args=(number_key, label_key),
+            format_func=lambda v: "—" if v is None else f"{v}",
         )
+        return number
+
+    c = st.columns([1, 1, 1, 1])
+    with c[0]:
+        a = _endpoint("From digit #", "gen_a", "gen_la")
+    with c[1]:
+        b_ = _endpoint("To digit #", "gen_b", "gen_lb")
+    digits.init_state("gen_method", digits.param("method", "linear"))
+    if st.session_state["gen_method"] not in ("linear", "spherical"):
+        st.session_state["gen_method"] = "linear"
+    digits.init_state("gen_steps", digits.param_int("steps", 10, 3, 24))
+    method = c[2].radio(
+        "Path",
+        ["linear", "spherical"],
+        key="gen_method",
+        help=glossary.tip("spherical interpolation"),
     )
-    st.download_button(
-        "Download PNG",
-        images.to_png(grid, scale=2),
-        shared.file_name("generate", f"walk-{a}_to_{b_}-{method}", entry_name),
-        "image/png",
-        key="gen_dl_walk",
-    )
+    steps = c[3].slider("Steps", 3, 24, key="gen_steps")
+    for name, value in (("a", a), ("b", b_), ("method", method), ("steps", steps)):
+        digits.set_param(name, value)
+    pair_labels = (int(y_all[a]), int(y_all[b_])) if spec.is_conditional else None
+    try:
+        path, walk = explore.interpolate(
+            bundle, x_all[a], x_all[b_], steps=int(steps), method=method, labels=pair_labels
+        )
+    except UserError as err:
+        show_error(err)
+    else:
+        strip = np.concatenate([x_all[a][None] / 255.0, walk, x_all[b_][None] / 255.0])
+        grid = images.tile(strip, ncols=len(strip))
+        st.image(digits.png(grid, 3), width="stretch" if len(strip) > 14 else "content")
+        st.caption(
+            f"Left: digit #{a} (a {y_all[a]}); right: digit #{b_} (a {y_all[b_]}); between them, "
+            f"{steps} decoded steps along a {method} path."
+            + (
+                " The conditional VAE is told the first digit's label for the first half of the walk "
+                "and the second's for the rest."
+                if spec.is_conditional
+                else ""
+            )
+        )
+        st.download_button(
+            "Download PNG",
+            images.to_png(grid, scale=2),
+            shared.file_name("generate", f"walk-{a}_to_{b_}-{method}", entry_name),
+            "image/png",
+            key="gen_dl_walk",
+        )
+
+
+walk_panel(bundle, label)
