@@ -1,0 +1,174 @@
+"""What one click costs the server: CPU-seconds of the app's server process per interaction.
+
+A room of people on one server is limited by the server's CPU per click (issue 21), not by what a
+single click's latency shows. For each interaction below, one Chromium session clicks N times, and
+the server's CPU time (user + system, its whole process tree, from /proc) is read before and after.
+With `--against REV`, the same clicks run against a second server started from that git revision
+(a temporary worktree), alternating interaction by interaction, so both meet the same load:
+`python -m benchmarks.click_cost --against HEAD~3`. Latency is reported too, but the CPU figure is
+the one a room pays.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import BENCH_DIR, REPO, Recorder, log, median
+from benchmarks.load import SHIPPED_MLP, _tree_cpu_s
+
+# (name, page path, heading, what one click is)
+INTERACTIONS = (
+    ("generate: New seed", "generate", "Generate", ("button", "New seed")),
+    ("generate: grid size +1", "generate", "Generate", ("slider", "Grid size")),
+    ("generate: walk steps +1", "generate", "Generate", ("slider", "Steps")),
+    ("round trip: Shuffle", "", "Round trip", ("button", "Shuffle")),
+)
+
+
+def _click(page, ui, what: tuple[str, str]) -> None:
+    kind, label = what
+    if kind == "button":
+        ui.main(page).get_by_role("button", name=label, exact=True).click()
+    else:
+        ui.press_slider(page, label, "ArrowRight", 1)
+    ui.settle(page)
+
+
+def _measure(server, browser, ui, interaction, clicks: int) -> dict:
+    name, path, heading, what = interaction
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(180_000)
+    try:
+        ui.open_page(page, server, path, heading, model=SHIPPED_MLP)
+        _click(page, ui, what)  # warm-up: caches, first fragment run
+        pid = server.proc.pid
+        cpu0, times = _tree_cpu_s(pid), []
+        for _ in range(clicks):
+            t0 = time.perf_counter()
+            _click(page, ui, what)
+            times.append(time.perf_counter() - t0)
+        cpu = _tree_cpu_s(pid) - cpu0
+    finally:
+        context.close()
+    return {"cpu_s_per_click": cpu / clicks, "median_s": median(times), "clicks": clicks}
+
+
+@contextlib.contextmanager
+def _worktree(rev: str):
+    """A temporary checkout of `rev` (its own files, this checkout's .venv on the path)."""
+    folder = Path(tempfile.mkdtemp(prefix="vae_click_rev_")) / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", str(folder), rev], cwd=REPO, check=True,
+                   capture_output=True)  # fmt: skip
+    try:
+        yield folder
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(folder)], cwd=REPO,
+                       capture_output=True)  # fmt: skip
+
+
+def run(rec, quick: bool, against: str | None = None, clicks: int | None = None) -> None:
+    sys.path.insert(0, str(REPO / "tests" / "e2e"))
+    import browser_ui as ui
+    from playwright.sync_api import sync_playwright
+
+    from benchmarks import serve
+
+    clicks = clicks or (2 if quick else 12)
+    stack = contextlib.ExitStack()
+    with stack:
+        sides = {"this checkout": REPO}
+        if against:
+            sides[against] = stack.enter_context(_worktree(against))
+        servers = {}
+        for side, root in sides.items():
+            home = Path(tempfile.mkdtemp(prefix="vae_click_"))
+            server = serve.AppServer(home / "lab", home / "user")
+            old_root, serve.PROJECT_ROOT = serve.PROJECT_ROOT, root  # the revision's own app.py
+            try:
+                server.start()
+            finally:
+                serve.PROJECT_ROOT = old_root
+            stack.callback(server.stop)
+            servers[side] = server
+        with sync_playwright() as p:
+            browser = serve.launch_chromium(p)
+            for interaction in INTERACTIONS:
+                row = {}
+                for side, server in servers.items():  # side by side, one interaction at a time
+                    log(f"{interaction[0]} on {side}: {clicks} clicks")
+                    row[side] = _measure(server, browser, ui, interaction, clicks)
+                rec.emit("clicks", interaction[0], sides=row, against=against)
+            browser.close()
+
+
+def markdown(records: list[dict]) -> str:
+    rows = [r for r in records if r["section"] == "clicks" and "sides" in r]
+    if not rows:
+        return ""
+    against = rows[0].get("against")
+    out = ["## What a click costs the server\n"]
+    out.append(
+        "`python -m benchmarks.click_cost` (`--against REV` for a side-by-side run): one Chromium "
+        "session per interaction on `streamlit run app.py` with the shipped 2-D model; CPU-seconds "
+        "of the server's process tree per click (user + system, /proc), and the click's median "
+        "time until the page is idle again. Page parts that a click does not change are "
+        "`st.fragment`s, so a click reruns only its own part."
+        + (f" Beside it, the same clicks against revision `{against}`, alternating." if against else "")
+        + "\n"
+    )  # fmt: skip
+    if against:
+        out.append(
+            f"| Interaction | CPU s / click, now | CPU s / click, `{against}` | Ratio | Median click, now / then |"
+        )
+        out.append("|---|---|---|---|---|")
+        for r in rows:
+            now, then = r["sides"]["this checkout"], r["sides"][against]
+            ratio = then["cpu_s_per_click"] / max(now["cpu_s_per_click"], 1e-9)
+            out.append(f"| {r['name']} | {now['cpu_s_per_click']:.3f} | {then['cpu_s_per_click']:.3f} | "
+                       f"{ratio:.1f}x less | {now['median_s']:.2f} s / {then['median_s']:.2f} s |")  # fmt: skip
+    else:
+        out.append("| Interaction | CPU s / click | Median click |")
+        out.append("|---|---|---|")
+        for r in rows:
+            now = r["sides"]["this checkout"]
+            out.append(f"| {r['name']} | {now['cpu_s_per_click']:.3f} | {now['median_s']:.2f} s |")
+    out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.click_cost", description=__doc__.splitlines()[0]
+    )
+    ap.add_argument("--against", help="a git revision to run the same clicks against, side by side")
+    ap.add_argument(
+        "--clicks", type=int, default=12, help="clicks per interaction (after one warm-up)"
+    )
+    args = ap.parse_args(argv)
+    rec = Recorder()
+    t0 = time.time()
+    run(rec, quick=False, against=args.against, clicks=args.clicks)
+    # Into the published records (replacing this section's earlier ones) and RESULTS.md, as
+    # `python -m benchmarks.run --only` does for its sections.
+    from benchmarks import report
+
+    jsonl = BENCH_DIR / "results.jsonl"
+    old = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
+    records = [r for r in old if r["section"] != "clicks"] + rec.records
+    jsonl.write_text("".join(json.dumps(r, default=str) + "\n" for r in records))
+    done = [r for r in old if r["section"] == "meta" and r["name"] == "done"]
+    seconds = done[-1]["seconds"] if done else time.time() - t0
+    (BENCH_DIR / "RESULTS.md").write_text(report.render(records, quick=False, seconds=seconds))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
