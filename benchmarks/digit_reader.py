@@ -98,8 +98,9 @@ def read(model, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return p.argmax(1), p.max(1)
 
 
-def round_trip_share(model, bundle, x: np.ndarray, y: np.ndarray) -> float:
-    """Share of digits whose decoder(z_mean) the reader reads as the digit that went in."""
+def round_trip_share(model, bundle, x: np.ndarray, y: np.ndarray) -> dict:
+    """Shares of digits whose decoder(z_mean) the reader reads as the digit that went in
+    ("round_trip"), and as it reads the original itself ("as_original": the model's own part)."""
     from vae_core import explore
 
     labels = y if bundle.spec.is_conditional else None
@@ -108,8 +109,11 @@ def round_trip_share(model, bundle, x: np.ndarray, y: np.ndarray) -> float:
         yb = None if labels is None else labels[i : i + 1000]
         z_mean, _ = explore.encode(bundle, x[i : i + 1000], yb)
         images.append(explore.decode(bundle, z_mean, yb))
-    images = np.concatenate(images)
-    return float(np.mean(read(model, images)[0] == y))
+    read_back, read_original = read(model, np.concatenate(images))[0], read(model, x)[0]
+    return {
+        "round_trip": float(np.mean(read_back == y)),
+        "as_original": float(np.mean(read_back == read_original)),
+    }
 
 
 def prior_draw_scores(
@@ -144,7 +148,7 @@ def report_card(model, bundle, data, n_test: int | None = None, draws: int = PRI
     from vae_core.data import to_float
 
     x, y = to_float(data.x_test[:n_test]), np.asarray(data.y_test[:n_test])
-    card = {"round_trip": round_trip_share(model, bundle, x, y), "n_test": len(x), "draws": draws}
+    card = {**round_trip_share(model, bundle, x, y), "n_test": len(x), "draws": draws}
     for t in TEMPERATURES:
         card[f"prior_t{t}"] = prior_draw_scores(model, bundle, t, n=draws)
     return card

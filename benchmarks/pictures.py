@@ -38,7 +38,7 @@ def _shipped_store():
 
 def _card_record(card: dict) -> dict:
     """Flatten a report card into one record's fields."""
-    out = {"round_trip": card["round_trip"], "n_test": card["n_test"], "draws": card["draws"]}
+    out = {k: card[k] for k in ("round_trip", "as_original", "n_test", "draws")}
     for t in TEMPERATURES:
         out[f"confident_t{t}"] = card[f"prior_t{t}"]["confident"]
         out[f"evenness_t{t}"] = card[f"prior_t{t}"]["evenness"]
@@ -159,19 +159,20 @@ def markdown(records: list[dict]) -> str:
         "read / log 10 (1: the ten digits equally often). The conditional VAE is asked for each digit "
         "in turn and a draw counts only when read as the digit asked for. The reader's own "
         f"accuracy bounds the round trip: a perfect redraw of every test digit would read right "
-        f"only {_pct(reader_row.get('accuracy'))} of the time.\n"
+        f"only {_pct(reader_row.get('accuracy'))} of the time; the last column counts a redraw as "
+        "right when it reads as the reader reads the original, the model's own share.\n"
     )
     head = "| Model | Prior | Epochs | Round trip | Confident at t = " + " / ".join(
         f"{t}" for t in TEMPERATURES
     )
-    out.append(head + " | Evenness (t = 1) | Test −ELBO (nats) |")
-    out.append("|---|---|---|---|---|---|---|")
+    out.append(head + " | Evenness (t = 1) | Test −ELBO (nats) | Round trip read as the original |")
+    out.append("|---|---|---|---|---|---|---|---|")
     for r in rows:
         name = "Quick demo (trained in this run)" if r["name"] == "quick_demo" else f"`{r['name']}`"
         conf = " / ".join(_pct(r[f"confident_t{t}"]) for t in TEMPERATURES)
         elbo = "—" if r.get("neg_elbo") is None else f"{r['neg_elbo']:.1f}"
         out.append(f"| {name} | {r.get('prior') or 'normal'} | {r.get('epochs')} | {_pct(r['round_trip'])} "
-                   f"| {conf} | {r['evenness_t1.0']:.3f} | {elbo} |")  # fmt: skip
+                   f"| {conf} | {r['evenness_t1.0']:.3f} | {elbo} | {_pct(r.get('as_original'))} |")  # fmt: skip
     out.append("")
     from benchmarks import prior_search
 
