@@ -468,7 +468,8 @@ with left:
                 key=f"tr_prior_{at}",
                 help="Where new digits are drawn from. N(0, I) is the classic VAE; a learned "
                 "mixture of Gaussians lets groups of digits keep their own places; ten Gaussians "
-                "set apart, one per digit (told each training digit's label), keep all ten apart.",
+                "set apart, one per digit (told each training digit's label), keep all ten apart."
+                "\n\n" + glossary.tip("prior", "mixture prior"),
             )
         c1, c2 = st.columns(2)
         epochs = c1.number_input(
