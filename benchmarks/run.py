@@ -19,16 +19,20 @@ from pathlib import Path
 from benchmarks.common import BENCH_DIR, Recorder, log, machine
 
 SECTIONS = (
-    "training", "quality", "pictures", "denoiser", "latency", "photos", "app", "load", "recsys"
+    "training", "quality", "pictures", "likelihood", "denoiser", "latency", "photos", "app", "load",
+    "recsys", "clicks",
 )  # fmt: skip
 # Left out of a plain `--quick` (ask with `--only load` / `--only recsys`): 2 sessions x 5 s still
 # need a server start and the pages' first loads, ~25 s in all; the recommender's quick run trains
-# two models on ml-latest-small and a 1/20-scale epoch, ~2 min.
-QUICK_SKIPS = ("load", "recsys")
+# two models on ml-latest-small and a 1/20-scale epoch, ~2 min; likelihood trains a model and clicks
+# starts a server and a browser.
+QUICK_SKIPS = ("load", "recsys", "likelihood", "clicks")
 # Section -> (module, function(rec, quick)); training also yields quality (see below).
 MODULES = {
     "training": ("benchmarks.training", "run"),
     "pictures": ("benchmarks.pictures", "run"),
+    "likelihood": ("benchmarks.likelihood", "run"),
+    "clicks": ("benchmarks.click_cost", "run"),
     "denoiser": ("benchmarks.denoiser", "run"),
     "latency": ("benchmarks.latency", "run"),
     "photos": ("benchmarks.photos", "run"),
