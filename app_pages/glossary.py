@@ -35,6 +35,18 @@ TERMS: dict[str, str] = {
     "knows its way.",
     "ELBO": "The evidence lower bound: the score a VAE learns to raise, 'how well it redraws the "
     "digit' minus the KL term. The app shows −ELBO, the loss, in nats: lower is better.",
+    "log-likelihood": "log p(x): how likely the model finds a digit, in nats (closer to 0 is "
+    "more likely). It is what a generative model is judged by, but a VAE cannot compute it "
+    "exactly; it estimates it.",
+    "importance sampling": "Estimating log p(x) by drawing K codes z from the encoder's cloud for "
+    "a digit and weighing how well each one explains the digit. One sample gives the ELBO; "
+    "more samples give a better estimate, closer to log p(x).",
+    "bound": "A number guaranteed to be on one side of another. The ELBO is a lower bound on "
+    "log p(x): the true value is at least the ELBO, and the gap shows how far the encoder's "
+    "guess about each digit's code is from the best one.",
+    "binarized MNIST": "MNIST with every pixel made pure black or white (drawn with a chance "
+    "equal to its grey level). Research papers report log-likelihoods on it, so a model can be "
+    "compared with theirs.",
     "nats": "The unit of the losses: how surprised the model is by a digit, counted with natural "
     "logarithms (1 nat is about 1.44 bits). Fewer nats means the model explains the digit better.",
     "PCA": "Principal component analysis turns a cloud of many-numbered codes so that a flat map "

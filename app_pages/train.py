@@ -390,7 +390,7 @@ with left:
         format_func=DATASET_LABELS.get,
         key=f"tr_data_{kind}",
         help="What the model learns from; some digits are kept aside to test it on digits it "
-        "never saw.",
+        "never saw." + ("" if items else "\n\n" + glossary.tip("binarized MNIST")),
     )
     if items:  # the larger releases, from GroupLens, licence first
         movielens_download.offer(info.datasets, key="tr_mldl")

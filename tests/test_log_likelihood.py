@@ -111,3 +111,22 @@ def test_a_run_on_binarized_mnist_trains_on_black_and_white_digits(tmp_path, mon
     bundle = store.load("binary")
     ll = log_likelihood(bundle, task.x_test[:20], k=50)
     assert ll.mean() > -negative_elbo(bundle, task.x_test[:20])["neg_elbo"]
+
+
+def test_the_page_s_estimates_for_every_k_are_the_same_estimator(trained_home):
+    from vae_core import explore
+    from vae_core.data import load_sample, to_float
+    from vae_core.metrics import estimates_by_k, log_weights
+    from vae_core.store import Store
+
+    bundle = Store(trained_home / "models", shipped_root=None).load("mlp_vae")
+    x = to_float(load_sample()[0][:5])
+    log_w = log_weights(bundle, x, k=200, seed=4)
+    same = log_likelihood(bundle, x, k=200, batch_size=5, chunk=100, seed=4)
+    np.testing.assert_allclose(estimates_by_k(log_w, [200])[0], same, rtol=1e-6)
+    bound = explore.likelihood_bound(bundle, x, seed=4)
+    assert bound.ks[0] == 1 and bound.ks[-1] == 1000
+    # The estimate climbs with K (on average over the digits) and stays above the ELBO.
+    means = bound.estimates.mean(axis=1)
+    assert means[-1] > means[0] and means[-1] > bound.elbo.mean()
+    assert bound.gap > 0

@@ -316,3 +316,25 @@ def test_comparing_with_the_conditional_vae_needs_labelled_digits(lab_home):
     at.selectbox(key="rt_vs").set_value("cvae").run()
     _ok(at)
     assert any("must be told which digit" in i.value for i in at.info)
+
+
+def test_the_elbo_is_shown_as_a_bound_that_more_samples_rise_above(lab_home):
+    at = _open(model="mlp_vae")
+
+    def estimate(k: int) -> tuple[float, float]:
+        text = next(c.value for c in at.caption if "lower bound" in c.value)
+        assert f"K = {k} samples" in text
+        elbo, at_k = (float(v) for v in re.findall(r"(-?\d+\.\d) nats", text)[:2])
+        return elbo, at_k
+
+    assert at.segmented_control(key="rt_bound_k").value == 1000
+    elbo, many = estimate(1000)
+    assert many > elbo  # importance sampling climbs above the bound
+    at.segmented_control(key="rt_bound_k").set_value(1).run()
+    _ok(at)
+    elbo_again, one = estimate(1)
+    assert elbo_again == elbo and one < many
+    assert any(c.key == "rt_bound" for c in at.get("plotly_chart"))
+    # A denoising autoencoder has no likelihood: no such section.
+    dae = _open(model="conv_dae")
+    assert not any("lower bound" in c.value for c in dae.caption)

@@ -15,6 +15,7 @@ import numpy as np
 from vae_core.data import MIX_KINDS
 from vae_core.errors import UserError
 from vae_core.images import as_batch
+from vae_core.metrics import estimates_by_k, log_weights
 from vae_core.models import ModelBundle, prior_of, with_label
 from vae_core.specs import MIXED_NOISE, NOISE_KINDS
 
@@ -173,6 +174,33 @@ def sample_prior(
         raise UserError("The temperature must be between 0 and 5.")
     z = draw_prior(bundle, n, np.random.default_rng(seed), temperature)
     return z, decode(bundle, z, label)
+
+
+BOUND_KS = (1, 3, 10, 30, 100, 300, 1000)
+
+
+@dataclass
+class BoundReport:
+    """The ELBO and the importance-sampled log p(x) of a few digits, for every K in `ks`."""
+
+    ks: tuple[int, ...]
+    elbo: np.ndarray  # (N,) nats: the mean log-weight, the bound a VAE trains on
+    estimates: np.ndarray  # (len(ks), N) nats: log p(x) from the first K samples
+
+    @property
+    def gap(self) -> float:
+        """How far the K = max estimate sits above the ELBO, averaged over the digits (nats)."""
+        return float(np.mean(self.estimates[-1] - self.elbo))
+
+
+def likelihood_bound(bundle: ModelBundle, x: np.ndarray, labels=None, *, seed: int = 0):
+    """For the digits on a page: the ELBO beside log p(x) estimated with K = 1 ... 1,000 samples
+    (one set of 1,000 draws per digit, so every K reuses the same samples)."""
+    _require_vae(bundle, "estimate how likely a digit is")
+    xb = as_batch(x)
+    y = _labels(bundle, labels, len(xb))
+    log_w = log_weights(bundle, xb, y, k=BOUND_KS[-1], seed=seed)
+    return BoundReport(BOUND_KS, log_w.mean(axis=1), estimates_by_k(log_w, BOUND_KS))
 
 
 def draw_prior(bundle: ModelBundle, n: int, rng: np.random.Generator, temperature: float = 1.0):

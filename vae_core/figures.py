@@ -279,6 +279,36 @@ def prior_map(
     return fig
 
 
+def bound_figure(ks: Sequence[int], elbo: np.ndarray, estimates: np.ndarray, k: int) -> go.Figure:
+    """The log p(x) estimate against K (mean over the digits), climbing above the ELBO (dashed):
+    the gap between them is what the bound hides. The chosen K is marked."""
+    ks = np.asarray(ks)
+    mean = np.asarray(estimates).mean(axis=1)
+    bound = float(np.mean(elbo))
+    fig = go.Figure()
+    fig.add_scatter(
+        x=ks, y=np.full(len(ks), bound), mode="lines", name="ELBO (the bound)",
+        line=dict(color="#4a5560", width=2, dash="dash"),
+        hovertemplate="ELBO %{y:.1f} nats<extra></extra>",
+    )  # fmt: skip
+    fig.add_scatter(
+        x=ks, y=mean, mode="lines+markers", name="log p(x), estimated with K samples",
+        line=dict(color=TRAIN_COLOR, width=3), fill="tonexty", fillcolor="rgba(59,110,168,0.12)",
+        hovertemplate="K = %{x}: %{y:.1f} nats<extra></extra>",
+    )  # fmt: skip
+    chosen = int(np.flatnonzero(ks == k)[0]) if k in ks else len(ks) - 1
+    fig.add_scatter(
+        x=[ks[chosen]], y=[mean[chosen]], mode="markers+text", name=f"K = {ks[chosen]}",
+        marker=dict(size=14, color="#ffd23f", line=dict(color=HIGHLIGHT_COLOR, width=1.5)),
+        text=[f"{mean[chosen] - bound:+.1f} nats above the ELBO"], textposition="bottom left",
+        hoverinfo="skip",
+    )  # fmt: skip
+    fig.update_xaxes(type="log", title="K: samples of z per digit")
+    fig.update_yaxes(title="nats per digit (higher: more likely)")
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="#ffffff")
+    return fig
+
+
 def latent_bars(
     z_mean: np.ndarray, sigma: np.ndarray | None = None, height: int = 190
 ) -> go.Figure:

@@ -88,6 +88,21 @@ def negative_elbo(
 
 
 # ---------------------------------------------------------------- log p(x), as papers report it
+# Importance sampling (Burda, Grosse & Salakhutdinov 2016): with z_k ~ q(z|x) and the log-weights
+# log w_k = log p(x, z_k) - log q(z_k|x), log p(x) ~= log (1/K) sum_k w_k. One weight's mean is the
+# ELBO; the estimate rises towards log p(x) as K grows.
+
+
+def _log_weight_chunks(z_mean, z_log_var, log_joint, k: int, chunk: int, rng):
+    """Log-weights (c, N), `chunk` samples at a time: memory stays that of one chunk."""
+    mu, log_var = np.asarray(z_mean, np.float64), np.asarray(z_log_var, np.float64)
+    sigma = np.exp(0.5 * log_var)
+    for start in range(0, k, chunk):
+        eps = rng.standard_normal((min(chunk, k - start), *mu.shape))
+        log_q = -0.5 * np.sum(np.log(2 * np.pi) + log_var + eps**2, axis=-1)
+        yield np.asarray(log_joint(mu + sigma * eps), np.float64) - log_q
+
+
 def importance_log_likelihood(
     z_mean: np.ndarray,
     z_log_var: np.ndarray,
@@ -97,20 +112,11 @@ def importance_log_likelihood(
     chunk: int = 100,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """log p(x) per row ~= log (1/K) sum_k p(x, z_k) / q(z_k|x), z_k ~ q(z|x) = N(z_mean, sigma^2)
-    (Burda, Grosse & Salakhutdinov 2016). `log_joint(z)` takes z (c, N, D) and returns
-    log p(x, z) (c, N). K is drawn `chunk` at a time, combined by a running logsumexp, so K in the
-    thousands needs no more memory than `chunk`. K = 1 is the ELBO (one sample of it); the
-    estimate rises towards log p(x) as K grows."""
-    mu, log_var = np.asarray(z_mean, np.float64), np.asarray(z_log_var, np.float64)
-    sigma = np.exp(0.5 * log_var)
-    total = np.full(mu.shape[0], -np.inf)
-    for start in range(0, k, chunk):
-        c = min(chunk, k - start)
-        eps = rng.standard_normal((c, *mu.shape))
-        z = mu + sigma * eps
-        log_q = -0.5 * np.sum(np.log(2 * np.pi) + log_var + eps**2, axis=-1)
-        log_w = np.asarray(log_joint(z), np.float64) - log_q
+    """log p(x) per row, from K samples of q(z|x) = N(z_mean, sigma^2). `log_joint(z)` takes z
+    (c, N, D) and returns log p(x, z) (c, N); the chunks are combined by a running logsumexp, so
+    K in the thousands costs no memory."""
+    total = np.full(np.shape(z_mean)[0], -np.inf)
+    for log_w in _log_weight_chunks(z_mean, z_log_var, log_joint, k, chunk, rng):
         total = np.logaddexp(total, _logsumexp(log_w, axis=0))
     return total - np.log(k)
 
@@ -118,6 +124,36 @@ def importance_log_likelihood(
 def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
     top = np.max(a, axis=axis, keepdims=True)
     return np.squeeze(top, axis) + np.log(np.sum(np.exp(a - top), axis=axis))
+
+
+def _bundle_posterior(bundle: ModelBundle, xb: np.ndarray, yb):
+    """(z_mean, z_log_var, log_joint) of a VAE on a batch: its Bernoulli decoder and own prior."""
+    if not bundle.spec.is_vae:
+        raise ValueError("Only a VAE has a likelihood to estimate.")
+    spec, logits_of = bundle.spec, logits_model(bundle.decoder)
+    prior = prior_of(bundle.decoder)
+    enc_in = with_label(spec, tf.constant(xb), None if yb is None else tf.constant(yb))
+    z_mean, z_log_var, _ = bundle.encoder(enc_in, training=False)
+    target = tf.constant(xb.reshape(len(xb), -1))
+
+    def log_joint(z):
+        c, n, d = z.shape
+        flat = tf.constant(z.reshape(c * n, d), tf.float32)
+        labels = None if yb is None else tf.constant(np.tile(yb, c))
+        logits = tf.reshape(logits_of(with_label(spec, flat, labels)), (c, n, -1))
+        log_px = -tf.reduce_sum(
+            tf.nn.sigmoid_cross_entropy_with_logits(
+                labels=tf.broadcast_to(target, logits.shape), logits=logits
+            ),
+            axis=-1,
+        )
+        if prior is None:
+            log_pz = -0.5 * np.sum(np.log(2 * np.pi) + z**2, axis=-1)
+        else:
+            log_pz = np.asarray(prior.log_prob(flat)).reshape(c, n)
+        return np.asarray(log_px, np.float64) + log_pz
+
+    return z_mean, z_log_var, log_joint
 
 
 def log_likelihood(
@@ -133,41 +169,33 @@ def log_likelihood(
     """Importance-sampled log p(x) in nats per image (log p(x|y) for a conditional VAE, given y)
     under the model's Bernoulli decoder and its own prior (N(0, I) or its mixture). On binarized
     digits this is the figure papers report (as its negative, the NLL)."""
-    if not bundle.spec.is_vae:
-        raise ValueError("Only a VAE has a likelihood to estimate.")
-    spec, logits_of = bundle.spec, logits_model(bundle.decoder)
-    prior = prior_of(bundle.decoder)
     rng = np.random.default_rng(seed)
     x = as_batch(x)
     out = []
     for start in range(0, len(x), batch_size):
-        xb = x[start : start + batch_size]
         yb = None if y is None else np.asarray(y[start : start + batch_size], np.int32)
-        enc_in = with_label(spec, tf.constant(xb), None if yb is None else tf.constant(yb))
-        z_mean, z_log_var, _ = bundle.encoder(enc_in, training=False)
-        target = tf.constant(xb.reshape(len(xb), -1))
-
-        def log_joint(z, xb=xb, yb=yb, target=target):
-            c, n, d = z.shape
-            flat = tf.constant(z.reshape(c * n, d), tf.float32)
-            labels = None if yb is None else tf.constant(np.tile(yb, c))
-            logits = tf.reshape(logits_of(with_label(spec, flat, labels)), (c, n, -1))
-            log_px = -tf.reduce_sum(
-                tf.nn.sigmoid_cross_entropy_with_logits(
-                    labels=tf.broadcast_to(target, logits.shape), logits=logits
-                ),
-                axis=-1,
-            )
-            if prior is None:
-                log_pz = -0.5 * np.sum(np.log(2 * np.pi) + z**2, axis=-1)
-            else:
-                log_pz = np.asarray(prior.log_prob(flat)).reshape(c, n)
-            return np.asarray(log_px, np.float64) + log_pz
-
+        z_mean, z_log_var, log_joint = _bundle_posterior(bundle, x[start : start + batch_size], yb)
         out.append(
             importance_log_likelihood(z_mean, z_log_var, log_joint, k=k, chunk=chunk, rng=rng)
         )
     return np.concatenate(out)
+
+
+def log_weights(
+    bundle: ModelBundle, x: np.ndarray, y: np.ndarray | None = None, *, k: int = 1000, seed: int = 0
+) -> np.ndarray:
+    """All K log-weights per image, (N, K), for a handful of images (a page's digits): their mean is
+    the ELBO, and `estimates_by_k` turns them into the log p(x) estimate for every K at once."""
+    x = as_batch(x)
+    yb = None if y is None else np.asarray(y, np.int32)
+    z_mean, z_log_var, log_joint = _bundle_posterior(bundle, x, yb)
+    rng = np.random.default_rng(seed)
+    return np.concatenate(list(_log_weight_chunks(z_mean, z_log_var, log_joint, k, 100, rng))).T
+
+
+def estimates_by_k(log_w: np.ndarray, ks) -> np.ndarray:
+    """(len(ks), N): the log p(x) estimate from the first K log-weights of each row, for each K."""
+    return np.stack([_logsumexp(log_w[:, :k], axis=1) - np.log(k) for k in ks])
 
 
 def denoising_scores(
