@@ -109,4 +109,6 @@ def test_shipped_models_record_a_command_that_retrains_them_and_no_temporary_pat
     for meta_file in SHIPPED_DIR.glob("*.json"):
         meta = json.loads(meta_file.read_text())
         assert "/tmp" not in json.dumps(meta), meta_file.name
-        assert meta["command"].startswith(("python -m vae_core.train", "python scripts/")), meta_file
+        assert meta["command"].startswith(("python -m vae_core.train", "python scripts/")), (
+            meta_file
+        )
