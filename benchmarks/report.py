@@ -187,7 +187,8 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
                      f"**{_f(q['ours_psnr'], '.1f')} dB / {_f(q['ours_ssim'], '.3f')}** (reference {_f(q['reference_psnr'], '.1f')} dB / "
                      f"{_f(q['reference_ssim'], '.3f')}; noisy input {_f(q['noisy_psnr'], '.1f')} dB)", _status(q["ours_psnr"] >= 20)))  # fmt: skip
     for name, label in (("round_trip_16", "Round trip of 16 digits"), ("prior_64", "64 prior samples"),
-                        ("manifold_30x30", "30x30 manifold (one batched call)"), ("denoise_photo", "Denoise one uploaded photo, incl. preprocessing")):  # fmt: skip
+                        ("manifold_30x30", "30x30 manifold (one batched call)"), ("denoise_photo", "Denoise one uploaded photo, incl. preprocessing"),
+                        ("log_px_16_k1000", "log p(x) of 16 digits, K = 1,000 (Round trip's bound)")):  # fmt: skip
         r = g("latency", name)
         if r:
             t = r["target_ms"]
