@@ -541,14 +541,20 @@ def bound_section(bundle: ModelBundle, x: np.ndarray, labels) -> None:
     st.header("How likely is each digit? The ELBO is only a bound")
     digest = hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest()
     report = _bound(entry.name, stamp, digest, bundle, x, labels)
-    digits.init_state("rt_bound_k", 1000)
+    choices = [1, 10, 100, 1000]
+    # The section leaves the page while the pad is empty; the browser can bring the control back
+    # without a value, so a value that is not a choice becomes the default again.
+    if st.session_state.get("rt_bound_k") not in choices:
+        st.session_state["rt_bound_k"] = choices[-1]
     k = st.segmented_control(
         "Samples of z per digit (K)",
-        [1, 10, 100, 1000],
+        choices,
         key="rt_bound_k",
         required=True,
         help=glossary.tip("log-likelihood", "importance sampling", "bound"),
     )
+    if k not in choices:
+        k = choices[-1]
     at = report.estimates[report.ks.index(k)].mean()
     st.plotly_chart(
         figures.bound_figure(report.ks, report.elbo, report.estimates, k),

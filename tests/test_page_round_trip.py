@@ -335,6 +335,12 @@ def test_the_elbo_is_shown_as_a_bound_that_more_samples_rise_above(lab_home):
     elbo_again, one = estimate(1)
     assert elbo_again == elbo and one < many
     assert any(c.key == "rt_bound" for c in at.get("plotly_chart"))
+    # The browser can bring the control back without a value (after an empty drawing pad hid it):
+    # the section falls back to K = 1,000 instead of failing.
+    at.session_state["rt_bound_k"] = None
+    at.run()
+    _ok(at)
+    assert estimate(1000)[1] == many
     # A denoising autoencoder has no likelihood: no such section.
     dae = _open(model="conv_dae")
     assert not any("lower bound" in c.value for c in dae.caption)
