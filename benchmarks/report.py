@@ -200,6 +200,13 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
                      f">= {r['target']:.0%}", f"**{r['rate']:.1%}** ({r['recognised']} of {r['photos']}; "
                      f"{r['flat_lighting_rate']:.1%} with the paper as one grey level)",
                      _status(r["rate"] >= r["target"], f"{r['rate']:.1%}")))  # fmt: skip
+    r = g("photos", "real_paper")
+    if r:
+        rates = {c: ok / max(n, 1) for c, (ok, n) in r["per_condition"].items()}
+        worst = min(rates, key=rates.get)
+        rows.append((f"Photos on real paper ({len(rates)} kinds, {r['photos_per_condition']} each): read right after `prepare_upload`",
+                     f">= {r['target']:.0%} each", "; ".join(f"{c} **{v:.0%}**" for c, v in rates.items()),
+                     _status(rates[worst] >= r["target"], f"{worst} {rates[worst]:.0%}")))  # fmt: skip
     r = g("app", "cold_start")
     if r:
         rows.append(("App cold start to first page rendered", "<= 8 s", f"**{_f(r['seconds'])} s** (server answering after {_f(r['server_ready_s'])} s)",
@@ -387,6 +394,28 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
           "20 px box, centred in 28x28 (at most 30 rows; written → what the CNN read: "
           + ", ".join(f"{lab}→{got}" for _, lab, got in r["failure_labels"][:30]) + "):\n")  # fmt: skip
         w(f"![Step strips of the photos the CNN did not recognise]({r['failures_png']})\n")
+    r = g("photos", "real_paper")
+    if r:
+        w("### Real paper: rules, squares, pens, pencil, shadows, a tilted sheet\n")
+        w(f"`benchmarks/photos.py` (`condition_set`) writes {r['photos_per_condition']} different MNIST **test** digits "
+          "per kind of paper onto a 600-1200 px sheet of white paper under a lamp, saved as a phone JPEG "
+          "(quality 70-92): **ruled** (pale blue rules every 24-38 px, a red margin), **squared** (a blue grid), "
+          "**ballpoint** (blue, strokes thinned to 30-60%), **pencil** (grey, grainy, 40-100 levels darker "
+          "than the paper), **shadow** (a hard-edged shadow at a random angle darkening part of the sheet to "
+          "40-65%), **tilted** (the sheet warped by a random perspective onto a dark wooden table), **small_far** "
+          "(the digit 0.2-0.4x the usual size on plain paper). Each goes through `prepare_upload` (sheet found and "
+          "straightened, shadow evened out, rules removed, the most digit-like mark chosen) and is read by the "
+          "same CNN.\n")  # fmt: skip
+        w("| Paper | Read right | Target | ms per photo |")
+        w("|---|---|---|---|")
+        for condition, (ok, n) in r["per_condition"].items():
+            rate = ok / max(n, 1)
+            w(f"| {condition} | {ok}/{n} ({rate:.1%}) | {_status(rate >= r['target'], f'{rate:.0%}')} | "
+              f"{_f(r['seconds_per_photo'][condition] * 1000, '.0f')} |")  # fmt: skip
+        w(f"\nRows of 2-5 digits on ruled paper (a date), split by `prepare_digits`: **{r['ruled_rows_split_right']} "
+          f"of {r['ruled_rows']}** into the right number of digits. Up to six failures per kind, one row each "
+          "with every preprocessing step:\n")  # fmt: skip
+        w(f"![Step strips of real-paper photos the CNN did not read right]({r['failures_png']})\n")
 
     # ------------------------------------------------------------ app
     app = [r for r in records if r["section"] == "app"]

@@ -7,7 +7,6 @@ Its length is one job: from any phone photo, scan or drawing to MNIST-like digit
 
 from __future__ import annotations
 
-import functools
 import io
 import math
 import struct
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageOps
 
+from vae_core import paper
 from vae_core.errors import ImageError
 
 MAX_PIXELS = 4096 * 4096
@@ -40,14 +40,19 @@ DIGIT_SIDE = 28
 BOX_SIDE = 20  # MNIST fits each digit into a 20x20 box before centring it in 28x28
 MID_SIDE = 80  # strokes are measured and thickened at this size: cheap, yet 4x finer than the box
 STROKE_FRACTION = 0.12  # MNIST's pen is about 2.5 px wide in the 20 px box
-LIGHT_SIDE = 64  # the paper's lighting is smooth: it is measured on a thumbnail this large
-LIGHT_RADIUS = 0.08  # shadows are averaged over about this share of the image
 INK_OVER_NOISE = 6  # ink stands out from the paper by at least this many times the grain
 SPLIT_SIDE = 256  # ink is split into connected regions at this size: fast, and hairline gaps close
 SPECK_SHARE = 0.01  # connected ink under this share of the largest region is dust, not a stroke
 MIN_HEIGHT_SHARE = 0.35  # in a row, a mark this much shorter than the tallest is a dash or a dot
 MAX_DIGITS = 12  # one photo holds at most this many digits (a date, a phone number)
+BLOB_SIDE = 48  # px at SPLIT_SIDE: marks at least this large are blobs when they fill their box
+WRITING_PIECES = 3  # more pieces of ink than this many per digit allowed: a page of writing
 EMPTY_NOTE = "The image is almost empty; there is little ink to centre."
+UNSURE_SCORE = 0.15  # a best mark below this digit-likeness (0-1) is probably not a digit
+NOT_A_DIGIT_NOTE = (
+    "Nothing in this image looks much like a digit, so the result may be no digit at all."
+)
+SEVERAL_NOTE = "Several marks look like digits; the one that looks most like a digit was used."
 
 # What Pillow raises on malformed files. Its plugins surface damage as any of these (a broken PNG
 # chunk is a SyntaxError, a bad TIFF tag a KeyError or TypeError), so all of them mean "bad file".
@@ -76,6 +81,7 @@ class Preprocessed:
         default_factory=lambda: np.zeros((28, 28), np.float32)
     )  # white on black
     notes: list[str] = field(default_factory=list)  # plain-language remarks on what was done
+    marks: int = 0  # separate marks that looked as much like a digit as the one chosen (or nearly)
 
 
 def _name(filename: str) -> str:
@@ -158,6 +164,11 @@ def _decode(data: bytes, filename: str) -> tuple[np.ndarray, list[str]]:
         _check_size(*img.size, filename)  # before load(): the header alone tells the pixel count
         if getattr(img, "n_frames", 1) > 1:
             notes.append("The file has several frames; only the first one was used.")
+        if img.format == "JPEG" and max(img.size) > 2 * WORK_SIDE:
+            # A phone's 12-megapixel JPEG is decoded straight at 1/2-1/8 size (no finer than the
+            # WORK_SIDE it is shrunk to anyway): the full decode would cost more than all the rest.
+            shrink = WORK_SIDE / max(img.size)
+            img.draft(img.mode, (math.ceil(img.width * shrink), math.ceil(img.height * shrink)))
         img.load()
         upright = ImageOps.exif_transpose(img)
         _check_size(*upright.size, filename)
@@ -241,63 +252,19 @@ def _ink_neighbours(ink: np.ndarray) -> np.ndarray:
     )
 
 
+def _light_paper(border: np.ndarray) -> bool:
+    """Whether the page is light (dark ink on it), read on the image's border: mostly light, or
+    partly light and the rest no darker than paper in a shadow (a sheet half in shade)."""
+    median = float(np.median(border))
+    lit = float(np.mean(border > 0.6))
+    return median > 0.5 or (median > 0.3 and lit >= 0.15)
+
+
 def _empty(pre: Preprocessed, note: str = EMPTY_NOTE) -> Preprocessed:
     pre.notes.append(note)
     pre.digit = np.zeros((DIGIT_SIDE, DIGIT_SIDE), np.float32)
     pre.steps.append(("Centred in 28x28 (nothing to centre)", pre.digit))
     return pre
-
-
-# ---------------------------------------------------------------------------------------------
-# Lighting: a lamp lights a sheet unevenly, and a gradient across the paper must not read as ink
-
-
-def _box_blur(img: np.ndarray, radius: int) -> np.ndarray:
-    """Mean over a (2r+1)^2 window, edges repeated; three passes make it close to a Gaussian."""
-    out = img.astype(np.float64)
-    for axis in (0, 1):
-        for _ in range(3):
-            pad = [(0, 0), (0, 0)]
-            pad[axis] = (radius + 1, radius)
-            c = np.cumsum(np.pad(out, pad, mode="edge"), axis=axis)
-            hi = np.take(c, np.arange(2 * radius + 1, c.shape[axis]), axis=axis)
-            lo = np.take(c, np.arange(0, c.shape[axis] - 2 * radius - 1), axis=axis)
-            out = (hi - lo) / (2 * radius + 1)
-    return out
-
-
-def _paper(gray: np.ndarray) -> np.ndarray:
-    """How bright the bare paper is at each pixel of a white-on-black image (ink left out)."""
-    small = _shrink(gray, LIGHT_SIDE).astype(np.float64)
-    h, w = small.shape
-    if h * w < 64:
-        return np.full(gray.shape, float(np.median(small)), np.float32)
-    # 1. A smooth surface (a cubic in x and y) fitted to the paper alone: ink is what lies well
-    #    above the fit, so it is left out and the fit redone until the paper is all that is left.
-    yy, xx = np.mgrid[-1 : 1 : h * 1j, -1 : 1 : w * 1j]
-    terms = np.stack([xx**i * yy**j for i in range(4) for j in range(4 - i)], -1).reshape(h * w, -1)
-    values = small.ravel()
-    paper = values <= np.median(values)  # a first guess: ink is never the brighter half
-    for _ in range(8):
-        # Least squares through the 10x10 normal equations (lstsq's SVD is 100x slower here).
-        masked = terms * paper[:, None]
-        coef = np.linalg.solve(masked.T @ terms + 1e-6 * np.eye(terms.shape[1]), masked.T @ values)
-        residual = values - terms @ coef
-        spread = 1.4826 * float(np.median(np.abs(residual[paper]))) + 2e-3
-        paper = residual < 3.0 * spread
-    fit = (terms @ coef).reshape(h, w)
-    # 2. Shadows are more local than any smooth surface: average the paper pixels nearby, and
-    #    fall back on the fit where a thick stroke leaves no paper to average.
-    keep = paper.reshape(h, w).astype(np.float64)
-    keep = (_box_blur(keep, 1) > 0.99).astype(np.float64)  # stroke edges are not paper either
-    radius = max(1, round(LIGHT_RADIUS * max(h, w)))
-    near = _box_blur(small * keep, radius)
-    weight = _box_blur(keep, radius)
-    local = (near + 0.05 * fit) / (weight + 0.05)
-    up = Image.fromarray(local.astype(np.float32)).resize(
-        (gray.shape[1], gray.shape[0]), Image.Resampling.BILINEAR
-    )
-    return np.asarray(up, np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,20 +283,37 @@ def _ink(gray: np.ndarray) -> tuple[Preprocessed, np.ndarray | None]:
     pre = Preprocessed()
     pre.steps.append(("Your image in grayscale", gray))
 
-    if float(np.median(_border(gray))) > 0.5:
+    # A photo taken at an angle shows the table around the sheet: keep the sheet alone, squared up.
+    sheet = paper.find_sheet(gray)
+    if sheet is not None:
+        gray = _shrink(sheet, WORK_SIDE)
+        pre.steps.append(("Sheet found and straightened", gray))
+        pre.notes.append(
+            "The sheet was found in the photo and straightened; its surroundings were left out."
+        )
+
+    if _light_paper(_border(gray)):
         gray = 1.0 - gray
         pre.notes.append("The image was inverted because its background was light.")
     pre.steps.append(("White digit on a black background", gray))
 
-    # Light falling off across the sheet would read as ink: take the paper's own brightness away
-    # pixel by pixel, so what is left is the ink alone on a black, evenly lit page.
-    residual = gray - _paper(gray)
+    # Light falling off across the sheet, or a shadow's hard edge, would read as ink: divide the
+    # paper's own brightness out, so what is left is the ink alone on a black, evenly lit page
+    # (and ink in a shadow is as strong as ink in the light).
+    light, hard = paper.paper_light(1.0 - gray)
+    residual = 1.0 - (1.0 - gray) / np.maximum(light, 0.05)
     even = np.clip(residual, 0.0, 1.0)
-    pre.steps.append(("Lighting evened out", even))
+    pre.steps.append(("Shadow evened out" if hard else "Lighting evened out", even))
     # Grain and JPEG noise, measured all over the page (ink is too small a part to sway a median;
     # every 4th pixel each way is plenty for a median, and 16x faster).
     sample = residual[::4, ::4]
     noise = 1.4826 * float(np.median(np.abs(sample - np.median(sample))))
+
+    # Notebook rules, squares and the margin are ink too, but printed: thin lines across the sheet.
+    even, rules = paper.remove_rules(even, max(3.0 * noise, 0.03))
+    if rules.any():
+        pre.steps.append(("Rules removed", even))
+        pre.notes.append("Printed lines (rules, squares or a margin) were taken out of the page.")
 
     # What is left of the background is speckle (grain, JPEG noise): measure it on the border
     # and cut below it, so only the strokes are left.
@@ -343,7 +327,7 @@ def _ink(gray: np.ndarray) -> tuple[Preprocessed, np.ndarray | None]:
     if contrast < max(0.05, INK_OVER_NOISE * noise):  # bare paper: grain is all there is
         return pre, None
     speckle = (float(np.percentile(border, 99)) - background) / contrast
-    cut = min(max(1.5 * speckle, 0.1), 0.5)
+    cut = min(max(1.5 * speckle, 0.16), 0.5)
     clean = np.clip(((even - background) / contrast - cut) / (1.0 - cut), 0.0, 1.0)
     # Lone specks that survive the cut would stretch the crop and shrink the digit; a stroke,
     # even one pixel wide, always has an inked neighbour.
@@ -428,6 +412,14 @@ def _label(ink: np.ndarray) -> tuple[np.ndarray, list[_Region]]:
     return labels, regions
 
 
+def _hair(region: _Region, tallest: int, width: int) -> bool:
+    """A flat sliver: far thinner than the tallest mark and several times wider than thick, or
+    thin and running across half the image."""
+    tall, wide = region.bottom - region.top, region.right - region.left
+    across = wide >= 0.5 * width and tall <= 0.25 * tallest
+    return across or (tall <= 0.08 * tallest and wide >= 4 * tall)
+
+
 def _stacked(a: _Region, b: _Region) -> bool:
     """Two pieces of one broken digit: side by side in x (overlap or a small gap), not in y."""
     gap = max(a.left, b.left) - min(a.right, b.right)  # < 0: they overlap horizontally
@@ -439,8 +431,11 @@ def _stacked(a: _Region, b: _Region) -> bool:
     return gap <= 0.15 * tall and shared_rows <= 0.3 * short
 
 
-def _digit_regions(clean: np.ndarray) -> tuple[np.ndarray, list[_Region], float]:
-    """Ink grouped into digits, left to right, with the label image and its scale to `clean`."""
+def _digit_regions(
+    clean: np.ndarray, stack: bool = True
+) -> tuple[np.ndarray, list[_Region], float]:
+    """Ink grouped into digits, left to right, with the label image and its scale to `clean`
+    (`stack=False`: each connected piece on its own)."""
     small = _shrink(clean, SPLIT_SIDE)
     scale = clean.shape[0] / small.shape[0]
     labels, regions = _label(small > 0)
@@ -448,7 +443,20 @@ def _digit_regions(clean: np.ndarray) -> tuple[np.ndarray, list[_Region], float]
         return labels, [], scale
     # Specks (dust, grain) are far smaller than any stroke of a digit.
     largest = max(r.area for r in regions)
-    regions = sorted((r for r in regions if r.area >= SPECK_SHARE * largest), key=lambda r: r.left)
+    regions = [r for r in regions if r.area >= SPECK_SHARE * largest]
+    # A hair-thin sliver (what is left of a rule or a shadow's edge) is no stroke of a digit.
+    tallest = max(r.bottom - r.top for r in regions)
+    regions = sorted(
+        (r for r in regions if len(regions) == 1 or not _hair(r, tallest, labels.shape[1])),
+        key=lambda r: r.left,
+    )
+    if not stack:
+        return labels, regions, scale
+    return labels, _stack(regions), scale
+
+
+def _stack(regions: list[_Region]) -> list[_Region]:
+    """Pieces of ink (left to right) grouped into digits: pieces above one another are one."""
     groups: list[_Region] = []
     for region in regions:
         # Merge with every group it overlaps; merging can make a group reach an earlier one.
@@ -457,7 +465,7 @@ def _digit_regions(clean: np.ndarray) -> tuple[np.ndarray, list[_Region], float]
                 region = region.merged(groups.pop(i))
         groups.append(region)
         groups.sort(key=lambda r: r.left)
-    return labels, groups, scale
+    return groups
 
 
 def _region_ink(clean: np.ndarray, labels: np.ndarray, scale: float, region: _Region) -> np.ndarray:
@@ -473,6 +481,73 @@ def _region_ink(clean: np.ndarray, labels: np.ndarray, scale: float, region: _Re
     rows = np.flatnonzero(crop.max(axis=1) > 0)
     cols = np.flatnonzero(crop.max(axis=0) > 0)
     return crop[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def _at_edge(region: _Region, shape: tuple[int, int]) -> bool:
+    return (
+        region.top == 0 or region.left == 0 or region.bottom == shape[0] or region.right == shape[1]
+    )
+
+
+def _digit_likeness(region: _Region, labels: np.ndarray) -> float:
+    """How much a region looks like a handwritten digit (0-1), from its shape alone: a digit is
+    neither a speck nor a line across the page, its strokes are thin for its height, and it does
+    not run into the photo's edge (a shadow's edge or the table does)."""
+    h, w = labels.shape
+    tall, wide = region.bottom - region.top, region.right - region.left
+    mine = np.isin(labels[region.top : region.bottom, region.left : region.right], region.labels)
+    stroke = max(_stroke_width(mine.astype(np.float32)), 1.0)
+    longest = max(tall, wide)
+    size = min(1.0, max(0.0, (longest / max(h, w) - 0.01) / 0.04))
+    # A rule's remnant is far longer than thick; a dash is wider than tall.
+    slender = min(1.0, max(0.0, (60.0 - longest / stroke) / 30.0))
+    upright = min(1.0, max(0.0, (3.5 - wide / max(tall, 1)) / 1.5))
+    edges = (region.top == 0) + (region.left == 0) + (region.bottom == h) + (region.right == w)
+    # Nor blobs or wedges; a small digit, though, is a blob at this size, its strokes run together.
+    if longest < BLOB_SIDE:
+        return size * slender * upright * (0.3**edges)
+    filled = min(1.0, max(0.0, (0.5 - stroke / max(tall, 1)) / 0.25))
+    if tall < 2.5 * wide:  # a blob (a face, a stain) fills its box; only a "1" may do so
+        filled *= min(1.0, max(0.0, (0.72 - region.area / max(tall * wide, 1)) / 0.1))
+    return size * slender * upright * filled * (0.3**edges)
+
+
+def _digit_scores(groups: list[_Region], labels: np.ndarray) -> tuple[list[float], list[float]]:
+    """Each group's digit-likeness, and its rank among them: as likely, the larger mark wins."""
+    likeness = [_digit_likeness(g, labels) for g in groups]
+    longest = [max(g.bottom - g.top, g.right - g.left) / max(labels.shape) for g in groups]
+    return likeness, [k * math.sqrt(n) for k, n in zip(likeness, longest, strict=True)]
+
+
+def _choose_digit(groups: list[_Region], labels: np.ndarray, pre: Preprocessed) -> _Region:
+    """The group that looks most like a digit, with the pieces close to it (a broken stroke)."""
+    likeness, scores = _digit_scores(groups, labels)
+    order = np.argsort(scores)[::-1]
+    best = groups[order[0]]
+    pre.marks = sum(
+        score >= 0.3 * scores[order[0]]
+        and g.bottom - g.top >= MIN_HEIGHT_SHARE * (best.bottom - best.top)
+        for g, score in zip(groups, scores, strict=True)
+    )
+    # Pieces of the same digit lie close to it; what runs into the photo's edge (a shadow's or a
+    # sheet's edge) is no piece of it, however close, unless it looks like part of a digit, and
+    # neither is a rule's remnant beside it (longer than the digit and a hair thin).
+    side = max(best.bottom - best.top, best.right - best.left)
+    chosen = best
+    for i in order[1:]:
+        g = groups[i]
+        gap = max(
+            g.top - best.bottom, best.top - g.bottom, g.left - best.right, best.left - g.right
+        )
+        g_short, g_long = sorted((g.bottom - g.top, g.right - g.left))
+        near = gap <= 0.3 * side and not (g_short < 0.15 * side and g_long > side)
+        if near and (not _at_edge(g, labels.shape) or scores[i] > 0.1 * scores[order[0]]):
+            chosen = chosen.merged(g)
+        elif scores[i] >= 0.8 * scores[order[0]] and SEVERAL_NOTE not in pre.notes:
+            pre.notes.append(SEVERAL_NOTE)
+    if likeness[order[0]] < UNSURE_SCORE:
+        pre.notes.append(NOT_A_DIGIT_NOTE)
+    return chosen
 
 
 # ---------------------------------------------------------------------------------------------
@@ -523,12 +598,13 @@ def to_mnist(gray: np.ndarray) -> Preprocessed:
     pre, clean = _ink(gray)
     if clean is None:
         return _empty(pre)
-    labels, groups, scale = _digit_regions(clean)
+    labels, groups, scale = _digit_regions(clean, stack=False)
     if not groups:
         return _empty(pre)
-    # One digit: all its ink, specks left out (a speck far away would shrink the digit).
-    whole = functools.reduce(_Region.merged, groups)
-    return _centre(_region_ink(clean, labels, scale, whole), pre)
+    # One digit: the mark that looks most like one, with its own pieces; a margin's remnant, a
+    # shadow's edge or a speck far away would shrink the digit or be read instead of it.
+    chosen = _choose_digit(groups, labels, pre)
+    return _centre(_region_ink(clean, labels, scale, chosen), pre)
 
 
 @dataclass
@@ -572,7 +648,36 @@ def split_digits(gray: np.ndarray, max_digits: int = MAX_DIGITS, filename: str =
     if clean is None:
         photo.notes.append(EMPTY_NOTE)
         return photo
-    labels, groups, scale = _digit_regions(clean)
+    labels, pieces, scale = _digit_regions(clean, stack=False)
+    # Lines, wedges and edges left by paper, shadow or table run into the photo's edge and look
+    # like no digit: they are no piece of a digit (and would join the digits they lie under).
+    if len(pieces) > 1:
+        _, piece_scores = _digit_scores(pieces, labels)
+        top = max(piece_scores)
+        pieces = [
+            p
+            for p, score in zip(pieces, piece_scores, strict=True)
+            if score >= 0.25 * top or not _at_edge(p, labels.shape)
+        ]
+    groups = _stack(pieces)
+    # A page of writing has lines of marks, each line's marks stacked into a few tall groups:
+    # many pieces as tall as letters (grain and dots around a small digit are far shorter).
+    tallest = max((p.bottom - p.top for p in pieces), default=0)
+    letters = sum(p.bottom - p.top >= MIN_HEIGHT_SHARE * tallest for p in pieces)
+    if letters > WRITING_PIECES * max_digits:
+        raise ImageError(
+            f"{_name(filename)} looks like a page of writing rather than a row of digits; "
+            "crop it to the digits and try again."
+        )
+    likeness, scores = _digit_scores(groups, labels)
+    if likeness and max(likeness) < UNSURE_SCORE:
+        photo.notes.append(NOT_A_DIGIT_NOTE)
+    if len(groups) > 1:
+        groups = [
+            g
+            for g, score in zip(groups, scores, strict=True)
+            if score >= 0.25 * max(scores) or not _at_edge(g, labels.shape)
+        ]
     # Dashes, dots and dust in a date or a phone number are much shorter than its digits.
     tallest = max((g.bottom - g.top for g in groups), default=0)
     groups = [g for g in groups if g.bottom - g.top >= MIN_HEIGHT_SHARE * tallest]
@@ -616,6 +721,11 @@ def prepare_upload(data: bytes, filename: str = "") -> Preprocessed:
     """Upload bytes -> MNIST-style digit with its steps and notes; ImageError if unusable."""
     gray, notes = _decode(data, filename)
     pre = to_mnist(gray)
+    if pre.marks > MAX_DIGITS:
+        raise ImageError(
+            f"{_name(filename)} shows {pre.marks} separate marks, like a page of writing rather "
+            "than one digit; crop it to the digit and try again."
+        )
     pre.notes[:0] = notes
     return pre
 
