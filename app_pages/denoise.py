@@ -231,16 +231,18 @@ if choice == "My own images":
     if len(files or []) > MAX_DIGITS:
         st.warning(f"Showing the first {MAX_DIGITS} of your {len(files)} images.")
     found: list[np.ndarray] = []
-    for f in (files or [])[:MAX_DIGITS]:
+    for i, f in enumerate((files or [])[:MAX_DIGITS]):
         try:
             photo = own_digits.prepare_photo(f.getvalue(), f.name)
         except UserError as err:
             st.error(str(err))
             continue
+        open_it = len(files) == 1 or photo.unsure
+        with st.expander(f"How **{f.name}** was made MNIST-like", expanded=open_it):
+            own_digits.show_photo(photo, 96)
+            photo = own_digits.point_at(photo, f.getvalue(), f.name, f"dn_files_{i}")
         found += list(photo.digit_array())
         names += own_digits.digit_names(photo, f.name)
-        with st.expander(f"How **{f.name}** was made MNIST-like", expanded=len(files) == 1):
-            own_digits.show_photo(photo, 96)
     if len(found) > MAX_DIGITS:
         st.warning(f"Showing the first {MAX_DIGITS} of the {len(found)} digits in your images.")
         found, names = found[:MAX_DIGITS], names[:MAX_DIGITS]

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import streamlit as st
+from PIL import Image
 from streamlit_drawable_canvas import st_canvas
+from streamlit_image_coordinates import streamlit_image_coordinates
 
 from app_pages import shared
 from vae_core import images
@@ -23,6 +25,11 @@ PAD_SIDE = 280  # the drawing pad: 10x MNIST's 28 pixels
 # size, as MNIST's (~2.5 px in its 20 px box).
 PEN_WIDTH = 20
 STEP_WIDTH = 84  # pixels per picture in a step strip
+POINT_SIDE = 480  # the photo to click on, longer side in pixels
+UNSURE = (
+    "The lab is not sure it took the right mark for your digit: if the result is not what you "
+    "wrote, click your digit on the photo below."
+)
 NO_DIGIT = (
     "No digit was found in {what}: hold a sheet with one dark digit (or a row of them) close "
     "to the camera, or choose another picture."
@@ -70,6 +77,72 @@ def prepare_photo(data: bytes, filename: str) -> images.Photo:
     return images.prepare_digits(data, filename)
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def pointed_digit(data: bytes, filename: str, point: tuple[float, float]) -> images.Preprocessed:
+    """The mark nearest the point (x, y as shares of the photo) made MNIST-like (cached)."""
+    return images.prepare_upload(data, filename, point)
+
+
+def _thumbnail(page: np.ndarray, side: int) -> Image.Image:
+    img = Image.fromarray(images.to_uint8(page))
+    img.thumbnail((side, side))
+    return img
+
+
+def _choose_again(key: str) -> None:
+    st.session_state[f"{key}_tries"] = st.session_state.get(f"{key}_tries", 0) + 1
+
+
+def point_at(photo: images.Photo, data: bytes, filename: str, key: str) -> images.Photo:
+    """The lab's digits, or the one mark the person clicks on the photo when the lab chose wrong
+    (a doodle beside the digit, a digit too small beside a large mark). Offered open when unsure."""
+    if photo.page is None or not photo.digits:
+        return photo
+    if photo.unsure:
+        st.warning(UNSURE)
+    digest = hashlib.sha1(data).hexdigest()[:12]  # a new photo starts without a click
+    on = st.toggle(
+        "Point at the digit myself",
+        value=photo.unsure,
+        key=f"{key}_point_on_{digest}",
+        help="Click the digit you wrote on the photo; the lab then takes that mark, whatever "
+        "it would have chosen.",
+    )
+    if not on:
+        return photo
+    click_key = f"{key}_point_{digest}_{st.session_state.get(f'{key}_tries', 0)}"
+    click = streamlit_image_coordinates(
+        _thumbnail(photo.page, POINT_SIDE),
+        key=click_key,
+        image_format="JPEG",
+        jpeg_quality=85,
+        cursor="crosshair",
+    )
+    if not click:
+        st.caption("Click the middle of your digit on the photo.")
+        return photo
+    point = (round(click["x"] / click["width"], 3), round(click["y"] / click["height"], 3))
+    try:
+        pre = pointed_digit(data, filename, point)
+    except UserError as err:
+        shared.show_error(err)
+        return photo
+    st.caption("The mark you clicked, made MNIST-like:")
+    step_strip(pre.steps)
+    shown = photo.notes + [n for d in photo.digits for n in d.notes]
+    for note in pre.notes:
+        if note not in shown:
+            st.caption(note)
+    st.button(
+        "Let the lab choose again",
+        key=f"{key}_choose_again",
+        icon=":material/undo:",
+        on_click=_choose_again,
+        args=(key,),
+    )
+    return images.Photo(digits=[pre], notes=pre.notes, page=photo.page)
+
+
 def digit_names(photo: images.Photo, name: str) -> list[str]:
     """`name` for a photo of one digit; "name #1", "name #2", ... for the digits of a row."""
     if len(photo.digits) == 1:
@@ -77,7 +150,7 @@ def digit_names(photo: images.Photo, name: str) -> list[str]:
     return [f"{name} #{i + 1}" for i in range(len(photo.digits))]
 
 
-def from_photo(data: bytes, filename: str, what: str) -> OwnDigits | None:
+def from_photo(data: bytes, filename: str, what: str, key: str) -> OwnDigits | None:
     """One photo's digits with their steps shown; one sentence (and None) if it has none."""
     try:
         photo = prepare_photo(data, filename)
@@ -90,6 +163,7 @@ def from_photo(data: bytes, filename: str, what: str) -> OwnDigits | None:
     # A file name is shown whole, wrapping only after "_", "-" or ".".
     st.caption(f"How {shared.breakable(what, markdown=True)} was made MNIST-like:")
     show_photo(photo)
+    photo = point_at(photo, data, filename, key)
     return OwnDigits(photo.digit_array(), digit_names(photo, what))
 
 
@@ -104,7 +178,7 @@ def upload(key: str) -> OwnDigits | None:
     if file is None:
         st.info("Upload a picture of a digit: dark ink on light paper works best.")
         return None
-    return from_photo(file.getvalue(), file.name, file.name)
+    return from_photo(file.getvalue(), file.name, file.name, key)
 
 
 def camera(key: str) -> OwnDigits | None:
@@ -116,7 +190,7 @@ def camera(key: str) -> OwnDigits | None:
     )
     if shot is None:
         return None
-    return from_photo(shot.getvalue(), "camera.jpg", "the photo")
+    return from_photo(shot.getvalue(), "camera.jpg", "the photo", key)
 
 
 @dataclass

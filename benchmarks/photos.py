@@ -186,6 +186,20 @@ def digit_row(digits: np.ndarray, rng: np.random.Generator, **kw) -> bytes:
     return _encode(row_image(digits, rng, **kw), "JPEG", quality=88)
 
 
+def big_and_small(
+    big: np.ndarray, small: np.ndarray, rng: np.random.Generator
+) -> tuple[bytes, tuple[float, float]]:
+    """A photo where the lab's own choice is wrong: a large digit doodled on the left and, lower on
+    the right, the small digit the person meant (a quarter as tall: read as a dot beside the big
+    one). Returns the JPEG and the small digit's centre (x, y as shares of the photo)."""
+    h, w = 600, 800
+    sheet = np.zeros((h, w), np.float32)
+    for digit, side, (x, y) in ((big, 440, (60, 60)), (small, 110, (560, 400))):
+        piece = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC))
+        sheet[y : y + side, x : x + side] = piece / np.float32(255.0)
+    return _encode(_colour(_print(sheet, rng), rng), "JPEG", quality=88), (615 / w, 455 / h)
+
+
 def noise_marks(count: int, rng: np.random.Generator) -> bytes:
     """A sheet with `count` short random scribbles side by side: not digits, but many marks."""
     w, h = 60 * count + 80, 220

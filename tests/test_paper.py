@@ -13,7 +13,10 @@ from PIL import Image, ImageDraw, ImageFilter
 from benchmarks import photos
 from vae_core.errors import ImageError
 from vae_core.images import (
+    LEFT_OUT_NOTE,
     NOT_A_DIGIT_NOTE,
+    POINTED_NOTE,
+    UNSURE_NOTES,
     WORK_SIDE,
     prepare_digits,
     prepare_upload,
@@ -194,3 +197,23 @@ def test_a_face_is_no_digit_and_says_so_in_one_sentence():
         notes = prepare(data, "selfie.jpg").notes
         assert NOT_A_DIGIT_NOTE in notes, notes
     _one_sentence(NOT_A_DIGIT_NOTE)
+
+
+# ---------------------------------------------------------------- pointing at the digit
+def test_a_point_on_the_photo_takes_the_mark_the_lab_would_not(full_mnist, digit_reader):
+    """A large 8 doodled beside a small 3: the lab takes the 8 and says it may be wrong; the point
+    on the 3 (as the page's click gives it: shares of the straightened photo) takes the 3."""
+    x, y = full_mnist.x_test, full_mnist.y_test
+    big, small = (int(np.flatnonzero(y == d)[0]) for d in (8, 3))
+    data, point = photos.big_and_small(x[big], x[small], np.random.default_rng(0))
+    photo = prepare_digits(data, "doodle.jpg")
+    assert photo.unsure and LEFT_OUT_NOTE in photo.notes
+    assert photo.page is not None and photo.page.shape == (600, 800)
+    auto = prepare_upload(data, "doodle.jpg")
+    pointed = prepare_upload(data, "doodle.jpg", point=point)
+    on_the_8 = prepare_upload(data, "doodle.jpg", point=(0.3, 0.4))
+    read = digit_reader.read(
+        np.stack([photo.digits[0].digit, auto.digit, pointed.digit, on_the_8.digit])
+    )
+    assert read.tolist() == [8, 8, 3, 8]
+    assert POINTED_NOTE in pointed.notes and not any(n in pointed.notes for n in UNSURE_NOTES)

@@ -49,10 +49,15 @@ BLOB_SIDE = 48  # px at SPLIT_SIDE: marks at least this large are blobs when the
 WRITING_PIECES = 3  # more pieces of ink than this many per digit allowed: a page of writing
 EMPTY_NOTE = "The image is almost empty; there is little ink to centre."
 UNSURE_SCORE = 0.15  # a best mark below this digit-likeness (0-1) is probably not a digit
+DIGIT_LIKE = 0.5  # a mark at least this digit-like (0-1) is not a dash or a dot
 NOT_A_DIGIT_NOTE = (
     "Nothing in this image looks much like a digit, so the result may be no digit at all."
 )
 SEVERAL_NOTE = "Several marks look like digits; the one that looks most like a digit was used."
+LEFT_OUT_NOTE = "A smaller mark that looks like a digit was left out as too small to be one."
+POINTED_NOTE = "The mark you clicked was used."
+# Notes that mean the lab may have picked the wrong mark: the page then asks the person to point.
+UNSURE_NOTES = (NOT_A_DIGIT_NOTE, SEVERAL_NOTE, LEFT_OUT_NOTE)
 
 # What Pillow raises on malformed files. Its plugins surface damage as any of these (a broken PNG
 # chunk is a SyntaxError, a bad TIFF tag a KeyError or TypeError), so all of them mean "bad file".
@@ -82,6 +87,8 @@ class Preprocessed:
     )  # white on black
     notes: list[str] = field(default_factory=list)  # plain-language remarks on what was done
     marks: int = 0  # separate marks that looked as much like a digit as the one chosen (or nearly)
+    # The photo as the steps see it (straightened, before inversion): a point on it names a mark.
+    page: np.ndarray | None = None
 
 
 def _name(filename: str) -> str:
@@ -291,6 +298,7 @@ def _ink(gray: np.ndarray) -> tuple[Preprocessed, np.ndarray | None]:
         pre.notes.append(
             "The sheet was found in the photo and straightened; its surroundings were left out."
         )
+    pre.page = gray
 
     if _light_paper(_border(gray)):
         gray = 1.0 - gray
@@ -519,10 +527,30 @@ def _digit_scores(groups: list[_Region], labels: np.ndarray) -> tuple[list[float
     return likeness, [k * math.sqrt(n) for k, n in zip(likeness, longest, strict=True)]
 
 
-def _choose_digit(groups: list[_Region], labels: np.ndarray, pre: Preprocessed) -> _Region:
-    """The group that looks most like a digit, with the pieces close to it (a broken stroke)."""
+def _pointed(groups: list[_Region], labels: np.ndarray, point: tuple[float, float]) -> int:
+    """The group whose ink lies nearest the point (x, y as shares of the page's width, height)."""
+    h, w = labels.shape
+    x, y = point[0] * w, point[1] * h
+    ys, xs = np.indices(labels.shape)
+    far = (xs - x) ** 2 + (ys - y) ** 2
+    return int(np.argmin([far[np.isin(labels, g.labels)].min() for g in groups]))
+
+
+def _choose_digit(
+    groups: list[_Region],
+    labels: np.ndarray,
+    pre: Preprocessed,
+    point: tuple[float, float] | None = None,
+) -> _Region:
+    """The group that looks most like a digit (or the one the person pointed at), with the pieces
+    close to it (a broken stroke)."""
     likeness, scores = _digit_scores(groups, labels)
-    order = np.argsort(scores)[::-1]
+    order = [int(i) for i in np.argsort(scores)[::-1]]
+    if point is not None:
+        first = _pointed(groups, labels, point)
+        order.remove(first)
+        order.insert(0, first)
+        pre.notes.append(POINTED_NOTE)
     best = groups[order[0]]
     pre.marks = sum(
         score >= 0.3 * scores[order[0]]
@@ -543,9 +571,11 @@ def _choose_digit(groups: list[_Region], labels: np.ndarray, pre: Preprocessed) 
         near = gap <= 0.3 * side and not (g_short < 0.15 * side and g_long > side)
         if near and (not _at_edge(g, labels.shape) or scores[i] > 0.1 * scores[order[0]]):
             chosen = chosen.merged(g)
-        elif scores[i] >= 0.8 * scores[order[0]] and SEVERAL_NOTE not in pre.notes:
+        elif (
+            point is None and scores[i] >= 0.8 * scores[order[0]] and SEVERAL_NOTE not in pre.notes
+        ):
             pre.notes.append(SEVERAL_NOTE)
-    if likeness[order[0]] < UNSURE_SCORE:
+    if point is None and likeness[order[0]] < UNSURE_SCORE:
         pre.notes.append(NOT_A_DIGIT_NOTE)
     return chosen
 
@@ -592,9 +622,10 @@ def _centre(crop: np.ndarray, pre: Preprocessed) -> Preprocessed:
     return pre
 
 
-def to_mnist(gray: np.ndarray) -> Preprocessed:
+def to_mnist(gray: np.ndarray, point: tuple[float, float] | None = None) -> Preprocessed:
     """The MNIST recipe for one digit: white on black, lighting evened out, background removed,
-    ink cropped, 20 px box, centre of mass."""
+    ink cropped, 20 px box, centre of mass. `point` (x, y as shares of `Preprocessed.page`): the
+    mark nearest it is the digit, whatever the lab would have chosen."""
     pre, clean = _ink(gray)
     if clean is None:
         return _empty(pre)
@@ -603,7 +634,7 @@ def to_mnist(gray: np.ndarray) -> Preprocessed:
         return _empty(pre)
     # One digit: the mark that looks most like one, with its own pieces; a margin's remnant, a
     # shadow's edge or a speck far away would shrink the digit or be read instead of it.
-    chosen = _choose_digit(groups, labels, pre)
+    chosen = _choose_digit(groups, labels, pre, point)
     return _centre(_region_ink(clean, labels, scale, chosen), pre)
 
 
@@ -614,6 +645,13 @@ class Photo:
     steps: list[tuple[str, np.ndarray]] = field(default_factory=list)  # the whole photo
     digits: list[Preprocessed] = field(default_factory=list)  # left to right, steps from the crop
     notes: list[str] = field(default_factory=list)  # about the whole photo
+    page: np.ndarray | None = None  # as in Preprocessed: where a point on the photo falls
+
+    @property
+    def unsure(self) -> bool:
+        """Whether the lab may have taken the wrong mark for the digit (the person can point)."""
+        notes = self.notes + [n for d in self.digits for n in d.notes]
+        return any(n in notes for n in UNSURE_NOTES)
 
     def digit_array(self) -> np.ndarray:
         """The digits as one float32 array (N, 28, 28), white on black."""
@@ -644,7 +682,7 @@ def split_digits(gray: np.ndarray, max_digits: int = MAX_DIGITS, filename: str =
     More than `max_digits` separate marks: ImageError, since that is no row of digits.
     """
     pre, clean = _ink(gray)
-    photo = Photo(steps=pre.steps, notes=pre.notes)
+    photo = Photo(steps=pre.steps, notes=pre.notes, page=pre.page)
     if clean is None:
         photo.notes.append(EMPTY_NOTE)
         return photo
@@ -678,8 +716,12 @@ def split_digits(gray: np.ndarray, max_digits: int = MAX_DIGITS, filename: str =
             for g, score in zip(groups, scores, strict=True)
             if score >= 0.25 * max(scores) or not _at_edge(g, labels.shape)
         ]
-    # Dashes, dots and dust in a date or a phone number are much shorter than its digits.
+    # Dashes, dots and dust in a date or a phone number are much shorter than its digits; a
+    # small mark shaped like a digit may still be the one meant, so the page offers to point.
     tallest = max((g.bottom - g.top for g in groups), default=0)
+    short = [g for g in groups if g.bottom - g.top < MIN_HEIGHT_SHARE * tallest]
+    if short and max(_digit_scores(short, labels)[0]) >= DIGIT_LIKE:
+        photo.notes.append(LEFT_OUT_NOTE)
     groups = [g for g in groups if g.bottom - g.top >= MIN_HEIGHT_SHARE * tallest]
     if len(groups) > max_digits:
         raise ImageError(
@@ -717,11 +759,14 @@ def decode_pixels(pixels: np.ndarray) -> np.ndarray:
     return _to_gray(Image.fromarray(arr))
 
 
-def prepare_upload(data: bytes, filename: str = "") -> Preprocessed:
-    """Upload bytes -> MNIST-style digit with its steps and notes; ImageError if unusable."""
+def prepare_upload(
+    data: bytes, filename: str = "", point: tuple[float, float] | None = None
+) -> Preprocessed:
+    """Upload bytes -> MNIST-style digit with its steps and notes; ImageError if unusable.
+    `point`: the mark nearest it is the digit (see `to_mnist`)."""
     gray, notes = _decode(data, filename)
-    pre = to_mnist(gray)
-    if pre.marks > MAX_DIGITS:
+    pre = to_mnist(gray, point)
+    if point is None and pre.marks > MAX_DIGITS:
         raise ImageError(
             f"{_name(filename)} shows {pre.marks} separate marks, like a page of writing rather "
             "than one digit; crop it to the digit and try again."

@@ -162,3 +162,40 @@ def test_a_photo_of_a_row_of_digits_is_denoised_digit_by_digit(server, page, dig
     for i in range(1, 5):
         assert ui.image_by_caption(page, f"row.jpg #{i}").count() == 1
     ui.shot(page, "denoise_row_of_digits")
+
+
+# ---------------------------------------------------------------- pointing at the digit
+def test_a_click_on_the_photo_takes_the_digit_the_lab_left_out(server, page, digit_reader):
+    """A large 8 doodled beside a small 3: the lab takes the 8 (the 3 looks like a dot beside it),
+    says it is unsure, and a click on the 3 in the photo makes the 3 the digit that goes round."""
+    x, y = load_sample()
+    big, small = (int(np.flatnonzero(y == d)[0]) for d in (8, 3))
+    data, (fx, fy) = photos.big_and_small(x[big], x[small], np.random.default_rng(0))
+    ui.open_page(page, server, "", "Round trip", model=MODEL)
+    ui.choose_mode(page, "Upload")
+    ui.upload(page, [("big_and_small.jpg", data, "image/jpeg")])
+    body = ui.main(page)
+    body.get_by_text("not sure it took the right mark").wait_for(timeout=ui.STEP_MS)
+    ui.settle(page)
+    centred = ui.image_by_caption(page, "Centred in 28x28 by its centre of mass")
+    assert digit_reader.read(ui.digit_pixels(page, centred.first)[None]).tolist() == [8]
+
+    frame = page.frame_locator('iframe[title*="streamlit_image_coordinates"]')
+    photo = frame.locator("img")
+    photo.wait_for(timeout=ui.STEP_MS)
+    box = photo.bounding_box()
+    photo.click(position={"x": fx * box["width"], "y": fy * box["height"]})
+    body.get_by_text("The mark you clicked, made MNIST-like").wait_for(timeout=ui.STEP_MS)
+    ui.settle(page)
+    ui.assert_clean(page)
+    assert body.get_by_text("The mark you clicked was used.").count() == 1
+    pointed = ui.digit_pixels(page, centred.last)
+    seen = ui.digit_pixels(page, ui.image_by_caption(page, "input x").first)
+    assert digit_reader.read(np.stack([pointed, seen])).tolist() == [3, 3]
+    ui.shot(page, "round_trip_pointed")
+
+    body.get_by_role("button", name="Let the lab choose again").click()
+    ui.settle(page)
+    assert body.get_by_text("The mark you clicked, made MNIST-like").count() == 0
+    seen = ui.digit_pixels(page, ui.image_by_caption(page, "input x").first)
+    assert digit_reader.read(seen[None]).tolist() == [8]
