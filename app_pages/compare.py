@@ -5,6 +5,8 @@ Not a page itself: round_trip.py calls `section` once its digits are chosen.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import streamlit as st
 
@@ -96,7 +98,7 @@ def section(
     grid = images.tile(np.concatenate([pictures for _, _, pictures, _ in rows]), ncols=len(x))
     st.download_button(
         "⬇️ This comparison (PNG)",
-        images.to_png(grid, scale=2),
+        functools.partial(images.to_png, grid, scale=2),  # made only when clicked
         file_name=shared.file_name("round_trip", f"vs_{other.name}", active.name),
         mime="image/png",
         key="rt_dl_compare",

@@ -6,6 +6,8 @@ explore.denoise_report) and draws the result; nothing here knows how a model wor
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import streamlit as st
 
@@ -391,7 +393,7 @@ for key, label, model, imgs in rows:
 grid = images.tile(np.concatenate([imgs for *_, imgs in rows]), ncols=count)
 st.download_button(
     "⬇️ Download this comparison (PNG)",
-    images.to_png(grid, scale=4),
+    functools.partial(images.to_png, grid, scale=4),  # made only when clicked
     file_name=shared.file_name(
         "denoise",
         "as_is" if already_noisy else kind if kind == "keras" else f"{kind}_{strength:.2f}",

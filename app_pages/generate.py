@@ -5,6 +5,8 @@ where the two real digits of a walk sit).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import streamlit as st
 
@@ -109,7 +111,7 @@ def prior_panel(bundle: ModelBundle, label: int | None) -> None:
         st.image(digits.png(grid, 3), caption=f"{n} digits, seed {seed}, temperature {temp:.1f}")
         st.download_button(
             "Download PNG",
-            images.to_png(grid, scale=2),
+            functools.partial(images.to_png, grid, scale=2),  # made only when clicked
             shared.file_name("generate", f"prior_samples-temp{temp:.1f}", entry_name, seed),
             "image/png",
             key="gen_dl_prior",
@@ -217,7 +219,7 @@ def manifold_panel(bundle: ModelBundle, label: int | None) -> None:
         )
         st.download_button(
             "Download PNG",
-            images.to_png(grid, scale=2),
+            functools.partial(images.to_png, grid, scale=2),  # made only when clicked
             shared.file_name("generate", f"latent_map-z{dims[0]}_z{dims[1]}", entry_name),
             "image/png",
             key="gen_dl_grid",
@@ -378,7 +380,7 @@ def walk_panel(bundle: ModelBundle, label: int | None) -> None:
         )
         st.download_button(
             "Download PNG",
-            images.to_png(grid, scale=2),
+            functools.partial(images.to_png, grid, scale=2),  # made only when clicked
             shared.file_name("generate", f"walk-{a}_to_{b_}-{method}", entry_name),
             "image/png",
             key="gen_dl_walk",

@@ -33,6 +33,7 @@ def open_app(
 
 def record_downloads(monkeypatch) -> dict[str, bytes]:
     """{file name: bytes} of every download button the app makes from now on, as a browser saves it."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
     from streamlit.runtime.media_file_storage import MediaFileKind
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
@@ -45,4 +46,14 @@ def record_downloads(monkeypatch) -> dict[str, bytes]:
         return real(self, path_or_data, mimetype, kind, filename)
 
     monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", load_and_get_id)
+    # A download made only when clicked (data given as a callable): made here at once instead.
+    deferred = MediaFileManager.add_deferred
+
+    def add_deferred(self, data_callable, mimetype, coordinates, file_name=None, **kw):
+        if file_name:
+            data = data_callable()
+            files[file_name] = data.encode() if isinstance(data, str) else bytes(data)
+        return deferred(self, data_callable, mimetype, coordinates, file_name=file_name, **kw)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", add_deferred)
     return files

@@ -130,3 +130,20 @@ def test_the_page_s_estimates_for_every_k_are_the_same_estimator(trained_home):
     means = bound.estimates.mean(axis=1)
     assert means[-1] > means[0] and means[-1] > bound.elbo.mean()
     assert bound.gap > 0
+
+
+def test_a_larger_k_extends_the_same_curve(trained_home):
+    """The page draws only the K asked for: K = 100 then K = 1,000 give the same first estimates
+    and the same ELBO (one stream of draws), so the curve only grows."""
+    from vae_core import explore
+    from vae_core.data import load_sample, to_float
+    from vae_core.store import Store
+
+    bundle = Store(trained_home / "models", shipped_root=None).load("mlp_vae")
+    x = to_float(load_sample()[0][:6])
+    few, many = (explore.likelihood_bound(bundle, x, k=k, seed=2) for k in (100, 1000))
+    one = explore.likelihood_bound(bundle, x, k=1, seed=2)
+    assert few.ks == (1, 3, 10, 30, 100) and many.ks[-1] == 1000 and one.ks == few.ks
+    np.testing.assert_allclose(many.estimates[: len(few.ks)], few.estimates, rtol=1e-6)
+    np.testing.assert_allclose(many.elbo, few.elbo, rtol=1e-6)
+    np.testing.assert_allclose(one.estimates, few.estimates, rtol=1e-6)

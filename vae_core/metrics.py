@@ -93,6 +93,9 @@ def negative_elbo(
 # ELBO; the estimate rises towards log p(x) as K grows.
 
 
+WEIGHT_ROWS = 8000  # samples x digits per decoder call in log_weights (~25 MB of logits)
+
+
 def _log_weight_chunks(z_mean, z_log_var, log_joint, k: int, chunk: int, rng):
     """Log-weights (c, N), `chunk` samples at a time: memory stays that of one chunk."""
     mu, log_var = np.asarray(z_mean, np.float64), np.asarray(z_log_var, np.float64)
@@ -190,7 +193,9 @@ def log_weights(
     yb = None if y is None else np.asarray(y, np.int32)
     z_mean, z_log_var, log_joint = _bundle_posterior(bundle, x, yb)
     rng = np.random.default_rng(seed)
-    return np.concatenate(list(_log_weight_chunks(z_mean, z_log_var, log_joint, k, 100, rng))).T
+    # As many samples per decoder call as fit in ~8,000 rows: each call has a fixed cost.
+    chunk = max(1, min(k, WEIGHT_ROWS // len(x)))
+    return np.concatenate(list(_log_weight_chunks(z_mean, z_log_var, log_joint, k, chunk, rng))).T
 
 
 def estimates_by_k(log_w: np.ndarray, ks) -> np.ndarray:

@@ -73,3 +73,17 @@ def test_the_daes_latent_vector_and_the_summaries_fit(server, page):
         # The whole table is in view: nothing hidden to the right of the box.
         assert code.evaluate("el => el.scrollWidth <= el.clientWidth + 1"), tab
     ui.shot(page, "round_trip_dae_fits")
+
+
+def test_the_downloads_are_made_when_clicked(server, page):
+    """The PNG and CSV are made only on a click (a rerun no longer encodes them): they still arrive."""
+    ui.open_page(page, server, "", "Round trip", model=MODEL)
+    body = ui.main(page)
+    for label, head in (("These round trips (PNG)", b"\x89PNG"), ("latent codes (CSV)", b"digit")):
+        button = body.get_by_role("button", name=re.compile(re.escape(label)))
+        button.scroll_into_view_if_needed()
+        with page.expect_download(timeout=ui.STEP_MS) as info:
+            button.click()
+        data = open(info.value.path(), "rb").read()
+        assert data.startswith(head), (label, data[:40])
+    ui.assert_clean(page)
