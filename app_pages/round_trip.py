@@ -37,6 +37,22 @@ def _background(
     return z, np.asarray(y)
 
 
+@st.cache_data(show_spinner=False, max_entries=64)
+def _round_trip(
+    name: str, stamp: float, digest: str, n_samples: int, seed: int, _bundle, _x, _labels
+) -> explore.RoundTrip:
+    """The digits on view, round trip: a rerun that changes neither them, K nor the seed (another
+    section's control, a room of people shuffling through the same digits) reuses it."""
+    return explore.round_trip(_bundle, _x, _labels, n_samples=n_samples, seed=seed)
+
+
+def _digest(*arrays) -> str:
+    h = hashlib.sha1()
+    for a in arrays:
+        h.update(b"-" if a is None else np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
 def _ask_labels(names: list[str]) -> np.ndarray:
     """The conditional VAE must be told each own digit's label: one picker per digit."""
     st.caption("The conditional VAE needs to be told which digit each one is:")
@@ -267,10 +283,11 @@ else:
     )
 
 try:
-    rt = explore.round_trip(bundle, chosen, model_labels, n_samples=k, seed=int(seed))
+    digest = _digest(chosen, model_labels)
+    rt = _round_trip(entry.name, stamp, digest, k, int(seed), bundle, chosen, model_labels)
     # What vae.predict(x) gives with the keras-io Sampling: z is sampled, so two calls differ.
     second = (
-        explore.round_trip(bundle, chosen, model_labels, n_samples=1, seed=int(seed) + 1)
+        _round_trip(entry.name, stamp, digest, 1, int(seed) + 1, bundle, chosen, model_labels)
         if always
         else None
     )
@@ -542,7 +559,7 @@ def bound_section(bundle: ModelBundle, x: np.ndarray, labels) -> None:
     """Only the K asked for is drawn: 1,000 samples per digit cost a click ten times as much as
     100, and most visitors never ask (a larger K extends the same curve)."""
     st.header("How likely is each digit? The ELBO is only a bound")
-    digest = hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest()
+    digest = _digest(x, labels)
     choices = [1, 10, 100, 1000]
     # The section leaves the page while the pad is empty; the browser can bring the control back
     # without a value, so a value that is not a choice becomes the default again.
