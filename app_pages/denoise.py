@@ -224,12 +224,6 @@ if choice == "My own images":
         help="Dark ink on light paper or light on dark both work; the app finds each digit, then "
         "crops, scales and centres it as MNIST did.",
     )
-    already_noisy = st.checkbox(
-        "My images are already noisy (add no noise)",
-        key="dn_already_noisy",
-        help="Use this for a scan or photo that is noisy by itself. There is then no clean "
-        "original, so the page cannot score the result; judge it by eye.",
-    )
     if len(files or []) > MAX_DIGITS:
         st.warning(f"Showing the first {MAX_DIGITS} of your {len(files)} images.")
     found: list[np.ndarray] = []
@@ -281,6 +275,15 @@ else:
 
 # ---------------------------------------------------------------- noise
 st.subheader("2. The noise")
+if choice != INPUTS[0]:
+    # A person's own digits are real input, noisy or not: noise is added only when asked for.
+    already_noisy = not st.toggle(
+        "Add noise to my digits",
+        key="dn_add_noise",
+        help="Off: your digits go to the models as they are (a noisy scan is denoised as it is; "
+        "there is no clean original to score against, so judge by eye). On: noise is added, and "
+        "your digit is the clean original the results are scored against.",
+    )
 c1, c2, c3 = st.columns([2, 2, 1])
 kind = c1.selectbox(
     "Kind of noise",
@@ -371,8 +374,8 @@ if report.psnr:
         )
 else:
     st.info(
-        "Your images are treated as already noisy, so there is no clean original to score "
-        "against: compare the pictures by eye."
+        "Your digits go to the models as they are, so there is no clean original to score "
+        "against: compare the pictures by eye (or switch on *Add noise to my digits*)."
     )
 if not models:
     st.warning("No model is chosen, so there is only the noisy input to show.")

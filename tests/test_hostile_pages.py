@@ -62,8 +62,8 @@ def test_every_hostile_upload_on_the_denoise_page(lab_home, sandbox):
             else:
                 assert not mine, (case, mine)
                 assert any(base in label for label in expanders), (case, expanders)
-        # The good ones went through the models: the comparison is drawn and scored.
-        assert any(m.label.startswith("Denoised by the DAE") for m in at.metric)
+        # The good ones went through the models: the comparison is drawn.
+        assert any("Denoised by the DAE" in m.value for m in at.markdown)
         notes += " ".join(c.value for c in at.caption)
     assert "only the first one was used" in notes and "almost empty" in notes
     # The page keeps working: back to the test digits, which are scored again.

@@ -85,18 +85,22 @@ def test_an_uploaded_digit_is_preprocessed_noised_and_scored(lab_home):
     # The preprocessing strip is shown with its captions.
     strip = [im for im in at.image if len(im.value) > 1]
     assert strip and any("28x28" in c for c in strip[0].captions)
-    # Noise was added, so the preprocessed digit is the clean reference and there are scores.
+    # Noise is added only when asked: then the preprocessed digit is the clean reference, scored.
+    at.toggle(key="dn_add_noise").set_value(True).run()
     assert _psnr(at, "Denoised by the DAE") > 0
 
 
-def test_an_upload_treated_as_noisy_has_no_scores(lab_home):
+def test_own_digits_go_to_the_models_as_they_are_by_default(lab_home):
+    """Uploads, drawings and camera shots are real input: no grey fog unless asked for."""
     at = _open()
     at.radio(key="dn_input").set_value("My own images").run()
-    at.file_uploader(key="dn_files").set_value(("seven.png", _seven_png(), "image/png"))
-    at.checkbox(key="dn_already_noisy").check().run()
+    at.file_uploader(key="dn_files").set_value(("seven.png", _seven_png(), "image/png")).run()
     assert not at.exception and not at.error
+    assert at.toggle(key="dn_add_noise").value is False
+    assert at.selectbox(key="dn_kind").disabled
     assert not at.metric
     assert any("no clean original" in i.value for i in at.info)
+    assert "No noise is added" in " ".join(c.value for c in at.caption)
 
 
 def test_a_file_that_is_not_an_image_gets_one_sentence(lab_home):
@@ -110,6 +114,7 @@ def test_a_file_that_is_not_an_image_gets_one_sentence(lab_home):
     ).run()
     assert not at.exception
     assert any("notes.png" in e.value and "not an image" in e.value for e in at.error)
+    at.toggle(key="dn_add_noise").set_value(True).run()
     assert _psnr(at, "Denoised by the DAE") > 0  # the good file is still processed
 
 

@@ -35,6 +35,10 @@ def test_a_png_photo_of_a_digit_is_denoised(server, page):
     body.get_by_text("was made MNIST-like").first.wait_for(timeout=ui.STEP_MS)
     body.get_by_text("Denoised by the DAE").first.wait_for(timeout=ui.STEP_MS)
     ui.settle(page)
+    # A photo is real input: it goes to the models as it is, unless noise is asked for.
+    assert body.get_by_text("no clean original to score against").count() == 1
+    body.get_by_text("Add noise to my digits", exact=True).first.click()
+    ui.settle(page)
     ui.assert_clean(page)
     assert not ui.errors(page)
     psnr = body.locator('[data-testid="stMetric"]').filter(has_text="Denoised by the DAE")
