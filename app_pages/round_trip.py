@@ -104,7 +104,7 @@ spec = bundle.spec
 stamp = entry.path.stat().st_mtime
 
 # ---- 1. wiring
-with st.expander("How the three models are wired", expanded=True):
+with st.expander("How the three models are wired", expanded=False):  # the digits come first
     dot, summaries = wiring.wiring(entry.name, stamp, bundle)
     diagram, words = st.columns([1, 1], gap="large")
     diagram.graphviz_chart(dot, width="stretch")
@@ -146,7 +146,7 @@ with st.expander("How the three models are wired", expanded=True):
         tab.code(text, language=None)
 
 # ---- 2. pick digits
-st.header("Pick digits")
+st.subheader("Pick digits")
 mode_col, source_col = st.columns([3, 2], gap="large")
 with source_col:
     source, x_all, y_all = digits.source_picker("rt_src")
@@ -173,8 +173,9 @@ with st.columns([3, 2], gap="large")[0] if mode in DATASET_MODES else st.contain
     if mode == "Mixed digits":
         digits.init_state("rt_n", digits.param_int("n", 5, 1, 10))
         digits.init_state("rt_shuffle", 0)
-        n = st.slider("How many different digits", 1, 10, key="rt_n")
-        if st.button("Shuffle", help="Other digits, other examples."):
+        how_many, again = st.columns([4, 1], vertical_alignment="bottom")
+        n = how_many.slider("How many different digits", 1, 10, key="rt_n")
+        if again.button("Shuffle", help="Other digits, other examples."):
             st.session_state["rt_shuffle"] += 1
         idx = digits.mixed_examples(y_all, n, st.session_state["rt_shuffle"])
     elif mode == "By label":
@@ -240,7 +241,7 @@ if chosen is None or len(chosen) == 0:
 model_labels = labels if spec.is_conditional else None
 
 # ---- 3. the round trip, digit by digit
-st.header("Encode, then decode")
+st.subheader("Encode, then decode")
 if spec.is_vae:
     ctl = st.columns([2, 1, 2], vertical_alignment="bottom")
     digits.init_state("rt_k", digits.param_int("k", 6, 1, 12))
@@ -328,24 +329,6 @@ if live:
             st.caption("The star is your drawing's z_mean; the dotted line, where it was before.")
         else:
             st.caption(f"Its {spec.latent_dim} latent numbers are placed on the map further down.")
-
-if spec.is_vae:
-    call_in = "[x, label]" if spec.is_conditional else "x"
-    st.markdown(
-        f"`{bundle.composite.name}({call_in})` = `{composite_call}`: the encoder's `z` goes into the "
-        "decoder's own `Input`, so each picture below is `decoder(...)` of some point z."
-    )
-    if always:
-        st.markdown(
-            "**keras-io Sampling:** `vae.predict(x)` samples z on *every* call: run it twice, get two "
-            "different digits (columns 3 and 4). Prediction is as random as training."
-        )
-    else:
-        st.markdown(
-            "**Mult-VAE Sampling (this app's default):** `vae.predict(x)` returns "
-            "`decoder(z_mean)` (the same picture as column 2). Only `vae(x, training=True)` samples "
-            "z, which is what training needs."
-        )
 
 
 def err_text(value: float) -> str:
@@ -444,6 +427,24 @@ for i in range(len(rt.inputs)):
             )
 
 if spec.is_vae:
+    call_in = "[x, label]" if spec.is_conditional else "x"
+    st.markdown(
+        f"`{bundle.composite.name}({call_in})` = `{composite_call}`: the encoder's `z` goes into the "
+        "decoder's own `Input`, so each picture above is `decoder(...)` of some point z."
+    )
+    if always:
+        st.markdown(
+            "**keras-io Sampling:** `vae.predict(x)` samples z on *every* call: run it twice, get two "
+            "different digits (columns 3 and 4). Prediction is as random as training."
+        )
+    else:
+        st.markdown(
+            "**Mult-VAE Sampling (this app's default):** `vae.predict(x)` returns "
+            "`decoder(z_mean)` (the same picture as column 2). Only `vae(x, training=True)` samples "
+            "z, which is what training needs."
+        )
+
+if spec.is_vae:
     with st.expander("Why is decoder(z_mean) not the same as vae(x)?", expanded=False):
         st.markdown(
             "The encoder does not give one point but a small cloud: the centre `z_mean` and a "
@@ -490,7 +491,7 @@ d_csv.download_button(
 compare.section(entry, rt, chosen, labels, names)
 
 # ---- 4. the latent map
-st.header("Where your digits land in the latent space")
+st.subheader("Where your digits land in the latent space")
 z_bg, y_bg = _background(entry.name, stamp, source, bundle, x_all, y_all)
 d = spec.latent_dim
 projection, dims = "dims", (0, 1)
@@ -558,7 +559,7 @@ def _bound(name: str, stamp: float, digest: str, k: int, _bundle: ModelBundle, _
 def bound_section(bundle: ModelBundle, x: np.ndarray, labels) -> None:
     """Only the K asked for is drawn: 1,000 samples per digit cost a click ten times as much as
     100, and most visitors never ask (a larger K extends the same curve)."""
-    st.header("How likely is each digit? The ELBO is only a bound")
+    st.subheader("How likely is each digit? The ELBO is only a bound")
     digest = _digest(x, labels)
     choices = [1, 10, 100, 1000]
     # The section leaves the page while the pad is empty; the browser can bring the control back

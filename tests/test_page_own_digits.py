@@ -189,8 +189,11 @@ def test_denoise_cleans_a_drawing_and_a_camera_photo(lab_home):
     at.radio(key="dn_input").set_value("Draw").run()
     assert any("Draw a digit" in i.value for i in at.info)
     _draw(at, "dn_pad_0", ZERO)
-    assert any(m.label.startswith("Denoised by the DAE") for m in at.metric)
+    # A drawing is real input: denoised as it is, with nothing to score against ...
+    assert not at.metric and any("Denoised by the DAE" in m.value for m in at.markdown)
     assert "your drawing" in _captions(at)
+    at.toggle(key="dn_add_noise").set_value(True).run()  # ... until noise is asked for
+    assert any(m.label.startswith("Denoised by the DAE") for m in at.metric)
 
     at.radio(key="dn_input").set_value("Camera").run()
     at.camera_input(key="dn_camera").set_value(("shot.jpg", _row_jpeg(4, 2), "image/jpeg")).run()

@@ -86,3 +86,27 @@ def test_generate_new_digits_and_turn_a_dial(server, page):
     ui.wait_until(lambda: ui.image_srcs(dial)[0] != dial_src, 30, "the decoded digit changed")
     ui.assert_clean(page)
     ui.shot(page, "generate_dial_moved")
+
+
+@pytest.mark.parametrize("mode", ["Mixed digits", "Draw"])
+def test_round_trip_shows_the_digits_and_the_pad_in_the_first_screen(server, page, mode):
+    """In a 1400x900 window the digits (or the drawing pad) are in view without scrolling; the
+    wiring is one click away (issue 18, 4)."""
+    page.set_viewport_size({"width": 1400, "height": 900})
+    ui.open_page(page, server, "", "Round trip", model=MODEL)
+    if mode != "Mixed digits":
+        ui.choose_mode(page, mode)
+    body = ui.main(page)
+    first = (
+        ui.image_by_caption(page, "input x").first
+        if mode == "Mixed digits"
+        else body.locator("canvas").first
+    )
+    first.wait_for(timeout=ui.STEP_MS)
+    box = first.bounding_box()
+    assert box is not None and box["y"] + box["height"] <= 900, (mode, box)
+    wiring = body.get_by_text("How the three models are wired")
+    assert wiring.is_visible()
+    wiring.click()
+    body.get_by_text("One model, or three?").wait_for(timeout=ui.STEP_MS)
+    ui.shot(page, f"round_trip_first_screen_{mode.split()[0].lower()}")

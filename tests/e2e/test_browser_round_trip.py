@@ -66,6 +66,7 @@ def test_the_daes_latent_vector_and_the_summaries_fit(server, page):
     body = ui.main(page)
     assert body.locator('[data-testid="stPlotlyChart"]').count() >= 2  # a bar chart per digit
     _assert_fits(page, "dae")
+    body.get_by_text("How the three models are wired").click()  # closed: the digits come first
     for tab in ("encoder.summary()", "decoder.summary()", "dae.summary()"):
         body.get_by_role("tab", name=tab).click()
         code = body.locator('[data-testid="stCode"] pre:visible').filter(has_text="Param #")
