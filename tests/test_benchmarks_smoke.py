@@ -118,3 +118,75 @@ def test_the_pictures_section_renders_its_goals_and_the_prior_search():
     # The prior search's kept runs are rendered beside them.
     search = [json.loads(x) for x in (REPO / "benchmarks" / "prior_search.jsonl").open()]
     assert all(f"| {r['what']} |" in text for r in search)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_wsload_drives_both_pages_over_the_websocket():
+    """The browserless load driver: its own server, 2 sessions (Generate, Round trip) for 8 s."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.wsload", "--sessions", "2", "--seconds", "8"],
+        cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    r = lines[0]
+    assert r["section"] == "wsload" and r["sessions"] == 2
+    assert r["first_page"]["n"] == 2, r["error_samples"]  # every session's first page finished
+    assert r["clicks_per_session"][0] >= 1, r  # each session had a click served
+    assert set(r["by_action"]) == {"new_seed", "shuffle"}
+    assert r["errors"] == 0, r["error_samples"]
+    assert r["cpu"]["server_per_click_s"] is not None
+    assert proc.returncode == 0
+
+
+def test_wsload_reads_the_protocol_as_the_frontend_does():
+    """No server: a ref_hash is answered from the cache, an exception element is an error, a
+    script_finished from before the rerun's own run does not end it, and a click sends the
+    button's trigger with its fragment id and the cached hashes."""
+    import asyncio
+
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    from benchmarks.wsload import Session
+
+    stale, start, done = ForwardMsg(), ForwardMsg(), ForwardMsg()
+    stale.script_finished = done.script_finished = ForwardMsg.FINISHED_SUCCESSFULLY
+    stale.metadata.run.script_run_id = "old"
+    start.new_session.page_script_hash = "page"
+    start.metadata.run.script_run_id = done.metadata.run.script_run_id = "new"
+    chart, ref = ForwardMsg(hash="h1"), ForwardMsg(ref_hash="h1")
+    chart.metadata.cacheable = True
+    chart.delta.new_element.markdown.body = "big"
+    button, boom = ForwardMsg(), ForwardMsg()
+    button.delta.new_element.button.id, button.delta.new_element.button.label = "b1", "Go"
+    button.delta.fragment_id = "f1"
+    boom.delta.new_element.exception.type = "ValueError"
+
+    class FakeSocket:
+        """Answers each message sent with the next run's ForwardMsgs."""
+
+        def __init__(self, *runs):
+            self.runs, self.sent, self.inbox = list(runs), [], []
+
+        async def send(self, data):
+            self.sent.append(data)
+            self.inbox = [m.SerializeToString() for m in self.runs.pop(0)]
+
+        async def recv(self):
+            return self.inbox.pop(0)
+
+    ws = FakeSocket([stale, start, chart, button, done], [start, ref, boom, done])
+    session = Session(0, ws, "127.0.0.1", 1, query="model=m")
+    asyncio.run(session.rerun(5, page_name="generate"))
+    assert session.buttons == {"Go": ("b1", "f1")} and "h1" in session.cache and not ws.inbox
+    asyncio.run(session.rerun(5, button="Go"))
+    assert session.ref_hits == 1 and session.problems == ["ValueError: "]
+    click = BackMsg.FromString(ws.sent[1]).rerun_script
+    assert click.fragment_id == "f1" and list(click.cached_message_hashes) == ["h1"]
+    assert [(w.id, w.trigger_value) for w in click.widget_states.widgets] == [("b1", True)]
