@@ -556,16 +556,16 @@ def _bound(name: str, stamp: float, digest: str, k: int, _bundle: ModelBundle, _
 
 
 @st.fragment
-def bound_section(bundle: ModelBundle, x: np.ndarray, labels) -> None:
+def bound_section(bundle: ModelBundle, x: np.ndarray, labels, digest: str) -> None:
     """Only the K asked for is drawn: 1,000 samples per digit cost a click ten times as much as
-    100, and most visitors never ask (a larger K extends the same curve)."""
+    100, and most visitors never ask (a larger K extends the same curve). `digest` names the
+    digits on view, as for their round trip."""
     st.subheader("How likely is each digit? The ELBO is only a bound")
-    digest = _digest(x, labels)
-    choices = [1, 10, 100, 1000]
+    choices, default = [1, 10, 100, 1000], 100
     # The section leaves the page while the pad is empty; the browser can bring the control back
     # without a value, so a value that is not a choice becomes the default again.
     if st.session_state.get("rt_bound_k") not in choices:
-        st.session_state["rt_bound_k"] = 100
+        st.session_state["rt_bound_k"] = default
     k = st.segmented_control(
         "Samples of z per digit (K)",
         choices,
@@ -574,7 +574,7 @@ def bound_section(bundle: ModelBundle, x: np.ndarray, labels) -> None:
         help=glossary.tip("log-likelihood", "importance sampling", "bound"),
     )
     if k not in choices:
-        k = 100
+        k = default
     report = _bound(entry.name, stamp, digest, k, bundle, x, labels)
     at = report.estimates[report.ks.index(k)].mean()
     st.plotly_chart(
@@ -592,4 +592,4 @@ def bound_section(bundle: ModelBundle, x: np.ndarray, labels) -> None:
 
 
 if spec.is_vae:
-    bound_section(bundle, rt.inputs, model_labels)
+    bound_section(bundle, rt.inputs, model_labels, digest)
