@@ -144,11 +144,20 @@ def test_wsload_drives_both_pages_over_the_websocket():
     assert proc.returncode == 0
 
 
+def _own_loop(coro):
+    """Run `coro` to its end on a thread with its own event loop: the browser tests, earlier in the
+    same session, leave Playwright's loop running on this thread."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def test_wsload_reads_the_protocol_as_the_frontend_does():
     """No server: a ref_hash is answered from the cache, an exception element is an error, a
     script_finished from before the rerun's own run does not end it, and a click sends the
     button's trigger with its fragment id and the cached hashes."""
-    import asyncio
 
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
@@ -183,9 +192,9 @@ def test_wsload_reads_the_protocol_as_the_frontend_does():
 
     ws = FakeSocket([stale, start, chart, button, done], [start, ref, boom, done])
     session = Session(0, ws, "127.0.0.1", 1, query="model=m")
-    asyncio.run(session.rerun(5, page_name="generate"))
+    _own_loop(session.rerun(5, page_name="generate"))
     assert session.buttons == {"Go": ("b1", "f1")} and "h1" in session.cache and not ws.inbox
-    asyncio.run(session.rerun(5, button="Go"))
+    _own_loop(session.rerun(5, button="Go"))
     assert session.ref_hits == 1 and session.problems == ["ValueError: "]
     click = BackMsg.FromString(ws.sent[1]).rerun_script
     assert click.fragment_id == "f1" and list(click.cached_message_hashes) == ["h1"]
