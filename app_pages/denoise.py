@@ -343,7 +343,7 @@ except UserError as err:
     st.stop()
 
 # (key, label, the model's name or "", images)
-rows = [("noisy", "Noisy input", "", report.noisy)]
+rows = [("noisy", "Your digits, as they are" if already_noisy else "Noisy input", "", report.noisy)]
 if "DAE" in report.outputs:
     rows.append(("DAE", "Denoised by the DAE", dae_entry.name, report.outputs["DAE"]))
 if "VAE" in report.outputs:

@@ -101,6 +101,8 @@ def test_own_digits_go_to_the_models_as_they_are_by_default(lab_home):
     assert not at.metric
     assert any("no clean original" in i.value for i in at.info)
     assert "No noise is added" in " ".join(c.value for c in at.caption)
+    labels = " ".join(m.value for m in at.markdown)
+    assert "Your digits, as they are" in labels and "Noisy input" not in labels
 
 
 def test_a_file_that_is_not_an_image_gets_one_sentence(lab_home):
