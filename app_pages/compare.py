@@ -94,7 +94,9 @@ def section(
         cols[0].markdown(text)
         for i in range(len(x)):
             caption = shared.breakable(names[i]) if errors is None else f"{errors[i]:.4f}"
-            cols[i + 1].image(digits.png(pictures[i]), caption=caption, width="stretch")
+            cols[i + 1].image(
+                digits.png(pictures[i]), caption=caption, width="stretch", output_format="PNG"
+            )
     grid = images.tile(np.concatenate([pictures for _, _, pictures, _ in rows]), ncols=len(x))
     st.download_button(
         "⬇️ This comparison (PNG)",

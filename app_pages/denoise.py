@@ -391,7 +391,9 @@ for key, label, model, imgs in rows:
     for i in range(count):
         shows_name = key == "clean" or (key == "noisy" and not report.psnr)
         caption = names[i] if shows_name else _caption(report, key, i)
-        cols[i + 1].image(_png(imgs[i]), caption=caption or None, width="stretch")
+        cols[i + 1].image(
+            _png(imgs[i]), caption=caption or None, width="stretch", output_format="PNG"
+        )
 
 grid = images.tile(np.concatenate([imgs for *_, imgs in rows]), ncols=count)
 st.download_button(

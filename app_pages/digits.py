@@ -117,5 +117,7 @@ def mixed_examples(y: np.ndarray, n: int, seed: int) -> list[int]:
 
 
 def png(image: np.ndarray, scale: int = 4) -> bytes:
-    """A digit (or grid) in [0, 1] as PNG bytes, enlarged with crisp pixels."""
+    """A digit (or grid) in [0, 1] as PNG bytes, enlarged with crisp pixels. Shown with
+    `output_format="PNG"`: left to choose, Streamlit re-encodes a picture without alpha as a JPEG,
+    which blurs the pixels and costs two more codecs per picture on every run."""
     return images.to_png(image, scale=scale)

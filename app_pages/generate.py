@@ -108,7 +108,11 @@ def prior_panel(bundle: ModelBundle, label: int | None) -> None:
         show_error(err)
     else:
         grid = images.tile(prior_images, ncols=min(n, 16))
-        st.image(digits.png(grid, 3), caption=f"{n} digits, seed {seed}, temperature {temp:.1f}")
+        st.image(
+            digits.png(grid, 3),
+            caption=f"{n} digits, seed {seed}, temperature {temp:.1f}",
+            output_format="PNG",
+        )
         st.download_button(
             "Download PNG",
             functools.partial(images.to_png, grid, scale=2),  # made only when clicked
@@ -282,7 +286,7 @@ def dial_panel(bundle: ModelBundle, label: int | None) -> None:
         show_error(err)
         return
     with right:
-        st.image(digits.png(image, 8), caption="decoder(z)", width=224)
+        st.image(digits.png(image, 8), caption="decoder(z)", width=224, output_format="PNG")
         st.caption("z = " + np.array2string(z[:dials], precision=1, separator=", "))
         if d > dials:
             st.caption(f"The first {dials} of {d} numbers have dials; the others stay at 0.")
@@ -367,7 +371,11 @@ def walk_panel(bundle: ModelBundle, label: int | None) -> None:
     else:
         strip = np.concatenate([x_all[a][None] / 255.0, walk, x_all[b_][None] / 255.0])
         grid = images.tile(strip, ncols=len(strip))
-        st.image(digits.png(grid, 3), width="stretch" if len(strip) > 14 else "content")
+        st.image(
+            digits.png(grid, 3),
+            width="stretch" if len(strip) > 14 else "content",
+            output_format="PNG",
+        )
         st.caption(
             f"Left: digit #{a} (a {y_all[a]}); right: digit #{b_} (a {y_all[b_]}); between them, "
             f"{steps} decoded steps along a {method} path."

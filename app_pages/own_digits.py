@@ -52,7 +52,12 @@ def _png(img: np.ndarray, side: int) -> bytes:
 
 def step_strip(steps: list[tuple[str, np.ndarray]], width: int = STEP_WIDTH) -> None:
     """The preprocessing steps as a row of captioned pictures."""
-    st.image([_png(img, width) for _, img in steps], caption=[s for s, _ in steps], width=width)
+    st.image(
+        [_png(img, width) for _, img in steps],
+        caption=[s for s, _ in steps],
+        width=width,
+        output_format="PNG",
+    )
 
 
 def show_photo(photo: images.Photo, width: int = STEP_WIDTH) -> None:

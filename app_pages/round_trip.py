@@ -304,14 +304,20 @@ if live:
     with seen:
         made = "decoder(z_mean)" if spec.is_vae else "decoder(encoder(x))"
         c = st.columns(2)
-        c[0].image(digits.png(rt.inputs[0]), caption="what the encoder sees", width=112)
-        c[1].image(digits.png(rt.decoded_mean[0]), caption=made, width=112)
+        c[0].image(
+            digits.png(rt.inputs[0]),
+            caption="what the encoder sees",
+            width=112,
+            output_format="PNG",
+        )
+        c[1].image(digits.png(rt.decoded_mean[0]), caption=made, width=112, output_format="PNG")
         if restyled is not None:
             st.caption("Your drawing's style, redrawn by the conditional VAE as every digit 0-9:")
             st.image(
                 [digits.png(img, 2) for img in restyled[0]],
                 caption=[str(i) for i in range(10)],
                 width=44,
+                output_format="PNG",
             )
     with mapped:
         if spec.latent_dim == 2:
@@ -344,11 +350,14 @@ for i in range(len(rt.inputs)):
         st.markdown(title)
         if not spec.is_vae:
             c = st.columns([1, 1, 3])
-            c[0].image(digits.png(rt.inputs[i]), caption="input x", width="stretch")
+            c[0].image(
+                digits.png(rt.inputs[i]), caption="input x", width="stretch", output_format="PNG"
+            )
             c[1].image(
                 digits.png(rt.decoded_mean[i]),
                 caption=f"decoder(encoder(x)): {err_text(errors['decoder(z_mean)'][i])}",
                 width="stretch",
+                output_format="PNG",
             )
             with c[2]:
                 st.caption(f"The encoder's latent vector ({spec.latent_dim} numbers):")
@@ -359,11 +368,14 @@ for i in range(len(rt.inputs)):
                 )
             continue
         c = st.columns([1, 1, 1, 1, 2.4])
-        c[0].image(digits.png(rt.inputs[i]), caption="input x", width="stretch")
+        c[0].image(
+            digits.png(rt.inputs[i]), caption="input x", width="stretch", output_format="PNG"
+        )
         c[1].image(
             digits.png(rt.decoded_mean[i]),
             caption=f"decoder(z_mean): {err_text(errors['decoder(z_mean)'][i])}",
             width="stretch",
+            output_format="PNG",
         )
         if always:
             run2 = second.composite_training[i]
@@ -372,22 +384,26 @@ for i in range(len(rt.inputs)):
                 digits.png(rt.composite_training[i]),
                 caption=f"vae.predict(x), call 1: {err_text(errors['vae(x, training=True)'][i])}",
                 width="stretch",
+                output_format="PNG",
             )
             c[3].image(
                 digits.png(run2),
                 caption=f"vae.predict(x), call 2: {err_text(run2_err)}",
                 width="stretch",
+                output_format="PNG",
             )
         else:
             c[2].image(
                 digits.png(rt.composite_inference[i]),
                 caption=f"vae.predict(x): {err_text(errors['vae(x, training=False)'][i])}",
                 width="stretch",
+                output_format="PNG",
             )
             c[3].image(
                 digits.png(rt.composite_training[i]),
                 caption=f"vae(x, training=True): {err_text(errors['vae(x, training=True)'][i])}",
                 width="stretch",
+                output_format="PNG",
             )
         with c[4]:
             st.caption(
@@ -404,6 +420,7 @@ for i in range(len(rt.inputs)):
             [digits.png(img, 2) for img in rt.decoded_samples[i]],
             caption=[f"z{j + 1}: {v:.4f}" for j, v in enumerate(errors["decoder(z)"][i])],
             width=64,
+            output_format="PNG",
         )
         s[0].caption(
             f"{k} samples: decoder(z) with z = z_mean + sigma × eps, each with its error "
@@ -413,13 +430,19 @@ for i in range(len(rt.inputs)):
         std = rt.decoded_samples[i].std(axis=0)
         top = float(std.max())
         spread = std / top if top > 1e-6 else std
-        s[1].image(digits.png(spread, 2), width=64, caption=f"spread: std up to {top:.3f}")
+        s[1].image(
+            digits.png(spread, 2),
+            width=64,
+            caption=f"spread: std up to {top:.3f}",
+            output_format="PNG",
+        )
         s[1].caption("White where the samples differ most.")
         if restyled is not None:
             st.image(
                 [digits.png(img, 2) for img in restyled[i]],
                 width=56,
                 caption=[f"as a {j}" for j in range(len(restyled[i]))],
+                output_format="PNG",
             )
             st.caption(
                 "The same style (this digit's z_mean) with each label: the conditional VAE keeps "

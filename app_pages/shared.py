@@ -9,6 +9,7 @@ import gc
 import json
 import re
 
+import keras
 import streamlit as st
 
 from app_pages import glossary
@@ -43,10 +44,26 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+def keep_keras_session() -> None:
+    """Make the `keras.backend.clear_session()` that Streamlit calls after every script run a no-op.
+
+    Streamlit clears Keras for scripts that build models on each run; this app builds none per
+    run and keeps its models for the server's life. The clearing also empties TensorFlow's kernel
+    cache, so the first model call of every click re-created its kernels: ~60 ms of a Shuffle.
+    Only the public name is replaced; Keras's own code calls its internal one.
+    """
+    keras.backend.clear_session = _keep_session
+
+
+def _keep_session(*args, **kwargs) -> None:
+    """What Streamlit's clean-up calls instead of keras.backend.clear_session (see above)."""
+
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=16)
 def _load(name: str, stamp: float) -> ModelBundle:
     # `stamp` (the file's mtime) keys the cache, so a retrained model under the same name reloads.
     bundle = store().load(name)
+    keep_keras_session()
     settle_heap()  # TensorFlow and this model are here for the server's life
     return bundle
 

@@ -317,6 +317,7 @@ def live_view(run_dir: Path) -> None:
             width=520,
             caption=f"After epoch {epoch}: {what}. The same digits and codes every epoch, "
             "so you can watch them sharpen.",
+            output_format="PNG",
         )
 
 

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import median, p95, process_tree
-from benchmarks.serve import CHROMIUM, CHROMIUM_ARGS, AppServer
+from benchmarks.serve import CHROMIUM, CHROMIUM_ARGS, AppServer, Room
 
 TRACE = re.compile(r"Traceback \(most recent call last\)|\b[A-Z]\w*(?:Error|Exception): ")
 # The app's output as one string: the main area's text and its pictures' addresses, without the
@@ -277,13 +277,17 @@ async def _drive(
     }
 
 
-def _own_server() -> tuple[AppServer, str]:
-    """A server with a temporary home; the shipped 2-D MLP VAE, or an untrained one of its shape."""
+def _own_server(processes: int = 1) -> tuple[AppServer, str]:
+    """A server with a temporary home (with processes > 1, a Room of them behind HAProxy); the
+    shipped 2-D MLP VAE, or an untrained one of its shape."""
     from vae_core import paths
     from vae_core.store import Store
 
     root = Path(tempfile.mkdtemp(prefix="vae_lab_load_"))
-    server = AppServer(root / "home", root / "user")
+    if processes > 1:
+        server = Room(root / "home", root / "user", processes)
+    else:
+        server = AppServer(root / "home", root / "user")
     store = Store(root / "home" / "models", shipped_root=paths.SHIPPED_MODELS_DIR)
     shipped = {e.name for e in store.list() if e.shipped and e.error is None}
     if SHIPPED_MLP in shipped:

@@ -73,11 +73,14 @@ class AppServer:
         )
         return env
 
+    def command(self) -> list[str]:
+        return streamlit_command(self.port)
+
     def start(self, timeout: float = 120.0) -> None:
         """Start the server and wait until /_stcore/health answers "ok"."""
         self.home.mkdir(parents=True, exist_ok=True)
         self.user_home.mkdir(parents=True, exist_ok=True)
-        cmd = streamlit_command(self.port)
+        cmd = self.command()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 cmd,
@@ -130,6 +133,43 @@ class AppServer:
             return self.log.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
+
+
+class Room(AppServer):
+    """The README's "Serving a room": `scripts/serve_room.py`, N app processes behind HAProxy on
+    127.0.0.1, `port` the proxy's. Healthy once HAProxy answers with an app process behind it."""
+
+    def __init__(self, home: Path, user_home: Path, processes: int = 2, **kwargs):
+        super().__init__(home, user_home, **kwargs)
+        self.processes = processes
+        # The app processes' ports: a free run of them, well away from the proxy's.
+        self.first_app_port = _free_run(processes)
+
+    def command(self) -> list[str]:
+        return [sys.executable, "scripts/serve_room.py", "--processes", str(self.processes),
+                "--port", str(self.port), "--address", "127.0.0.1",
+                "--first-app-port", str(self.first_app_port)]  # fmt: skip
+
+    def start(self, timeout: float = 240.0) -> None:
+        super().start(timeout)
+
+
+def _free_run(n: int) -> int:
+    """The first of `n` consecutive free loopback ports."""
+    for _ in range(50):
+        first = free_port()
+        if first + n < 65536 and all(_port_free(first + i) for i in range(n)):
+            return first
+    raise RuntimeError(f"no {n} consecutive free ports")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def copy_models(src_store: Path, dst_store: Path, prefix: str = "") -> list[str]:

@@ -35,6 +35,7 @@ import asyncio
 import os
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -49,6 +50,7 @@ MEDIA_MAX = 16 * 2**20  # the most read of one picture
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # (page url path, button) per kind of session; session i takes PAGES[i % 2], as in load.py
 PAGES = (("generate", "New seed"), ("", "Shuffle"))
+ACTIONS = {button.lower().replace(" ", "_"): (path, button) for path, button in PAGES}
 MATRIX = ((1, 0.0), (8, 0.0), (10, 4.0), (30, 4.0))  # issue 21: (sessions, think seconds)
 
 
@@ -91,6 +93,8 @@ class Session:
     ref_hits: int = 0  # ref_hash messages answered from the cache
     run_ms: float = 0.0  # the last rerun until script_finished, before its pictures
     problems: list[str] = field(default_factory=list)  # what the last run showed
+    action: tuple[str, str] = PAGES[0]  # (page, button) this session clicks
+    cookie: str = ""  # what the page's HTML set (a proxy's process cookie), sent with every request
 
     async def rerun(self, timeout: float, page_name: str = "", button: str | None = None) -> float:
         """One rerun_script as the frontend sends it; milliseconds until done (run + pictures)."""
@@ -214,7 +218,9 @@ class Session:
         async def one(url: str) -> None:
             async with gate:
                 left = max(0.01, deadline - time.perf_counter())
-                status, size = await asyncio.wait_for(_get(self.host, self.port, url), left)
+                status, size, _ = await asyncio.wait_for(
+                    _get(self.host, self.port, url, self.cookie), left
+                )
             self.media_seen.add(url)
             self.media_bytes += size
             if status != 200:
@@ -223,24 +229,30 @@ class Session:
         await asyncio.gather(*(one(u) for u in todo))
 
 
-async def _get(host: str, port: int, path: str) -> tuple[int, int]:
-    """GET `path`, one connection (closed after): the status and the response's size."""
+async def _get(host: str, port: int, path: str, cookie: str = "") -> tuple[int, int, str]:
+    """GET `path`, one connection (closed after): the status, the response's size and the
+    cookies it set ("name=value; ..."), as a browser would keep them."""
     reader, writer = await asyncio.open_connection(host, port)
     try:
-        writer.write(
-            f"GET {path} HTTP/1.1\r\nHost: {_host_port(host, port)}\r\n"
-            "Connection: close\r\n\r\n".encode()
-        )
+        head = f"GET {path} HTTP/1.1\r\nHost: {_host_port(host, port)}\r\n"
+        head += f"Cookie: {cookie}\r\n" if cookie else ""
+        writer.write((head + "Connection: close\r\n\r\n").encode())
         await writer.drain()
         data = b""
         while len(data) <= MEDIA_MAX and (chunk := await reader.read(65536)):
             data += chunk
     finally:
         writer.close()
+    headers = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    cookies = "; ".join(
+        h.split(":", 1)[1].split(";", 1)[0].strip()
+        for h in headers[1:]
+        if h.lower().startswith("set-cookie:")
+    )
     try:
-        return int(data.split(b" ", 2)[1]), len(data)
+        return int(data.split(b" ", 2)[1]), len(data), cookies
     except (IndexError, ValueError):
-        return 0, len(data)
+        return 0, len(data), cookies
 
 
 def _host_port(host: str, port: int) -> str:
@@ -256,7 +268,7 @@ def _target(url: str) -> tuple[str, int]:
     return ("127.0.0.1" if host == "localhost" else host), parts.port or 80
 
 
-async def _connect(host: str, port: int):
+async def _connect(host: str, port: int, cookie: str = ""):
     from websockets.asyncio.client import connect
 
     host_port = _host_port(host, port)
@@ -270,17 +282,26 @@ async def _connect(host: str, port: int):
         ping_interval=None,  # browsers send no pings; the server's are answered automatically
         open_timeout=TIMEOUT_S,
         close_timeout=5,
+        additional_headers={"Cookie": cookie} if cookie else None,
     )
 
 
-async def _open(i: int, host: str, port: int, model: str, out: dict) -> Session | None:
-    """Session i with its first page shown: even sessions Generate, odd ones Round trip."""
-    path, _ = PAGES[i % 2]
+async def _open(i: int, host: str, port: int, model: str, out: dict, pages=PAGES) -> Session | None:
+    """Session i with its first page shown: pages[i % len(pages)] (by default even sessions
+    Generate, odd ones Round trip)."""
+    path, _ = action = pages[i % len(pages)]
     t0 = time.perf_counter()
     ws = None
     try:
-        ws = await asyncio.wait_for(_connect(host, port), TIMEOUT_S)
-        session = Session(i, ws, host, port, query=f"model={model}")
+        # The page's HTML first, as a browser loads it: behind a proxy its cookie names the
+        # app process that keeps this session (websocket, pictures and all).
+        status, _, cookie = await asyncio.wait_for(
+            _get(host, port, f"/{path}?model={model}"), TIMEOUT_S
+        )
+        if status != 200:
+            raise RunFailed(f"the page's HTML: HTTP {status}")
+        ws = await asyncio.wait_for(_connect(host, port, cookie), TIMEOUT_S)
+        session = Session(i, ws, host, port, query=f"model={model}", action=action, cookie=cookie)
         await session.rerun(FIRST_PAGE_TIMEOUT_S, page_name=path)
     except Exception as err:  # noqa: BLE001 -- a page that never loads is an error, not a crash
         out["errors"].append(f"session {i} first page: {type(err).__name__}: {str(err)[:200]}")
@@ -288,6 +309,7 @@ async def _open(i: int, host: str, port: int, model: str, out: dict) -> Session 
             await ws.close()
         return None
     out["first_page"].append((time.perf_counter() - t0) * 1000)
+    out.setdefault("cookies", []).append(cookie)
     for problem in session.problems:
         out["errors"].append(f"session {i} first page: {problem}")
     return session
@@ -295,7 +317,7 @@ async def _open(i: int, host: str, port: int, model: str, out: dict) -> Session 
 
 async def _loop(session: Session, think: float, stop_at: float, rng, out: dict) -> None:
     """Click until stop_at, thinking 0.5-1.5 x `think` seconds before each click."""
-    _, button = PAGES[session.i % 2]
+    _, button = session.action
     action = button.lower().replace(" ", "_")
     clicks = 0
     try:
@@ -328,14 +350,23 @@ async def _loop(session: Session, think: float, stop_at: float, rng, out: dict) 
 
 
 async def _drive(
-    url: str, model: str, sessions: int, think: float, seconds: float, pid: int | None, seed: int
+    url: str,
+    model: str,
+    sessions: int,
+    think: float,
+    seconds: float,
+    pid: int | None,
+    seed: int,
+    pages=PAGES,
 ) -> dict:
     host, port = _target(url)
     out: dict = {"errors": [], "first_page": [], "clicks": {}, "per_session": [], "runs": []}
     out |= {"media": 0, "media_requests": 0, "ref_hits": 0}
     # All sessions open their first page together (a class arriving); then the clock starts, so
     # the measured time is all clicks.
-    opened = await asyncio.gather(*(_open(i, host, port, model, out) for i in range(sessions)))
+    opened = await asyncio.gather(
+        *(_open(i, host, port, model, out, pages) for i in range(sessions))
+    )
     t0, busy0, own0 = time.perf_counter(), _machine_busy_s(), time.process_time()
     server0 = _tree_cpu_s(pid) if pid else None
     await asyncio.gather(
@@ -368,7 +399,11 @@ async def _drive(
             max(out["per_session"], default=0),
         ],
         "pictures": {"fetched": out["media_requests"], "mib": round(out["media"] / 2**20, 1)},
-        "ref_hash_hits": out["ref_hits"],  # messages the server did not resend (ForwardMsg cache)
+        "ref_hash_hits": out["ref_hits"],
+        # Behind a proxy: how many sessions each app process kept (by its cookie).
+        "sessions_per_process": sorted(
+            Counter(out.get("cookies", [])).values(), reverse=True
+        ),  # messages the server did not resend (ForwardMsg cache)
         "errors": len(out["errors"]),
         # Of those, clicks and first pages that took longer than their timeout.
         "timeouts": sum("TimeoutError" in e for e in out["errors"]),
@@ -388,38 +423,47 @@ async def _drive(
     }
 
 
-async def _warm(url: str, model: str) -> float:
-    """Each page once, so no row pays the first import and model load; the milliseconds it took."""
+async def _warm(url: str, model: str, processes: int = 1) -> float:
+    """Each page once per app process (behind a proxy, one session at a time goes to each in
+    turn), so no row pays the first import and model load; the milliseconds it took."""
     host, port = _target(url)
     t0 = time.perf_counter()
-    for path, _ in PAGES:
-        ws = await asyncio.wait_for(_connect(host, port), TIMEOUT_S)
-        try:
-            await Session(0, ws, host, port, f"model={model}").rerun(
-                FIRST_PAGE_TIMEOUT_S, page_name=path
-            )
-        finally:
-            await ws.close()
+    out: dict = {"errors": [], "first_page": []}
+    for _ in range(processes):
+        for i in range(len(PAGES)):
+            session = await _open(i, host, port, model, out)
+            if session is not None:
+                await session.ws.close()
+    if out["errors"]:
+        raise RunFailed(f"warm-up: {out['errors'][0]}")
     return (time.perf_counter() - t0) * 1000
 
 
 def _rows(
-    rows, seconds: float, url: str | None, model: str | None, pid: int | None, seed: int
+    rows,
+    seconds: float,
+    url: str | None,
+    model: str | None,
+    pid: int | None,
+    seed: int,
+    pages=PAGES,
+    processes: int = 1,
 ) -> list[dict]:
-    """Each (sessions, think) against one server (its own unless `url`), after one warm-up."""
+    """Each (sessions, think) against one server (its own unless `url`: with processes > 1, that
+    many behind HAProxy, scripts/serve_room.py), after one warm-up."""
     server = None
     if url is None:
-        server, model = _own_server()
-        url, pid = server.base, server.proc.pid
+        server, model = _own_server(processes)
+        url, pid = server.base, server.proc.pid  # a room's pid: its apps and HAProxy with it
     model = model or SHIPPED_MLP
     try:
-        warm_ms = asyncio.run(_warm(url, model))
+        warm_ms = asyncio.run(_warm(url, model, processes))
         log(f"wsload: warmed up in {warm_ms / 1000:.1f} s")
         results = []
         for sessions, think in rows:
             log(f"wsload: {sessions} sessions, think {think:g} s, {seconds:g} s")
-            result = asyncio.run(_drive(url, model, sessions, think, seconds, pid, seed))
-            results.append(result | {"warm_up_ms": round(warm_ms, 1)})
+            result = asyncio.run(_drive(url, model, sessions, think, seconds, pid, seed, pages))
+            results.append(result | {"processes": processes, "warm_up_ms": round(warm_ms, 1)})
     finally:
         if server is not None:
             server.stop()
@@ -434,10 +478,14 @@ def run(
     model: str | None = None,
     server_pid: int | None = None,
     seed: int = 0,
+    click: str | None = None,
+    processes: int = 1,
 ) -> dict:
     """Drive `sessions` websocket sessions for `seconds` against `url` (or a server of its own).
-    With `url`, the server's CPU is read only when `server_pid` names its process."""
-    return _rows([(sessions, think)], seconds, url, model, server_pid, seed)[0]
+    With `url`, the server's CPU is read only when `server_pid` names its process. `click` (a key
+    of ACTIONS): every session clicks that one button instead of half and half."""
+    pages = PAGES if click is None else (ACTIONS[click],)
+    return _rows([(sessions, think)], seconds, url, model, server_pid, seed, pages, processes)[0]
 
 
 def run_matrix(
@@ -446,9 +494,10 @@ def run_matrix(
     model: str | None = None,
     server_pid: int | None = None,
     seed: int = 0,
+    processes: int = 1,
 ) -> list[dict]:
     """Issue 21's table against one server: 1 and 8 sessions back to back, 10 and 30 thinking 4 s."""
-    return _rows(MATRIX, seconds, url, model, server_pid, seed)
+    return _rows(MATRIX, seconds, url, model, server_pid, seed, PAGES, processes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -463,15 +512,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--matrix", action="store_true", help="issue 21's table (ignores --sessions)"
     )
+    parser.add_argument(
+        "--click", choices=sorted(ACTIONS), help="every session clicks this (default: half each)"
+    )
+    parser.add_argument(
+        "--processes", type=int, default=1, help="without --url: app processes behind HAProxy"
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.sessions <= 200 or not 0 < args.seconds <= 3600 or args.think < 0:
         parser.error("sessions 1-200, seconds up to 3600, think >= 0")
+    if not 1 <= args.processes <= 16 or (args.processes > 1 and args.url):
+        parser.error("processes 1-16, and only for a server of its own (no --url)")
     rows = MATRIX if args.matrix else [(args.sessions, args.think)]
-    results = _rows(rows, args.seconds, args.url, args.model, args.server_pid, args.seed)
+    pages = PAGES if args.click is None else (ACTIONS[args.click],)
+    results = _rows(
+        rows, args.seconds, args.url, args.model, args.server_pid, args.seed, pages, args.processes
+    )
     rec = Recorder()
     for r in results:
         n = r["sessions"]
         name = f"{n} session{'' if n == 1 else 's'}, think {r['think_s']:g} s"
+        name += f", {r['processes']} processes" if r["processes"] > 1 else ""
         rec.emit("wsload", name, **{k: v for k, v in r.items() if k != "benchmark"})
     ok = all(r["errors"] == 0 and r["clicks"] > 0 for r in results)
     return 0 if ok else 1

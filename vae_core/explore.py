@@ -44,7 +44,7 @@ def encode(bundle: ModelBundle, x: np.ndarray, labels=None) -> tuple[np.ndarray,
     """Images -> (z_mean, z_log_var); for the DAE -> (latent vector, None)."""
     xb = as_batch(x)
     y = _labels(bundle, labels, len(xb))
-    out = bundle.encoder(with_label(bundle.spec, xb, y), training=False)
+    out = bundle.run("encoder", with_label(bundle.spec, xb, y))
     if not bundle.spec.is_vae:
         return np.asarray(out), None
     return np.asarray(out[0]), np.asarray(out[1])
@@ -58,7 +58,7 @@ def decode(bundle: ModelBundle, z: np.ndarray, labels=None) -> np.ndarray:
             f"This model's latent space has {bundle.spec.latent_dim} dimensions, not {z.shape[1]}."
         )
     y = _labels(bundle, labels, len(z))
-    out = bundle.decoder(with_label(bundle.spec, z, y), training=False)
+    out = bundle.run("decoder", with_label(bundle.spec, z, y))
     return np.asarray(out)[..., 0]
 
 
@@ -97,8 +97,8 @@ def round_trip(
     n = len(xb)
     y = _labels(bundle, labels, n)
     comp_in = with_label(bundle.spec, xb, y)
-    composite_train = np.asarray(bundle.composite(comp_in, training=True))[..., 0]
-    composite_infer = np.asarray(bundle.composite(comp_in, training=False))[..., 0]
+    composite_train = np.asarray(bundle.run("composite", comp_in, training=True))[..., 0]
+    composite_infer = np.asarray(bundle.run("composite", comp_in))[..., 0]
     z_mean, z_log_var = encode(bundle, xb, y)
     decoded_mean = decode(bundle, z_mean, y)
     errors = {
@@ -313,7 +313,7 @@ def denoise(bundle: ModelBundle, noisy: np.ndarray, labels=None) -> np.ndarray:
     """The composite at prediction: noisy images -> restored images (N,28,28)."""
     xb = as_batch(noisy)
     y = _labels(bundle, labels, len(xb))
-    return np.asarray(bundle.composite(with_label(bundle.spec, xb, y), training=False))[..., 0]
+    return np.asarray(bundle.run("composite", with_label(bundle.spec, xb, y)))[..., 0]
 
 
 @dataclass

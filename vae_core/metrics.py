@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from vae_core.images import as_batch
-from vae_core.models import ModelBundle, elbo_terms, logits_model, prior_of, with_label
+from vae_core.models import ModelBundle, elbo_terms, prior_of, with_label
 
 
 def psnr(clean: np.ndarray, restored: np.ndarray) -> np.ndarray:
@@ -68,7 +68,7 @@ def negative_elbo(
     seed: int = 0,
 ) -> dict[str, float]:
     """Test negative ELBO in nats per image (one z sample per image, seeded), and its two terms."""
-    spec, logits_of = bundle.spec, logits_model(bundle.decoder)
+    spec = bundle.spec
     prior = prior_of(bundle.decoder)
     rng = np.random.default_rng(seed)
     x = as_batch(x)
@@ -76,10 +76,10 @@ def negative_elbo(
     for start in range(0, len(x), batch_size):
         xb = tf.constant(x[start : start + batch_size])  # Keras refuses arrays mixed with tensors
         yb = None if y is None else tf.constant(y[start : start + batch_size], tf.int32)
-        z_mean, z_log_var, _ = bundle.encoder(with_label(spec, xb, yb), training=False)
+        z_mean, z_log_var, _ = bundle.run("encoder", with_label(spec, xb, yb))
         eps = rng.standard_normal(z_mean.shape).astype(np.float32)
         z = z_mean + tf.exp(0.5 * z_log_var) * eps
-        logits = logits_of(with_label(spec, z, yb))
+        logits = bundle.run("logits", with_label(spec, z, yb))
         rec, kl = elbo_terms(spec, xb, logits, z_mean, z_log_var, z, prior)
         rec_sum += float(tf.reduce_sum(rec))
         kl_sum += float(tf.reduce_sum(kl))
@@ -133,17 +133,17 @@ def _bundle_posterior(bundle: ModelBundle, xb: np.ndarray, yb):
     """(z_mean, z_log_var, log_joint) of a VAE on a batch: its Bernoulli decoder and own prior."""
     if not bundle.spec.is_vae:
         raise ValueError("Only a VAE has a likelihood to estimate.")
-    spec, logits_of = bundle.spec, logits_model(bundle.decoder)
+    spec = bundle.spec
     prior = prior_of(bundle.decoder)
     enc_in = with_label(spec, tf.constant(xb), None if yb is None else tf.constant(yb))
-    z_mean, z_log_var, _ = bundle.encoder(enc_in, training=False)
+    z_mean, z_log_var, _ = bundle.run("encoder", enc_in)
     target = tf.constant(xb.reshape(len(xb), -1))
 
     def log_joint(z):
         c, n, d = z.shape
         flat = tf.constant(z.reshape(c * n, d), tf.float32)
         labels = None if yb is None else tf.constant(np.tile(yb, c))
-        logits = tf.reshape(logits_of(with_label(spec, flat, labels)), (c, n, -1))
+        logits = tf.reshape(bundle.run("logits", with_label(spec, flat, labels)), (c, n, -1))
         log_px = -tf.reduce_sum(
             tf.nn.sigmoid_cross_entropy_with_logits(
                 labels=tf.broadcast_to(target, logits.shape), logits=logits
@@ -210,7 +210,7 @@ def denoising_scores(
     clean, noisy = as_batch(clean), as_batch(noisy)
     restored = np.concatenate(
         [
-            np.asarray(bundle.composite(noisy[i : i + batch_size], training=False))
+            np.asarray(bundle.run("composite", noisy[i : i + batch_size]))
             for i in range(0, len(noisy), batch_size)
         ]
     )
