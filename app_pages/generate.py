@@ -134,8 +134,16 @@ def _codes(name: str, stamp: float, _bundle: ModelBundle, source: str) -> tuple:
     return z, y
 
 
-if not spec.is_conditional:
-    with st.expander("Why draws from N(0, I) can miss: where the digits live", expanded=False):
+# Made only when someone opens it: 2,000 encoded digits on a map were a fifth of the page's work.
+why = (
+    None
+    if spec.is_conditional
+    else st.expander(
+        "Why draws from N(0, I) can miss: where the digits live", key="gen_why", on_change="rerun"
+    )
+)
+if why is not None and why.open:
+    with why:
         source = digits.available_sources()[-1]
         z, y = _codes(entry_name, shared.active_entry().path.stat().st_mtime, bundle, source)
         fig = figures.prior_map(z, y, *(gaussians or (None, None)))

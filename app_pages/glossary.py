@@ -69,7 +69,15 @@ def tip(*terms: str) -> str:
 
 
 def render() -> None:
-    """The whole glossary in one expander (the sidebar puts it on every page)."""
-    with st.expander("Glossary: the words used here", icon=":material/menu_book:"):
-        for term, text in TERMS.items():
-            st.markdown(f"**{term}**: {text}")
+    """The whole glossary in one expander (the sidebar puts it on every page), written only when
+    it is open: every click on every page would otherwise send all its entries again."""
+    box = st.expander(
+        "Glossary: the words used here",
+        icon=":material/menu_book:",
+        key="sb_glossary",
+        on_change="rerun",
+    )
+    if box.open:
+        with box:
+            for term, text in TERMS.items():
+                st.markdown(f"**{term}**: {text}")

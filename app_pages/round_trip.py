@@ -104,46 +104,49 @@ spec = bundle.spec
 stamp = entry.path.stat().st_mtime
 
 # ---- 1. wiring
-with st.expander("How the three models are wired", expanded=False):  # the digits come first
-    dot, summaries = wiring.wiring(entry.name, stamp, bundle)
-    diagram, words = st.columns([1, 1], gap="large")
-    diagram.graphviz_chart(dot, width="stretch")
-    diagram.caption(
-        "Shapes such as (None, 2): None is the batch (any number of digits at once).",
-        help=glossary.tip("shapes", "eps"),
-    )
-    words.markdown("#### One model, or three?")
-    composite_call = figures.composite_call(is_vae=spec.is_vae, conditional=spec.is_conditional)
-    if spec.is_vae:
-        words.markdown(
-            "The **decoder is a model of its own**, with its own `Input`: `decoder_input` (the "
-            "Keras examples call it `latent_inputs`, named `z_sampling` in the older one). Give it "
-            f"{spec.latent_dim} numbers and it draws a digit. The encoder "
-            "has three outputs: `z_mean`, `z_log_var` and `z`, a point drawn near `z_mean`. The "
-            f"full model, `{bundle.composite.name}`, is just the wiring `{composite_call}`: it passes the "
-            "encoder's **third** output, `z`, into the decoder's `Input`. All three share the "
-            "same weights."
-            + (
-                " This conditional VAE is also told the label: it goes into the encoder "
-                "beside the image, and into the decoder beside `z`."
-                if spec.is_conditional
-                else ""
-            ),
-            help=glossary.tip("z_mean", "z_log_var", "eps"),
+composite_call = figures.composite_call(is_vae=spec.is_vae, conditional=spec.is_conditional)
+# Closed at first (the digits come first); what it holds is made only when someone opens it.
+wiring_box = st.expander("How the three models are wired", key="rt_wiring", on_change="rerun")
+if wiring_box.open:
+    with wiring_box:
+        dot, summaries = wiring.wiring(entry.name, stamp, bundle)
+        diagram, words = st.columns([1, 1], gap="large")
+        diagram.graphviz_chart(dot, width="stretch")
+        diagram.caption(
+            "Shapes such as (None, 2): None is the batch (any number of digits at once).",
+            help=glossary.tip("shapes", "eps"),
         )
-    else:
-        words.markdown(
-            "A denoising autoencoder has the same two halves, but its encoder has a **single** "
-            "output, the latent vector. The decoder's `Input` (`decoder_input`, the name the Keras "
-            f"denoising example uses too) is **not the image**: it is where those {spec.latent_dim} "
-            f"numbers go in. The full model, `{bundle.composite.name}`, is `{composite_call}`. There is no "
-            "z_mean, no sigma and no sampling: the same digit always gives the same code and the "
-            "same picture."
-        )
-    st.caption("What Keras itself says about the three models (note the decoder's input):")
-    tabs = st.tabs([f"{name}.summary()" for name in summaries])
-    for tab, text in zip(tabs, summaries.values(), strict=True):
-        tab.code(text, language=None)
+        words.markdown("#### One model, or three?")
+        if spec.is_vae:
+            words.markdown(
+                "The **decoder is a model of its own**, with its own `Input`: `decoder_input` (the "
+                "Keras examples call it `latent_inputs`, named `z_sampling` in the older one). Give it "
+                f"{spec.latent_dim} numbers and it draws a digit. The encoder "
+                "has three outputs: `z_mean`, `z_log_var` and `z`, a point drawn near `z_mean`. The "
+                f"full model, `{bundle.composite.name}`, is just the wiring `{composite_call}`: it passes the "
+                "encoder's **third** output, `z`, into the decoder's `Input`. All three share the "
+                "same weights."
+                + (
+                    " This conditional VAE is also told the label: it goes into the encoder "
+                    "beside the image, and into the decoder beside `z`."
+                    if spec.is_conditional
+                    else ""
+                ),
+                help=glossary.tip("z_mean", "z_log_var", "eps"),
+            )
+        else:
+            words.markdown(
+                "A denoising autoencoder has the same two halves, but its encoder has a **single** "
+                "output, the latent vector. The decoder's `Input` (`decoder_input`, the name the Keras "
+                f"denoising example uses too) is **not the image**: it is where those {spec.latent_dim} "
+                f"numbers go in. The full model, `{bundle.composite.name}`, is `{composite_call}`. There is no "
+                "z_mean, no sigma and no sampling: the same digit always gives the same code and the "
+                "same picture."
+            )
+        st.caption("What Keras itself says about the three models (note the decoder's input):")
+        tabs = st.tabs([f"{name}.summary()" for name in summaries])
+        for tab, text in zip(tabs, summaries.values(), strict=True):
+            tab.code(text, language=None)
 
 # ---- 2. pick digits
 st.subheader("Pick digits")

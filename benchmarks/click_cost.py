@@ -29,7 +29,11 @@ INTERACTIONS = (
     ("generate: grid size +1", "generate", "Generate", ("slider", "Grid size")),
     ("generate: walk steps +1", "generate", "Generate", ("slider", "Steps")),
     ("round trip: Shuffle", "", "Round trip", ("button", "Shuffle")),
+    ("round trip: K +1", "", "Round trip", ("slider", "Samples of z per digit (K)")),
 )
+# The full run compares with the revision before issue 21's second round of savings (compiled
+# model calls, Streamlit's per-run Keras clearing undone, pictures sent as PNGs).
+AGAINST = "ee85a5d"
 
 
 def _click(page, ui, what: tuple[str, str]) -> None:
@@ -75,6 +79,7 @@ def _worktree(rev: str):
 
 
 def run(rec, quick: bool, against: str | None = None, clicks: int | None = None) -> None:
+    against = against or (None if quick else AGAINST)
     sys.path.insert(0, str(REPO / "tests" / "e2e"))
     import browser_ui as ui
     from playwright.sync_api import sync_playwright
@@ -120,8 +125,9 @@ def markdown(records: list[dict]) -> str:
         "session per interaction on `streamlit run app.py` with the shipped 2-D model; CPU-seconds "
         "of the server's process tree per click (user + system, /proc), and the click's median "
         "time until the page is idle again. On Generate the prior draws, the map, the dials and "
-        "the walk are `st.fragment`s, so a click there reruns only its own part; Round trip's "
-        "sections are not fragments yet."
+        "the walk are `st.fragment`s, so a click there reruns only its own part. On Round trip a "
+        "Shuffle or a new K changes what every section shows, so the page reruns (its likelihood "
+        "bound is a fragment of its own for its K control)."
         + (f" Beside it, the same clicks against revision `{against}`, alternating." if against else "")
         + "\n"
     )  # fmt: skip

@@ -231,8 +231,9 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
         else:
             status = "met"
         rows.append(("Load: 8 sessions x 60 s, no errors; p95 reported", "0 errors", res, status))
-    from benchmarks import click_cost, likelihood, pictures, recsys
+    from benchmarks import click_cost, likelihood, pictures, recsys, wsload
 
+    rows += wsload.target_rows(records)
     rows += pictures.target_rows(g)
     rows += recsys.target_rows(g)
     for row in rows:
@@ -245,6 +246,7 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
     # ------------------------------------------------------------ training detail
     w(pictures.markdown(records))
     w(likelihood.markdown(records))
+    w(wsload.markdown(records))
     w(click_cost.markdown(records))
     _denoiser_table(w, records, g("denoiser", "summary"))
     w("## Training speed and quality, in detail\n")

@@ -500,6 +500,114 @@ def run_matrix(
     return _rows(MATRIX, seconds, url, model, server_pid, seed, PAGES, processes)
 
 
+# ---------------------------------------------------------------- benchmarks.run's "room" section
+ROW_SECONDS, QUICK_SECONDS = 45, 5
+PER_CLICK_SECONDS = 20
+# Issue 21's goal for one process on this 2-core machine.
+GOAL = {"p95_ms": 1000, "first_page_ms": 3000, "clicks_per_s": 10}
+# When the issue was filed (same driver, one process): sessions, think -> (first page, click p50,
+# click p95, clicks/s).
+FILED = {(1, 0): (0.3, 0.28, 0.32, 3.6), (8, 0): (1.7, 2.4, 2.8, 3.5),
+         (10, 4): (2.1, 0.57, 1.6, 2.4), (30, 4): (7.4, 7.4, 9.6, 3.5)}  # fmt: skip
+
+
+def bench(rec, quick: bool) -> None:
+    """The matrix on one process and on two behind HAProxy; then each click alone, one session."""
+    seconds = QUICK_SECONDS if quick else ROW_SECONDS
+    rows = [(2, 0.0)] if quick else MATRIX
+    for processes in (1,) if quick else (1, 2):
+        for r in _rows(rows, seconds, None, None, None, 0, PAGES, processes):
+            rec.emit("room", f"{r['sessions']} sessions, think {r['think_s']:g} s, "
+                     f"{processes} process{'es' if processes > 1 else ''}", **r)  # fmt: skip
+    if quick:
+        return
+    for action, page in ACTIONS.items():
+        r = _rows([(1, 0.0)], PER_CLICK_SECONDS, None, None, None, 0, (page,))[0]
+        rec.emit("room", f"per click: {action}", action=action, **r)
+
+
+def _matrix_row(r: dict) -> str:
+    fp, c = r["first_page"], r["click"]
+    cpu = (r.get("cpu") or {}).get("server_per_click_s")
+    spread = r.get("sessions_per_process") or []
+    return (f"| {r['processes']} | {r['sessions']} / {r['think_s']:g} s | {fp['p50_ms'] / 1000:.2f} s / "
+            f"{fp['max_ms'] / 1000:.2f} s | {r['clicks_per_s']:.1f} | {c['p50_ms'] / 1000:.2f} s | "
+            f"{c['p95_ms'] / 1000:.2f} s | {c['max_ms'] / 1000:.2f} s | "
+            + ("–" if cpu is None else f"{cpu:.3f}")
+            + f" | {r['errors']} | {' / '.join(map(str, spread)) if len(spread) > 1 else '–'} |")  # fmt: skip
+
+
+def _goal_row(records: list[dict]) -> dict | None:
+    return next((r for r in records if r["section"] == "room" and r.get("processes") == 1
+                 and r.get("sessions") == 30 and r.get("think_s") == 4), None)  # fmt: skip
+
+
+def _back_to_back(records: list[dict]) -> dict | None:
+    return next((r for r in records if r["section"] == "room" and r.get("processes") == 1
+                 and r.get("sessions") == 8 and r.get("think_s") == 0), None)  # fmt: skip
+
+
+def target_rows(records: list[dict]) -> list[tuple]:
+    """The goal's rows for RESULTS.md's Targets table."""
+    r, b = _goal_row(records), _back_to_back(records)
+    if r is None:
+        return []
+    p95, first = r["click"]["p95_ms"], r["first_page"]["max_ms"]
+    met = p95 <= GOAL["p95_ms"] and first <= GOAL["first_page_ms"] and r["errors"] == 0
+    gaps = []
+    if p95 > GOAL["p95_ms"]:
+        gaps.append(f"p95 {p95 / 1000:.2f} s")
+    if first > GOAL["first_page_ms"]:
+        gaps.append(f"slowest first page {first / 1000:.2f} s")
+    if r["errors"]:
+        gaps.append(f"{r['errors']} errors")
+    rows = [("A room, one process: 30 sessions thinking 4 s: click p95, every first page, errors",
+             "<= 1.0 s, <= 3 s, 0", f"p95 **{p95 / 1000:.2f} s**, first pages up to **{first / 1000:.2f} s**, "
+             f"{r['errors']} errors", "met" if met else "**not met** — " + ", ".join(gaps))]  # fmt: skip
+    if b is not None:
+        rows.append(("A room, one process: clicks/s served back to back (8 sessions)", ">= 10",
+                     f"**{b['clicks_per_s']:.1f}**", "met" if b["clicks_per_s"] >= GOAL["clicks_per_s"]
+                     else f"**not met** — {b['clicks_per_s']:.1f}/s"))  # fmt: skip
+    return rows
+
+
+def markdown(records: list[dict]) -> str:
+    rows = [r for r in records if r["section"] == "room" and "processes" in r]
+    matrix = [r for r in rows if "action" not in r]
+    if not matrix:
+        return ""
+    r0 = matrix[0]
+    out = ["## A room of people: what one server serves\n"]
+    out.append(
+        f"`python -m benchmarks.wsload --matrix` (and `--processes 2`): sessions that speak Streamlit's own "
+        "websocket protocol, no browsers, so the two cores are the server's. Each session loads its page's "
+        "HTML (keeping the proxy's cookie), opens the websocket, shows its first page, then clicks: half "
+        "press **New seed** on Generate, half **Shuffle** on Round trip, with the shipped "
+        f"`{r0['model']}`; every new picture is fetched, as a browser would. {r0['seconds']:g} s of "
+        "clicking per row, all sessions arriving at once. Two processes: `scripts/serve_room.py` "
+        "(HAProxy, sticky by cookie, least connections). Server CPU is the process tree's (apps and "
+        "HAProxy) per click. On this shared machine the figures move by about 20% from run to run.\n"
+    )  # fmt: skip
+    out.append("| Processes | Sessions / think | First page p50 / max | Clicks/s | Click p50 | Click p95 "
+               "| Click max | Server CPU-s per click | Errors | Sessions per process |")  # fmt: skip
+    out.append("|---|---|---|---|---|---|---|---|---|---|")
+    out += [_matrix_row(r) for r in matrix]
+    out.append("")
+    out.append("When the issue was filed (one process): " + "; ".join(
+        f"{n} / {t} s: first page {fp} s, click p50 {p50} s, p95 {p95} s, {cps} clicks/s"
+        for (n, t), (fp, p50, p95, cps) in FILED.items()) + ".\n")  # fmt: skip
+    per = [r for r in rows if "action" in r]
+    if per:
+        out.append("One session clicking one button back to back (one process):\n")
+        out.append("| Click | Server CPU-s per click | Click p50 | Click p95 |")
+        out.append("|---|---|---|---|")
+        for r in per:
+            out.append(f"| {r['action'].replace('_', ' ')} | {r['cpu']['server_per_click_s']:.3f} | "
+                       f"{r['click']['p50_ms'] / 1000:.3f} s | {r['click']['p95_ms'] / 1000:.3f} s |")  # fmt: skip
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=8)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import re
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from vae_core import figures
 
@@ -90,7 +93,11 @@ def test_manifold_figure_labels_axes_with_latent_values():
     xs = np.linspace(-2, 2, 5)
     grid = np.random.default_rng(0).random((5 * 28, 5 * 28))
     fig = figures.manifold_figure(xs, xs[::-1], grid, dims=(2, 5))
-    assert fig.data[0].z.shape == grid.shape
+    # The grid is one PNG picture at its own size (pixel for pixel), not a heatmap of numbers.
+    source = fig.data[0].source
+    assert source.startswith("data:image/png;base64,")
+    picture = Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1])))
+    assert picture.size == grid.shape[::-1]
     assert fig.layout.xaxis.title.text == "z[2]" and fig.layout.yaxis.title.text == "z[5]"
     assert list(fig.layout.xaxis.ticktext) == ["-2.0", "-1.0", "0.0", "1.0", "2.0"]
     assert list(fig.layout.yaxis.ticktext) == ["2.0", "1.0", "0.0", "-1.0", "-2.0"]

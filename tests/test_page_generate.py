@@ -120,7 +120,7 @@ def test_manifold_slice_and_size_follow_the_controls(lab_home):
     _ok(at)
     after = _manifold(at)
     assert after["layout"]["yaxis"]["title"]["text"] == "z[3]"
-    assert after["data"][0]["z"] != before["data"][0]["z"]
+    assert after["data"][0]["source"] != before["data"][0]["source"]  # another picture
     assert any("the other 2 numbers are 0" in c.value for c in at.caption)
     assert at.query_params["grid"] == "6" and at.query_params["dy"] == "3"
 

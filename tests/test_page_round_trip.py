@@ -71,10 +71,20 @@ def _seven_png() -> bytes:
     return buf.getvalue()
 
 
+def _open_wiring(at: AppTest) -> AppTest:
+    """Open "How the three models are wired", as a click on it does: its content is made only
+    while it is open."""
+    assert not at.get("graphviz_chart")  # closed: nothing of it was made
+    at.session_state["rt_wiring"] = True
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 # ---------------------------------------------------------------- every kind, and none
 @pytest.mark.parametrize("model", list(STORE_SPECS))
 def test_each_kind_of_model_shows_a_round_trip(lab_home, model):
-    at = _open(model)
+    at = _open_wiring(_open(model))
     spec = STORE_SPECS[model]
     captions = _captions(at)
     assert captions.count("input x") == 5  # a handful of different digits by default
@@ -239,7 +249,7 @@ def test_k_seed_and_the_keras_switch_survive_a_visit_to_another_page(lab_home):
 
 
 def test_the_conditional_vaes_words_match_its_diagram(lab_home):
-    at = _open("cvae")
+    at = _open_wiring(_open("cvae"))
     words = " ".join(m.value for m in at.markdown)
     dot = at.get("graphviz_chart")[0].proto.spec
     wiring = "decoder([encoder([x, label])[2], label])"
@@ -250,7 +260,7 @@ def test_the_conditional_vaes_words_match_its_diagram(lab_home):
 
 
 def test_the_keras_examples_names_and_the_wiring_beside_vae_x(lab_home):
-    at = _open("mlp_vae")
+    at = _open_wiring(_open("mlp_vae"))
     words = " ".join(m.value for m in at.markdown)
     assert "`latent_inputs`" in words and "`z_sampling`" in words  # = decoder_input here
     assert "latent_inputs / z_sampling" in at.get("graphviz_chart")[0].proto.spec
@@ -258,7 +268,7 @@ def test_the_keras_examples_names_and_the_wiring_beside_vae_x(lab_home):
 
 
 def test_the_daes_long_latent_vector_is_a_bar_chart_and_summaries_fit(lab_home):
-    at = _open("conv_dae", idx="3")  # the shipped blind DAE: 128 latent numbers
+    at = _open_wiring(_open("conv_dae", idx="3"))  # the shipped blind DAE: 128 latent numbers
     assert _bars(at, 0).shape == (128,)
     texts = [c.value for c in at.code]
     assert not any("e+0" in t or "e-0" in t for t in texts)  # no scientific notation

@@ -866,5 +866,7 @@ def to_png(img: np.ndarray, scale: int = 1) -> bytes:
     if scale > 1:
         arr = np.repeat(np.repeat(arr, int(scale), axis=0), int(scale), axis=1)
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG")
+    # The fastest zlib level: these pictures are made on every click, for a browser on a network
+    # where a few percent of bytes cost less than the server's time.
+    Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
