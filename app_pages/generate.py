@@ -58,6 +58,31 @@ def show_error(err: UserError) -> None:
     shared.show_error(err)
 
 
+stamp = shared.active_entry().path.stat().st_mtime
+
+
+# ---------------------------------------------------------------- pictures shared by every visitor
+# A room opens the same page with the same settings: what a setting draws is made once and served
+# to all. The manifold's figure is kept as it is (Streamlit only reads it; unpickling a copy would
+# re-validate it), the prior's picture as PNG bytes.
+@st.cache_data(show_spinner=False, max_entries=64)
+def _prior_grid(
+    name: str, stamp: float, n: int, temp: float, seed: int, label, _bundle: ModelBundle
+) -> tuple[np.ndarray, bytes]:
+    _, prior_images = explore.sample_prior(_bundle, n, temperature=temp, seed=seed, label=label)
+    grid = images.tile(prior_images, ncols=min(n, 16))
+    return grid, digits.png(grid, 3)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _manifold(
+    name: str, stamp: float, size: int, extent: float, dims: tuple, label, _bundle: ModelBundle
+):
+    xs, ys, cells = explore.latent_grid(_bundle, size, extent=extent, dims=dims, label=label)
+    grid = images.tile(cells.reshape(-1, *cells.shape[2:]), ncols=size, pad=0)
+    return grid, figures.manifold_figure(xs, ys, grid, dims)
+
+
 # ---------------------------------------------------------------- 1. prior samples
 st.header("New digits from the prior")
 gaussians = explore.prior_gaussians(bundle)
@@ -101,15 +126,12 @@ def prior_panel(bundle: ModelBundle, label: int | None) -> None:
     for name, value in (("n", n), ("temp", temp), ("seed", seed)):
         digits.set_param(name, value)
     try:
-        _, prior_images = explore.sample_prior(
-            bundle, n, temperature=float(temp), seed=int(seed), label=label
-        )
+        grid, picture = _prior_grid(entry_name, stamp, n, float(temp), int(seed), label, bundle)
     except UserError as err:
         show_error(err)
     else:
-        grid = images.tile(prior_images, ncols=min(n, 16))
         st.image(
-            digits.png(grid, 3),
+            picture,
             caption=f"{n} digits, seed {seed}, temperature {temp:.1f}",
             output_format="PNG",
         )
@@ -145,7 +167,7 @@ why = (
 if why is not None and why.open:
     with why:
         source = digits.available_sources()[-1]
-        z, y = _codes(entry_name, shared.active_entry().path.stat().st_mtime, bundle, source)
+        z, y = _codes(entry_name, stamp, bundle, source)
         fig = figures.prior_map(z, y, *(gaussians or (None, None)))
         st.plotly_chart(fig, key="gen_prior_map", config={"displayModeBar": False})
         if gaussians is None:
@@ -207,16 +229,12 @@ def manifold_panel(bundle: ModelBundle, label: int | None) -> None:
         digits.set_param("dx", dx)
         digits.set_param("dy", dy)
     try:
-        xs, ys, cells = explore.latent_grid(
-            bundle, size, extent=float(extent), dims=dims, label=label
-        )
+        grid, fig = _manifold(entry_name, stamp, size, float(extent), dims, label, bundle)
     except UserError as err:
         show_error(err)
     else:
-        flat = cells.reshape(-1, *cells.shape[2:])
-        grid = images.tile(flat, ncols=size, pad=0)
         st.plotly_chart(
-            figures.manifold_figure(xs, ys, grid, dims),
+            fig,
             key="gen_manifold",
             config={"displayModeBar": False},
         )

@@ -46,6 +46,36 @@ def _round_trip(
     return explore.round_trip(_bundle, _x, _labels, n_samples=n_samples, seed=seed)
 
 
+# A room shuffles through the same digits (Shuffle's seeds count up from the same start), and
+# Streamlit only reads a figure: one figure per digit and model serves every visitor. Kept as they
+# are, not copied (a copy of a plotly figure is validated again, which costs as much as making it).
+@st.cache_resource(show_spinner=False, max_entries=256)
+def _bars(z_mean: np.ndarray, sigma: np.ndarray | None):
+    return figures.latent_bars(z_mean, sigma)
+
+
+def _map_figure(z_bg, y_bg, rt: explore.RoundTrip, dims, projection: str, trail=None):
+    """The latent map: the background digits, and the digits on view as numbered stars."""
+    return figures.latent_map(
+        z_bg,
+        y_bg,
+        highlight=rt.z_mean,
+        highlight_sigma=rt.sigma,
+        dims=dims,
+        projection=projection,
+        highlight_names=[str(i + 1) for i in range(len(rt.z_mean))],
+        trail=trail,
+    )
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _map(
+    name: str, stamp: float, source: str, digest: str, dims, projection: str, _z_bg, _y_bg, _rt
+):
+    """The map for the digits on view (`digest`); a drawing's trail is new with every stroke."""
+    return _map_figure(_z_bg, _y_bg, _rt, dims, projection)
+
+
 def _digest(*arrays) -> str:
     h = hashlib.sha1()
     for a in arrays:
@@ -365,7 +395,7 @@ for i in range(len(rt.inputs)):
             with c[2]:
                 st.caption(f"The encoder's latent vector ({spec.latent_dim} numbers):")
                 st.plotly_chart(
-                    figures.latent_bars(rt.z_mean[i]),
+                    _bars(rt.z_mean[i], None),
                     key=f"rt_bars_{i}",
                     config={"displayModeBar": False},
                 )
@@ -414,7 +444,7 @@ for i in range(len(rt.inputs)):
                 help=glossary.tip("z_mean", "z_log_var"),
             )
             st.plotly_chart(
-                figures.latent_bars(rt.z_mean[i], rt.sigma[i]),
+                _bars(rt.z_mean[i], rt.sigma[i]),
                 key=f"rt_bars_{i}",
                 config={"displayModeBar": False},
             )
@@ -541,16 +571,10 @@ if d > 2:
             st.warning("Pick two different dimensions.")
     else:
         projection = "pca"
-fig = figures.latent_map(
-    z_bg,
-    y_bg,
-    highlight=rt.z_mean,
-    highlight_sigma=rt.sigma,
-    dims=dims,
-    projection=projection,
-    highlight_names=[str(i + 1) for i in range(len(rt.z_mean))],
-    trail=trail,
-)
+if trail is None:
+    fig = _map(entry.name, stamp, source, digest, dims, projection, z_bg, y_bg, rt)
+else:
+    fig = _map_figure(z_bg, y_bg, rt, dims, projection, trail)
 st.plotly_chart(fig, key="rt_map", config={"displayModeBar": False})
 what = "z_mean" if spec.is_vae else "latent vector"
 note = (
