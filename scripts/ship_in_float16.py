@@ -24,7 +24,7 @@ from vae_core.specs import TrainSpec  # noqa: E402
 from vae_core.store import META_SUFFIX, MODEL_SUFFIX, Store  # noqa: E402
 from vae_core.tasks import digit_test_scores  # noqa: E402
 
-DIGIT_MODELS = ("mlp_vae_2d", "cvae_2d", "conv_vae_32d", "conv_dae")
+DIGIT_MODELS = ("mlp_vae_2d", "cvae_2d", "conv_vae_32d", "conv_dae", "conv_vae_binary")
 
 
 def halve(store: Store, name: str, x, y) -> None:
@@ -48,12 +48,15 @@ def halve(store: Store, name: str, x, y) -> None:
 
 
 def main(names: list[str]) -> int:
-    data = load_dataset("mnist")
-    x, y = to_float(data.x_test), data.y_test
+    tests = {}  # dataset -> its test digits and labels, read once (a binarized model: binarized)
     with tempfile.TemporaryDirectory() as home:  # the store's own folder: unused, only shipped
         store = Store(Path(home), shipped_root=paths.SHIPPED_MODELS_DIR)
         for name in names or DIGIT_MODELS:
-            halve(store, name, x, y)
+            dataset = store.get(name).meta.get("dataset", "mnist")
+            if dataset not in tests:
+                data = load_dataset(dataset)
+                tests[dataset] = (to_float(data.x_test), data.y_test)
+            halve(store, name, *tests[dataset])
     return 0
 
 
