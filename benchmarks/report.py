@@ -234,6 +234,7 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
     from benchmarks import click_cost, likelihood, pictures, recsys, wsload
 
     rows += wsload.target_rows(records)
+    rows += likelihood.target_rows(records)
     rows += pictures.target_rows(g)
     rows += recsys.target_rows(g)
     for row in rows:
