@@ -1,4 +1,4 @@
-"""Keep shipped digit models in float16: half the bytes (vae_core/pretrained/ has a 15 MB budget).
+"""Keep shipped digit models in float16: half the bytes (vae_core/pretrained/ has a 20 MB budget).
 
 For each name: the model is scored on the full MNIST test set as its training run scored it
 (vae_core.metrics.evaluate with the run's seed and noise), saved in float16, read back through the

@@ -3,7 +3,7 @@
 Writes vae_core/recsys/pretrained/mult_vae_ml_latest_small.keras and .json (the command, seed, split,
 settings, test metrics and the MovieLens movie id of each of the model's items, in column order).
 
-Two choices keep the file small (the whole of vae_core/pretrained/ has a 15 MB budget):
+Two choices keep the file small (the whole of vae_core/pretrained/ has a 20 MB budget):
 - items: the movies that at least MIN_ITEM_USERS training users liked (1,807 of 5,723; they hold
   87% of the test users' held-out likes), instead of the paper's every movie any training user liked;
 - weights stored in float16 (the store's load gives float32 back).

@@ -182,7 +182,7 @@ def dtype_policy_restored() -> Iterator[None]:
 def stored_as(bundle: ModelBundle, dtype: str) -> ModelBundle:
     """A copy of `bundle` built under the `dtype` policy, its weights cast to it.
 
-    "float16" is how the shipped models are kept (half the bytes of the repository's 15 MB budget);
+    "float16" is how the shipped models are kept (half the bytes of the repository's 20 MB budget);
     "float32" is how every model is used: the pages feed float32 numpy and expect float32 out.
     """
     with dtype_policy_restored():
