@@ -112,9 +112,6 @@ def _describe(entry: StoreEntry) -> str:
     return " · ".join(parts)
 
 
-LIST_UP_TO, LIST_HEIGHT = 6, 480  # a longer model list scrolls in a box this many pixels high
-
-
 # The first view of a fresh install: the 2-D VAE shows the most (latent map, manifold, sampling).
 PREFERRED_FIRST = ("mlp_vae_2d",)
 
@@ -147,9 +144,9 @@ def render_sidebar() -> None:
             wanted = st.query_params.get(MODEL_PARAM)
             index = names.index(wanted) if wanted in names else _default_index(good)
             # A radio, not a selectbox: each model's description wraps under its name, where a
-            # selectbox would cut it off at the sidebar's width.
-            box = st.container(height=LIST_HEIGHT) if len(good) > LIST_UP_TO else st.container()
-            name = box.radio(
+            # selectbox would cut it off at the sidebar's width. However long the list, it is not
+            # put in a box of its own: a box cut the descriptions off; the sidebar itself scrolls.
+            name = st.radio(
                 "Model",
                 names,
                 index=index,

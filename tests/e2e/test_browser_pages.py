@@ -35,6 +35,32 @@ def test_every_page_opens_and_shows_its_parts(server, page, path):
     assert not page.js_errors, page.js_errors
 
 
+# Every option of the sidebar's model list, and each ancestor that would clip it: a box of its own
+# (scrolling inside the sidebar) that is too short for what it holds. The sidebar's own scrolling
+# is fine: a person scrolls the sidebar.
+CLIPPED_OPTIONS_JS = """() => {
+    const side = document.querySelector('[data-testid="stSidebarContent"]');
+    const cut = [];
+    for (const opt of side.querySelectorAll('[data-testid="stRadioOption"]')) {
+        for (let el = opt.parentElement; el && el !== side; el = el.parentElement) {
+            const y = getComputedStyle(el).overflowY;
+            if ((y === 'auto' || y === 'scroll' || y === 'hidden')
+                && el.scrollHeight > el.clientHeight + 1) { cut.push(opt.innerText.slice(0, 40)); break; }
+        }
+    }
+    return {options: side.querySelectorAll('[data-testid="stRadioOption"]').length, cut};
+}"""
+
+
+def test_a_long_model_list_shows_every_description_whole(server, page):
+    # The e2e store's small models beside the shipped ones: well over the six that once fitted.
+    ui.open_page(page, server, "generate", "Generate", model=MODEL)
+    found = page.evaluate(CLIPPED_OPTIONS_JS)
+    assert found["options"] >= 7, found
+    assert found["cut"] == [], found
+    assert ui.layout_problems(page, '[data-testid="stSidebar"]')["cut"] == []
+
+
 def test_round_trip_a_digit_and_shuffle_to_others(server, page):
     ui.open_page(page, server, "", "Round trip", model=MODEL)
     body = ui.main(page)
