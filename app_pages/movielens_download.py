@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from vae_core.data import downloads_allowed
 from vae_core.errors import DataError
+from vae_core.paths import downloads_allowed
 from vae_core.recsys import movielens as ml
 
 DONE_KEY = "ml_download_done"  # the sentence to show after the rerun that lists the new release

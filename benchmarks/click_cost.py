@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import BENCH_DIR, REPO, Recorder, log, median
+from benchmarks.common import REPO, Recorder, log, median
 from benchmarks.load import SHIPPED_MLP, _tree_cpu_s
 
 # (name, page path, heading, what one click is)
@@ -160,19 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         "--clicks", type=int, default=12, help="clicks per interaction (after one warm-up)"
     )
     args = ap.parse_args(argv)
-    rec = Recorder()
-    t0 = time.time()
+    rec = Recorder()  # one JSON line per interaction on stdout
     run(rec, quick=False, against=args.against, clicks=args.clicks)
-    # Into the published records (replacing this section's earlier ones) and RESULTS.md, as
-    # `python -m benchmarks.run --only` does for its sections.
-    from benchmarks import report
-
-    jsonl = BENCH_DIR / "results.jsonl"
-    old = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
-    records = [r for r in old if r["section"] != "clicks"] + rec.records
-    jsonl.write_text("".join(json.dumps(r, default=str) + "\n" for r in records))
-    seconds = time.time() - t0  # the report's "the run took": this run's
-    (BENCH_DIR / "RESULTS.md").write_text(report.render(records, quick=False, seconds=seconds))
+    # RESULTS.md takes this section from `python -m benchmarks.run --only clicks` (against AGAINST).
     return 0
 
 

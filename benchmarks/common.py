@@ -132,3 +132,18 @@ def _version(mod: str) -> str | None:
         return metadata.version(mod)
     except metadata.PackageNotFoundError:
         return None
+
+
+# ---------------------------------------------------------------- report cells (report.py and the sections' own)
+def fmt(value, spec: str = ".2f", unit: str = "") -> str:
+    """A figure for a table cell: "—" when missing or not finite."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return f"{value:{spec}}{unit}"
+
+
+def status(ok: bool | None, gap: str = "") -> str:
+    """A target's status cell: met, **not met** (with the gap), or not measured."""
+    if ok is None:
+        return "not measured"
+    return "met" if ok else f"**not met**{' — ' + gap if gap else ''}"

@@ -311,7 +311,8 @@ def _pm(stat: dict) -> str:
 
 def target_rows(g) -> list[tuple[str, str, str, str]]:
     """Rows for RESULTS.md's Targets table (g(section, name) -> record or None)."""
-    from benchmarks.report import _f, _status
+    from benchmarks.common import fmt as _f
+    from benchmarks.common import status as _status
 
     rows = []
     q = g(SECTION, "ml_latest_small")
@@ -388,7 +389,7 @@ def _settings_tried(w) -> None:
 
 def markdown(records: list[dict]) -> str:
     """The Mult-VAE section of RESULTS.md."""
-    from benchmarks.report import _f
+    from benchmarks.common import fmt as _f
 
     mine = [r for r in records if r["section"] == SECTION and r["name"] != "error"]
     if not mine:

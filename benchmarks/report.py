@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
 import time
+
+from benchmarks.common import fmt as _f
+from benchmarks.common import status as _status
 
 
 def _settings(cfg: dict | None) -> str:
@@ -18,18 +20,6 @@ def _settings(cfg: dict | None) -> str:
             f"steps_per_execution={cfg.get('steps_per_execution')})`, `drop_remainder={cfg.get('drop_remainder')}`, "
             f"{lr}, {str(cfg.get('reconstruction', 'bce')).upper()} from logits"
             + (f", latent {cfg['latent_dim']}" if "latent_dim" in cfg else ""))  # fmt: skip
-
-
-def _f(value, fmt: str = ".2f", unit: str = "") -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    return f"{value:{fmt}}{unit}"
-
-
-def _status(ok: bool | None, gap: str = "") -> str:
-    if ok is None:
-        return "not measured"
-    return "met" if ok else f"**not met**{' — ' + gap if gap else ''}"
 
 
 NOISE_NAMES = {"none": "none (clean digits)", "keras": "Keras fog", "gaussian": "Gaussian",

@@ -396,6 +396,6 @@ def run(rec, quick: bool) -> None:
 
 def _full_mnist() -> bool:
     """Quick mode reads the full MNIST only when VAE_LAB_DATA_DIR points at it; else the sample."""
-    from vae_core import data
+    from vae_core import data, paths
 
-    return bool(os.environ.get(data.DATA_DIR_ENV)) and data.find_dataset_files("mnist") is not None
+    return bool(os.environ.get(paths.DATA_DIR_ENV)) and data.find_dataset_files("mnist") is not None

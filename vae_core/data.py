@@ -20,13 +20,12 @@ import numpy as np
 from vae_core import kinds
 from vae_core.errors import DataError, UserError
 from vae_core.images import as_batch
+from vae_core.paths import DATA_DIR_ENV, downloads_allowed
 from vae_core.specs import MIXED_NOISE, NOISE_KINDS, TRAIN_NOISE_KINDS
 
 if TYPE_CHECKING:
     import tensorflow as tf
 
-DATA_DIR_ENV = "VAE_LAB_DATA_DIR"
-OFFLINE_ENV = "VAE_LAB_OFFLINE"
 DATASET_NAMES = kinds.DIGIT_DATASETS
 SAMPLE_PATH = Path(__file__).parent / "sample_data" / "mnist_sample.npz"
 # MNIST itself ships with VAE Lab (licence and attribution in its README.md): the last place looked,
@@ -145,7 +144,7 @@ def available(name: str) -> bool:
         return True
     if name in DATASET_NAMES:
         return dataset_available(name)
-    from vae_core.recsys.movielens import movielens_available  # it reads our DATA_DIR_ENV
+    from vae_core.recsys.movielens import movielens_available  # MovieLens: its own module
 
     return name == "ml-latest-small" or movielens_available(name)  # the small one is shipped
 
@@ -307,15 +306,6 @@ def _parse_npz_sample(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _offline() -> bool:
-    return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def downloads_allowed() -> bool:
-    """False when VAE_LAB_OFFLINE is set: nothing is fetched, and no page offers a download."""
-    return not _offline()
-
-
 def _missing_message(name: str, data_dir: str | Path | None, reason: str) -> str:
     title = _TITLES[name]
     files = ", ".join(IDX_FILES[:-1]) + " and " + IDX_FILES[-1]
@@ -382,7 +372,7 @@ def load_dataset(
     found = find_dataset_files(name, data_dir)
     if found is not None:
         return _load_found(name, found)
-    if not allow_download or _offline():
+    if not allow_download or not downloads_allowed():
         reason = "downloading is switched off"
         raise DataError(_missing_message(name, data_dir, reason))
     try:

@@ -22,3 +22,13 @@ def store_dir() -> Path:
 def runs_dir() -> Path:
     """One folder per training run."""
     return home() / "runs"
+
+
+# ---------------------------------------------------------------- data from outside
+DATA_DIR_ENV = "VAE_LAB_DATA_DIR"  # a folder of the user's datasets (MNIST, MovieLens)
+OFFLINE_ENV = "VAE_LAB_OFFLINE"
+
+
+def downloads_allowed() -> bool:
+    """False when VAE_LAB_OFFLINE is set: nothing is fetched, and no page offers a download."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("", "0", "false", "no")

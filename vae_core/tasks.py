@@ -26,7 +26,7 @@ from vae_core.models import ModelBundle, Trainer, prior_of, with_label
 from vae_core.specs import TrainSpec
 
 if TYPE_CHECKING:
-    from vae_core.train import Run
+    from vae_core.run_context import Run
 
 MAX_VALIDATION = 10_000  # images validated after each epoch (all of MNIST's test split)
 GRID_DIGITS, GRID_SAMPLES, GRID_SEED = 8, 16, 1234

@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -30,6 +29,7 @@ import tensorflow as tf
 from vae_core import kinds, machine, rundir
 from vae_core.errors import RunError, StoreError, UserError
 from vae_core.models import ModelBundle
+from vae_core.run_context import Run, StopRequest
 from vae_core.rundir import StatusFile
 from vae_core.specs import (
     FLAGS,
@@ -42,13 +42,7 @@ from vae_core.specs import (
 )
 from vae_core.store import Store, default_store
 from vae_core.tasks import Batches, Task
-from vae_core.watch import (
-    EpochSummaries,
-    RunMonitor,
-    StopRequest,
-    restore_checkpoint,
-    save_checkpoint,
-)
+from vae_core.watch import EpochSummaries, RunMonitor, restore_checkpoint, save_checkpoint
 
 
 # ---------------------------------------------------------------- the run
@@ -110,25 +104,6 @@ def run_training(
         except BaseException as err:
             status.update(state="failed", phase=None, finished=time.time(), error=_sentence(err))
             raise
-
-
-@dataclass
-class Run:
-    """What every step of a run needs to know."""
-
-    run_dir: Path
-    out: Path  # where this process writes: the run folder, or a non-chief worker's own folder
-    config: dict
-    model_spec: ModelSpec
-    train_spec: TrainSpec
-    status: StatusFile
-    stop: StopRequest
-    store: Store | None
-    chief: bool
-
-    @staticmethod
-    def echo(line: str) -> None:
-        print(line, flush=True)  # the CLI's stdout, which is the run's train.log
 
 
 def _train(run: Run) -> dict:

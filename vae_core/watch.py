@@ -3,12 +3,8 @@ and checkpoint, and TensorBoard scalars. Keras callbacks, used by vae_core.train
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,45 +17,7 @@ from vae_core import rundir
 from vae_core.tasks import Batches, Preview
 
 if TYPE_CHECKING:
-    from vae_core.train import Run
-
-
-# ---------------------------------------------------------------- stopping
-class StopRequest:
-    """Has anyone asked this run to stop? SIGTERM/SIGINT, a threading.Event, or the STOP file."""
-
-    def __init__(self, stop_file: Path, event: threading.Event | None = None):
-        self.stop_file, self.event = stop_file, event
-        self.signalled = False
-        self._file_seen, self._checked_at = False, 0.0
-
-    def __call__(self) -> bool:
-        if self.signalled or (self.event is not None and self.event.is_set()):
-            return True
-        now = time.monotonic()
-        if now - self._checked_at >= 0.2:  # a stat per batch would be wasted work
-            self._checked_at = now
-            self._file_seen = self.stop_file.exists()
-        return self._file_seen
-
-    @contextlib.contextmanager
-    def signals(self) -> Iterator[None]:
-        """While training: SIGTERM (and a first Ctrl-C) request a stop instead of killing."""
-        if threading.current_thread() is not threading.main_thread():
-            yield  # only the main thread may install signal handlers
-            return
-
-        def on_signal(signum, frame):
-            if signum == signal.SIGINT and self.signalled:
-                raise KeyboardInterrupt  # a second Ctrl-C means "now"
-            self.signalled = True
-
-        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    from vae_core.run_context import Run
 
 
 # ---------------------------------------------------------------- checkpoints

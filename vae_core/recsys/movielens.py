@@ -29,8 +29,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from vae_core.data import DATA_DIR_ENV, OFFLINE_ENV, downloads_allowed
 from vae_core.errors import DataError
+from vae_core.paths import DATA_DIR_ENV, OFFLINE_ENV, downloads_allowed
 
 SHIPPED_DIR = Path(__file__).parent / "data" / "ml-latest-small"
 SHIPPED_RATINGS, SHIPPED_MOVIES = "ratings.npz", "movies.csv.gz"

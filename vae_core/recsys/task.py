@@ -30,7 +30,7 @@ from vae_core.specs import ModelSpec, TrainSpec
 from vae_core.tasks import Batches, Preview
 
 if TYPE_CHECKING:
-    from vae_core.train import Run
+    from vae_core.run_context import Run
 
 BEST_WEIGHTS = "best.weights.h5"  # in the run's backup/: the best epoch so far, for a resume
 EASE_MAX_ITEMS = 12_000  # EASE inverts an items x items matrix: ML-20M's 20k would take minutes
