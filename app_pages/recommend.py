@@ -408,6 +408,9 @@ if catalogue is not None:
             format_func=catalogue.labels.__getitem__,
             placeholder="Type part of a title, e.g. Toy Story, Matrix, Amélie…",
             help="Most-liked movies come first. Your picks are kept in the page address.",
+            # Enter adds the best match only: with "select all" on, Enter took every movie
+            # the words matched (all eight Star Wars films for "Star Wars").
+            select_all=False,
         )  # fmt: skip
     st.session_state["rec_kept"] = list(chosen)
     picks = tuple(catalogue.column_of[m] for m in chosen)

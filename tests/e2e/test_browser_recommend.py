@@ -84,6 +84,25 @@ def test_pick_movies_by_title_then_sample_z(server, with_recommender, page):
     ui.shot(page, "recommend_sampling")
 
 
+def test_enter_adds_the_best_match_only(server, with_recommender, page):
+    ui.open_page(page, server, "recommend", "Recommend", model=MODEL)
+    box = ui.main(page).locator('[data-testid="stMultiSelect"]').get_by_role("combobox")
+    for typed, picks in (("star wars", 1), ("matrix", 2)):
+        box.click()
+        box.fill(typed)
+        page.keyboard.press("Enter")
+        page.keyboard.press("Escape")
+        ui.settle(page)
+        chosen = ui.wait_until(
+            lambda n=picks: (p := _params(page).get("picks", "").split(",")) and len(p) >= n and p,
+            30,
+            f"{picks} pick(s) in the address",
+        )
+        assert len(chosen) == picks, chosen  # one movie per Enter, not every match
+    shown = ui.main(page).locator('[data-testid="stMultiSelect"]').inner_text()
+    assert "Star Wars" in shown and "Matrix" in shown, shown
+
+
 def test_from_a_digit_model_one_click_to_a_recommender_and_picks_survive_other_pages(
     server, with_recommender, page
 ):
