@@ -31,6 +31,9 @@ SAMPLES = 20  # ... over this many draws of z
 SEED_MAX = 10**6
 MAP_USERS = 3000  # training users on the map (a random sample of bigger sets)
 BIG_PICKS = 24  # more picks than this: the picker scrolls instead of pushing the page down
+# Pixels per letter of a title in the grid's 14 px Source Sans: real titles measured 5.7-6.8 in
+# Chromium; a little more, so none is cut. The widest column is capped (a rare 150-letter title).
+TITLE_CHAR_PX, TITLE_MAX_PX = 7.0, 760
 MODES = {"mean": "prediction (z = z_mean)", "sample": "sampling z"}
 
 
@@ -207,12 +210,12 @@ def _list_rows(
         if compact:  # beside the sampled lists: title and score only
             row = {"#": rank, "title": items.titles[c], "score": float(score)}
         else:
-            row = {
+            row = {  # the score before the genres: a wide title pushes the last column off
                 "#": rank,
                 "title": rec.plain_title(items.titles[c]),
                 "year": int(items.years[c]) or None,
-                "genres": ", ".join(items.genres[c]) or "—",
                 "score": float(score),
+                "genres": ", ".join(items.genres[c]) or "—",
             }
         if hidden is not None:
             row["hidden pick"] = "✓" if int(c) in hidden else ""
@@ -224,8 +227,8 @@ def _show_list(
     items, top: rec.Recommendations, hidden: set[int] | None, key: str, compact: bool = False
 ) -> None:
     config = {
-        "#": st.column_config.NumberColumn(width="small"),
-        "year": st.column_config.NumberColumn(format="%d", width="small"),
+        "#": st.column_config.NumberColumn(width=44),
+        "year": st.column_config.NumberColumn(format="%d", width=60),
         "score": st.column_config.ProgressColumn(
             "score",
             min_value=0.0,
@@ -239,7 +242,16 @@ def _show_list(
         ),
     }
     rows = _list_rows(items, top, hidden, compact)
+    # The grid cuts text at its column's edge and cannot wrap it: the title column is made as wide
+    # as the longest title on the list, so every title shows whole.
+    longest = max((len(r["title"]) for r in rows), default=0)
+    config["title"] = st.column_config.TextColumn(width=title_width(longest))
     st.dataframe(rows, hide_index=True, column_config=config, key=key)
+
+
+def title_width(chars: int) -> int:
+    """Pixels for a title of `chars` characters in the grid's 14 px font, with its cell padding."""
+    return min(TITLE_MAX_PX, int(TITLE_CHAR_PX * chars) + 24)
 
 
 def _stability_rows(items, lists: SampledLists) -> list[dict]:

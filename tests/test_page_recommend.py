@@ -253,3 +253,15 @@ def test_a_mult_dae_recommends_but_has_no_z_to_sample(
     assert any("no test scores" in i.value for i in at.info)
     at.radio(key="rec_mode").set_value("sample").run()
     assert any("no z to sample" in i.value for i in at.info)
+
+
+def test_the_title_column_is_wide_enough_for_every_title_on_the_list(split):
+    # The grid cuts text at a column's edge and cannot wrap it. In Chromium, real MovieLens titles
+    # in the page's 14 px Source Sans measured up to 6.8 px a letter; the cell pads ~16 px.
+    at = _open(picks="1,2571")
+    (frame,) = [d for d in at.dataframe if "genres" in d.value.columns]
+    width = json.loads(frame.proto.columns)["title"]["width"]
+    longest = max(len(t) for t in frame.value["title"])
+    assert width >= 6.8 * longest + 16, (width, longest)
+    # The year beside each title, and the score before the long genres (which may scroll).
+    assert list(frame.value.columns)[:4] == ["#", "title", "year", "score"]
