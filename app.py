@@ -4,7 +4,7 @@ import streamlit as st
 
 from app_pages import shared
 
-st.set_page_config(page_title="VAE Lab", page_icon="🔢", layout="wide")
+st.set_page_config(page_title="VAE Lab", page_icon=":material/draw:", layout="wide")
 
 PAGES = [
     st.Page(

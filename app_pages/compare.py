@@ -99,8 +99,9 @@ def section(
             )
     grid = images.tile(np.concatenate([pictures for _, _, pictures, _ in rows]), ncols=len(x))
     st.download_button(
-        "⬇️ This comparison (PNG)",
+        "This comparison (PNG)",
         functools.partial(images.to_png, grid, scale=2),  # made only when clicked
+        icon=":material/download:",
         file_name=shared.file_name("round_trip", f"vs_{other.name}", active.name),
         mime="image/png",
         key="rt_dl_compare",

@@ -397,8 +397,9 @@ for key, label, model, imgs in rows:
 
 grid = images.tile(np.concatenate([imgs for *_, imgs in rows]), ncols=count)
 st.download_button(
-    "⬇️ Download this comparison (PNG)",
+    "Download this comparison (PNG)",
     functools.partial(images.to_png, grid, scale=4),  # made only when clicked
+    icon=":material/download:",
     file_name=shared.file_name(
         "denoise",
         "as_is" if already_noisy else kind if kind == "keras" else f"{kind}_{strength:.2f}",

@@ -339,41 +339,35 @@ def walk_panel(bundle: ModelBundle, label: int | None) -> None:
     """Two real digits and the decoded steps between them; its settings rerun this panel only."""
     source, x_all, y_all = digits.source_picker("gen_src")
     last = len(x_all) - 1
-    default_a, default_b = (
-        digits.examples_of(y_all, 1, 1, 0)[0],
-        digits.examples_of(y_all, 7, 1, 0)[0],
-    )
-    digits.init_state("gen_a", digits.param_int("a", default_a, 0, last))
-    digits.init_state("gen_b", digits.param_int("b", default_b, 0, last))
-    for key in ("gen_a", "gen_b"):
-        st.session_state[key] = min(st.session_state[key], last)
 
-    def _pick_label(key: str, label_key: str) -> None:
-        # "Random example of digit k": a fresh index with that label.
-        want = st.session_state[label_key]
-        if want is not None:
-            st.session_state[key] = int(
-                np.random.default_rng().choice(np.flatnonzero(y_all == want))
+    def _endpoint(title: str, key: str, default_digit: int) -> int:
+        """One end of the walk, chosen as a person says it ("from a 1 to a 7"): the digit first,
+        then which example of it (a copied link names the example by its number in the set)."""
+        if key not in st.session_state:  # the link's digit number, or the first example
+            wanted = digits.param_int(key[-1], -1, -1, last)
+            digit = int(y_all[wanted]) if wanted >= 0 else default_digit
+            same = np.flatnonzero(np.asarray(y_all) == digit)
+            st.session_state[f"{key}_digit"] = digit
+            st.session_state[f"{key}_ex"] = (
+                int(np.searchsorted(same, wanted)) + 1 if wanted >= 0 else 1
             )
-
-    def _endpoint(title: str, number_key: str, label_key: str) -> int:
-        """One end of the interpolation: a digit by its number, or a random one of a chosen label."""
-        number = st.number_input(title, 0, last, key=number_key)
-        st.selectbox(
-            "…or a random",
-            [None, *range(10)],
-            key=label_key,
-            on_change=_pick_label,
-            args=(number_key, label_key),
-            format_func=lambda v: "—" if v is None else f"{v}",
-        )
-        return number
+        digit = st.selectbox(title, range(10), key=f"{key}_digit", format_func=str)
+        same = np.flatnonzero(np.asarray(y_all) == digit)
+        st.session_state[f"{key}_ex"] = min(st.session_state[f"{key}_ex"], len(same))
+        example = st.number_input(
+            "which one", 1, len(same), key=f"{key}_ex",
+            help=f"One of the {len(same):,} examples of a {digit} in the set.",
+        )  # fmt: skip
+        index = int(same[int(example) - 1])
+        st.caption(f"digit #{index}")
+        st.session_state[key] = index
+        return index
 
     c = st.columns([1, 1, 1, 1])
     with c[0]:
-        a = _endpoint("From digit #", "gen_a", "gen_la")
+        a = _endpoint("From", "gen_a", 1)
     with c[1]:
-        b_ = _endpoint("To digit #", "gen_b", "gen_lb")
+        b_ = _endpoint("to", "gen_b", 7)
     digits.init_state("gen_method", digits.param("method", "linear"))
     if st.session_state["gen_method"] not in ("linear", "spherical"):
         st.session_state["gen_method"] = "linear"

@@ -218,7 +218,7 @@ def _list_rows(
                 "genres": ", ".join(items.genres[c]) or "—",
             }
         if hidden is not None:
-            row["hidden pick"] = "✓" if int(c) in hidden else ""
+            row["hidden pick"] = "yes" if int(c) in hidden else ""
         rows.append(row)
     return rows
 

@@ -516,7 +516,7 @@ if spec.is_vae:
 
 d_png, d_csv = st.columns(2)
 d_png.download_button(
-    "⬇️ These round trips (PNG)",
+    "These round trips (PNG)",
     functools.partial(  # the file is made only when someone clicks
         images.to_png,
         images.tile(
@@ -527,6 +527,7 @@ d_png.download_button(
         ),
         scale=2,
     ),
+    icon=":material/download:",
     file_name=shared.file_name("round_trip", "digits", entry.name, seed if spec.is_vae else None),
     mime="image/png",
     key="rt_dl_png",
@@ -535,8 +536,9 @@ d_png.download_button(
     + ", a column per digit.",
 )
 d_csv.download_button(
-    "⬇️ Their latent codes (CSV)",
+    "Their latent codes (CSV)",
     functools.partial(explore.codes_csv, rt, list(names), labels),
+    icon=":material/download:",
     file_name=shared.file_name("round_trip", "latent_codes", entry.name, ext="csv"),
     mime="text/csv",
     key="rt_dl_csv",

@@ -235,8 +235,9 @@ def _import_export(entry: StoreEntry | None) -> None:
             )
         if entry is not None:
             st.download_button(
-                "⬇️ Download this model (.keras)",
+                "Download this model (.keras)",
                 lambda: store().export(entry.name),
+                icon=":material/download:",
                 file_name=f"{entry.name}.keras",
                 mime="application/zip",
                 key="sb_export",
@@ -244,8 +245,9 @@ def _import_export(entry: StoreEntry | None) -> None:
                 "keras.saving.load_model.",
             )
             st.download_button(
-                "⬇️ Its description (.json)",
+                "Its description (.json)",
                 lambda: store().export_meta(entry.name),
+                icon=":material/download:",
                 file_name=f"{entry.name}.json",
                 mime="application/json",
                 key="sb_export_meta",

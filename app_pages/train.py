@@ -19,16 +19,29 @@ from vae_core.errors import UserError
 from vae_core.runs import ACTIVE_STATES, RESUMABLE_STATES
 from vae_core.specs import TRAIN_NOISE_KINDS, TRAIN_NOISES, named_preset, preset
 
+# A run's state in words (tables draw text only), and a Material icon beside it where Streamlit
+# draws icons: Debian's Chromium has no colour-emoji font, so emoji showed as empty boxes.
 STATE_LABELS = {
-    "created": "🆕 never started",
-    "unknown": "❓ unreadable",
-    "missing": "❓ unreadable",
-    "starting": "⏳ starting",
-    "running": "🏃 running",
-    "completed": "✅ completed",
-    "stopped": "⏸️ stopped",
-    "failed": "❌ failed",
-    "interrupted": "⚠️ interrupted",
+    "created": "never started",
+    "unknown": "unreadable",
+    "missing": "unreadable",
+    "starting": "starting",
+    "running": "running",
+    "completed": "completed",
+    "stopped": "stopped",
+    "failed": "failed",
+    "interrupted": "interrupted",
+}
+STATE_ICONS = {
+    "created": ":material/fiber_new:",
+    "unknown": ":material/help:",
+    "missing": ":material/help:",
+    "starting": ":material/hourglass_top:",
+    "running": ":material/directions_run:",
+    "completed": ":material/check_circle:",
+    "stopped": ":material/pause_circle:",
+    "failed": ":material/cancel:",
+    "interrupted": ":material/warning:",
 }
 SAMPLE_SPLIT = "400 digits to train, 100 to validate"
 DATASET_LABELS = {
@@ -161,11 +174,13 @@ def _stopped_text(status: dict, done_epochs: int, epochs: int) -> str:
     return f"Stopped after epoch {done_epochs} of {epochs}. Resume it to carry on from there."
 
 
-def _weaker_than_shipped(status: dict, kind: str | None) -> str | None:
-    """A sentence when the new model is far weaker than the shipped one of its kind."""
+def _weaker_than_shipped(status: dict, kind: str | None, dataset: str | None) -> str | None:
+    """A sentence when the new model is far weaker than the shipped one of its kind and data."""
     if not kinds.known(kind):
         return None
-    found = store_module.much_worse_than_shipped(shared.store(), kind, status.get("test_metrics"))
+    found = store_module.much_worse_than_shipped(
+        shared.store(), kind, status.get("test_metrics"), dataset
+    )
     if found is None:
         return None
     reference, theirs, ours = found
@@ -180,7 +195,7 @@ def _weaker_than_shipped(status: dict, kind: str | None) -> str | None:
     )
 
 
-def _show_result(status: dict, kind: str | None = None) -> None:
+def _show_result(status: dict, kind: str | None = None, dataset: str | None = None) -> None:
     metrics = status.get("test_metrics") if isinstance(status.get("test_metrics"), dict) else {}
     shown = {
         "neg_elbo": (
@@ -212,7 +227,7 @@ def _show_result(status: dict, kind: str | None = None) -> None:
             label, unit, help_ = shown[key]
             text = f"{value:.3f}" if key == "ssim" else f"{value:.1f} {unit}"
             col.metric(label, text, help=f"{help_}\n\n{glossary.tip(*METRIC_WORDS[key])}")
-    weak = _weaker_than_shipped(status, kind)
+    weak = _weaker_than_shipped(status, kind, dataset)
     if weak:
         st.warning(weak)
     if status.get("model_name"):
@@ -246,7 +261,7 @@ def live_view(run_dir: Path) -> None:
         head.append(kinds.label(kind))
     if tspec.get("dataset"):
         head.append(DATASET_SHORT.get(tspec["dataset"], tspec["dataset"]))
-    head.append(STATE_LABELS.get(state, state))
+    head.append(f"{STATE_ICONS.get(state, '')} {STATE_LABELS.get(state, state)}".strip())
     st.markdown(" · ".join(head))
 
     if state in ACTIVE_STATES:
@@ -256,8 +271,9 @@ def live_view(run_dir: Path) -> None:
         done, text = _progress_line(epochs, last, status.get("phase"))
         st.progress(done, text=text)
         if st.button(
-            "⏹️ Stop",
+            "Stop",
             key="tr_stop",
+            icon=":material/stop_circle:",
             help="Finishes the current batch, saves a checkpoint and stops; you can resume later.",
         ):
             try:
@@ -267,7 +283,7 @@ def live_view(run_dir: Path) -> None:
             else:
                 st.toast("Stopping after this batch…")
     elif state == "completed":
-        _show_result(status, kind)
+        _show_result(status, kind, tspec.get("dataset"))
     elif state == "failed":
         st.error(
             status.get("error") or "The run failed without saying why; see train.log in its folder."
@@ -285,7 +301,11 @@ def live_view(run_dir: Path) -> None:
     elif state == "created":
         st.info("This run was set up but never started.")
     if state in RESUMABLE_STATES and st.button(
-        "▶️ Resume", key="tr_resume", type="primary", help="Carry on from the last finished epoch."
+        "Resume",
+        key="tr_resume",
+        icon=":material/play_arrow:",
+        type="primary",
+        help="Carry on from the last finished epoch.",
     ):
         try:
             runs.resume_run(run_dir)
@@ -335,14 +355,16 @@ def quick_demo() -> None:
     mspec, tspec = named_preset("quick")
     with st.container(border=True):
         st.markdown(
-            f"**⚡ Quick demo** · under a minute: a 2-D VAE learns all 60,000 MNIST digits in "
+            f":material/bolt: **Quick demo** · under a minute: a 2-D VAE learns all 60,000 MNIST digits in "
             f"{tspec.epochs} epochs; its prior keeps one place for each digit, so its map and the "
             "digits it makes up read clearly."
         )
         if not data.dataset_available(tspec.dataset):
             st.caption("It needs the full MNIST, which is not on this computer.")
             return
-        if st.button("⚡ Start the quick demo", key="tr_quick", width="stretch"):
+        if st.button(
+            "Start the quick demo", key="tr_quick", icon=":material/bolt:", width="stretch"
+        ):
             try:
                 _start(mspec, tspec, None)
             except UserError as err:
@@ -526,7 +548,9 @@ with left:
             placeholder=f"if empty: {kind}_<run id>",
             help="The finished model is saved under this name; letters, digits, '-' and '_'.",
         )
-        start = st.form_submit_button("▶️ Start training", type="primary", width="stretch")
+        start = st.form_submit_button(
+            "Start training", icon=":material/play_arrow:", type="primary", width="stretch"
+        )
 
     if start:
         try:

@@ -5,6 +5,7 @@ a function (lazy) or under TYPE_CHECKING: each one is a dependency a reader has 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,3 +112,19 @@ def test_the_graph_sees_lazy_and_type_only_imports():
     assert "vae_core.recsys.movielens" in graph["vae_core.data"]  # inside `available()`
     assert "vae_core.run_context" in graph["vae_core.watch"]  # under TYPE_CHECKING
     assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
+
+
+# ---------------------------------------------------------------- what the pages write
+# Debian's Chromium (what a demo machine often runs) has no colour-emoji font: emoji show as empty
+# boxes. Pages use Streamlit's Material icons (":material/...:") or words instead.
+EMOJI = re.compile("[\U0001f300-\U0001faff\u2600-\u27bf\u2b00-\u2bff\ufe0f]")
+
+
+def test_no_page_writes_an_emoji():
+    found = []
+    for path in [ROOT / "app.py", *sorted((ROOT / "app_pages").glob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if EMOJI.search(node.value):
+                    found.append(f"{path.name}:{node.lineno}: {node.value[:40]!r}")
+    assert found == []

@@ -128,9 +128,18 @@ def test_manifold_slice_and_size_follow_the_controls(lab_home):
 def test_interpolation_endpoints_and_method_change_the_walk(lab_home):
     at = _open("mlp_vae")
     walk = _walk_url(at)
-    at.number_input(key="gen_b").set_value(3).run()
+    # Chosen as a person says it: from a 3 to an 8, then another example of the 8.
+    at.selectbox(key="gen_a_digit").set_value(3).run()
+    at.selectbox(key="gen_b_digit").set_value(8).run()
     _ok(at)
     assert _walk_url(at) != walk
+    said = next(c.value for c in at.caption if c.value.startswith("Left: digit #"))
+    assert "(a 3)" in said and "(a 8)" in said, said
+    first_eight = at.query_params["b"]
+    at.number_input(key="gen_b_ex").set_value(2).run()
+    _ok(at)
+    assert at.query_params["b"] != first_eight
+    assert "(a 8)" in next(c.value for c in at.caption if c.value.startswith("Left: digit #"))
     linear = _walk_url(at)
     at.radio(key="gen_method").set_value("spherical").run()
     _ok(at)

@@ -104,7 +104,7 @@ def test_a_held_out_users_fold_in_movies_become_the_picks(split):
     listed = _table(at, "rec_list")
     assert "hidden pick" in listed.columns
     hidden = split.test_out.indices[split.test_out.indptr[row] : split.test_out.indptr[row + 1]]
-    found = (listed["hidden pick"] == "✓").sum()
+    found = (listed["hidden pick"] == "yes").sum()
     assert any(c.value.startswith(f"{found} of this user's {len(hidden)} hidden movies")
                for c in at.caption)  # fmt: skip
     # Change a pick: the list is no longer that user's, so nothing is marked.

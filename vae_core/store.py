@@ -279,8 +279,10 @@ class Store:
         user = [self._entry(self.root, n, False) for n in self._names(self.root) if n not in taken]
         return shipped + user
 
-    def shipped_of_kind(self, kind: str) -> StoreEntry | None:
-        """The best usable shipped model of a kind (by its headline test metric), if any."""
+    def shipped_of_kind(self, kind: str, dataset: str | None = None) -> StoreEntry | None:
+        """The best usable shipped model of a kind (by its headline test metric), if any; with a
+        dataset, among those scored the same way: a score on binarized digits is not one on grey
+        digits (MNIST itself, or the bundled sample of it)."""
         metric, higher = kinds.get(kind).headline
         scored = [
             e
@@ -288,6 +290,7 @@ class Store:
             if e.shipped
             and e.error is None
             and e.kind == kind
+            and (dataset is None or _binarized(e.meta.get("dataset")) == _binarized(dataset))
             and _is_number((e.meta.get("test_metrics") or {}).get(metric))
         ]
         best = max if higher else min
@@ -571,19 +574,23 @@ class Store:
         return self.save(name, bundle, {**meta, "imported": True}, overwrite=overwrite)
 
 
+def _binarized(dataset: str | None) -> bool:
+    return dataset == "mnist_binary"  # vae_core.data's black-and-white MNIST
+
+
 # How far below the shipped model of its kind a new model may fall before the page says so:
 # a quarter more nats (a VAE's -ELBO), or 2 dB less PSNR (a denoiser).
 MUCH_WORSE_NATS_RATIO, MUCH_WORSE_DB = 1.25, 2.0
 
 
 def much_worse_than_shipped(
-    store: Store, kind: str, test_metrics: dict
+    store: Store, kind: str, test_metrics: dict, dataset: str | None = None
 ) -> tuple[StoreEntry, float, float] | None:
     """(the shipped model, its score, this score) when a trained model is far weaker than the
-    shipped one of its kind, so the page can say so before offering it; else None."""
+    shipped one of its kind (and dataset), so the page can say so before offering it; else None."""
     metric, higher = kinds.get(kind).headline if kinds.known(kind) else ("", False)
     ours = (test_metrics or {}).get(metric)
-    reference = store.shipped_of_kind(kind) if _is_number(ours) else None
+    reference = store.shipped_of_kind(kind, dataset) if _is_number(ours) else None
     if reference is None:
         return None
     theirs = reference.meta["test_metrics"][metric]
