@@ -228,3 +228,20 @@ def test_rank_spread_puts_a_dot_at_each_rank_sized_by_how_often_and_the_mean_lis
     assert sorted(zip(diamonds.y, diamonds.x, strict=True)) == [(0, 1), (1, 3), (2, 2)]
     assert list(fig.layout.yaxis.ticktext) == ["seven", "eight", "nine", "five"]
     assert fig.layout.xaxis.range == (0.4, 3.6)
+
+
+def test_the_running_loss_never_draws_back_across_the_chart():
+    # Steps of epoch 2 logged, the run stopped and resumed from its checkpoint at the end of epoch 1,
+    # the same steps logged again with new values: one line, left to right, the latest values.
+    per = 10
+    first = [
+        {"kind": "step", "epoch": 2, "step": s, "steps_per_epoch": per, "loss": 5.0}
+        for s in (2, 4, 6)
+    ]
+    again = [
+        {"kind": "step", "epoch": 2, "step": s, "steps_per_epoch": per, "loss": 4.0} for s in (2, 4)
+    ]
+    fig = figures.loss_curves(first + [{"kind": "epoch", "epoch": 1, "loss": 6.0}] + again)
+    (running,) = [t for t in fig.data if t.name == "train (running)"]
+    assert list(running.x) == sorted(running.x) == [1.2, 1.4, 1.6]
+    assert list(running.y) == [4.0, 4.0, 5.0]

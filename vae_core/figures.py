@@ -29,9 +29,13 @@ def loss_curves(rows: Sequence[dict], term: str = "loss") -> go.Figure:
 
     fig = go.Figure()
     if steps:
+        # In the order of the x axis, the latest value for each point: a run stopped mid-epoch and
+        # resumed from its checkpoint logs those steps again, and drawn in the order logged the
+        # line went back across the chart (a straight diagonal after Stop).
+        points = sorted({x_of(r): r[term] for r in steps}.items())
         fig.add_scatter(
-            x=[x_of(r) for r in steps],
-            y=[r[term] for r in steps],
+            x=[x for x, _ in points],
+            y=[y for _, y in points],
             mode="lines",
             name="train (running)",
             line=dict(color=TRAIN_COLOR, width=1),
