@@ -212,6 +212,9 @@ def test_the_vae_row_reads_as_a_lesson_and_redraws_the_denoised_digits(dae_store
     assert at.selectbox(key="dn_vae").value == "mlp_vae"
     lesson = [c.value for c in at.caption if "never saw noise" in c.value]
     assert lesson and "redraws the nearest digit it knows" in lesson[0]
+    # What it says of the row below is what the scores show, not a promise.
+    closer = re.search(r"comes closer to the original on (\d+) of (\d+) digits", lesson[0])
+    assert closer and int(closer[2]) == 8, lesson[0]
     labels = [m.label for m in at.metric]
     assert any(lab.startswith("The VAE, given the DAE's output") for lab in labels)
     assert _images_shown(at) == 5 * 8
