@@ -24,6 +24,7 @@ BARS_UP_TO = 16  # latent sizes up to this get a bar chart per digit
 MODES = ("Mixed digits", "By label", "By index", "Upload", "Draw", "Camera")
 DATASET_MODES = MODES[:3]  # the others are a person's own digits
 TRAIL = 12  # earlier positions of a drawing's code kept on the latent map
+WIDEN = [1, 2, 3, 5]  # "Sample wider": the samples' distance from z_mean, in the model's sigmas
 
 
 # ---------------------------------------------------------------- cached per model
@@ -39,11 +40,19 @@ def _background(
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _round_trip(
-    name: str, stamp: float, digest: str, n_samples: int, seed: int, _bundle, _x, _labels
+    name: str,
+    stamp: float,
+    digest: str,
+    n_samples: int,
+    seed: int,
+    _bundle,
+    _x,
+    _labels,
+    widen: float = 1.0,
 ) -> explore.RoundTrip:
     """The digits on view, round trip: a rerun that changes neither them, K nor the seed (another
     section's control, a room of people shuffling through the same digits) reuses it."""
-    return explore.round_trip(_bundle, _x, _labels, n_samples=n_samples, seed=seed)
+    return explore.round_trip(_bundle, _x, _labels, n_samples=n_samples, seed=seed, widen=widen)
 
 
 # A room shuffles through the same digits (Shuffle's seeds count up from the same start), and
@@ -276,10 +285,10 @@ model_labels = labels if spec.is_conditional else None
 # ---- 3. the round trip, digit by digit
 st.subheader("Encode, then decode")
 if spec.is_vae:
-    ctl = st.columns([2, 1, 2], vertical_alignment="bottom")
+    ctl = st.columns([1.6, 0.9, 1.3, 2.4], vertical_alignment="bottom")
     digits.init_state("rt_k", digits.param_int("k", 6, 1, 12))
     digits.init_state("rt_seed", digits.param_int("seed", 0, 0, 10**6))
-    _revive("rt_k", "rt_seed", "rt_always")
+    _revive("rt_k", "rt_seed", "rt_always", "rt_widen")
     digits.init_state("rt_always", bool(digits.param_int("always", 0, 0, 1)))
     # persist_state: they survive a visit to another page, and a widget that comes back (after
     # an upload) shows the value that is used, not its minimum.
@@ -299,7 +308,19 @@ if spec.is_vae:
         persist_state="session",
         help="Which random samples: the same seed draws the same eps.",
     )
-    always = ctl[2].toggle(
+    digits.init_state("rt_widen", digits.param_int("widen", 1, 1, 5))
+    if st.session_state["rt_widen"] not in WIDEN:
+        st.session_state["rt_widen"] = 1
+    widen = ctl[2].select_slider(
+        "Sample wider",
+        WIDEN,
+        key="rt_widen",
+        format_func=lambda v: "as the model" if v == 1 else f"× {v} sigma",
+        help="Draw the samples of z this many times further from z_mean than the model does. "
+        "A well-trained encoder is so sure that its samples decode nearly alike; a wider cloud "
+        "shows what sampling changes.",
+    )
+    always = ctl[3].toggle(
         "Keras-example Sampling (always sample)",
         key="rt_always",
         persist_state="session",
@@ -308,8 +329,9 @@ if spec.is_vae:
     digits.set_param("k", k)
     digits.set_param("seed", seed)
     digits.set_param("always", int(always))
+    digits.set_param("widen", widen)
 else:
-    k, seed, always = 1, 0, False
+    k, seed, always, widen = 1, 0, False, 1
     st.caption(
         "No sampling here: a denoising autoencoder's encoder gives one latent vector per digit, "
         "and its decoder turns that vector (not the image) back into a picture. Run it twice, get "
@@ -318,7 +340,9 @@ else:
 
 try:
     digest = _digest(chosen, model_labels)
-    rt = _round_trip(entry.name, stamp, digest, k, int(seed), bundle, chosen, model_labels)
+    rt = _round_trip(
+        entry.name, stamp, digest, k, int(seed), bundle, chosen, model_labels, float(widen)
+    )
     # What vae.predict(x) gives with the keras-io Sampling: z is sampled, so two calls differ.
     second = (
         _round_trip(entry.name, stamp, digest, 1, int(seed) + 1, bundle, chosen, model_labels)
@@ -456,8 +480,9 @@ for i in range(len(rt.inputs)):
             output_format="PNG",
         )
         s[0].caption(
-            f"{k} samples: decoder(z) with z = z_mean + sigma × eps, each with its error "
-            f"(mean {errors['decoder(z)'][i].mean():.4f})."
+            f"{k} samples: decoder(z) with z = z_mean + "
+            + ("sigma" if widen == 1 else f"{widen} × sigma, wider than the model draws,")
+            + f" × eps, each with its error (mean {errors['decoder(z)'][i].mean():.4f})."
         )
         # Scaled to its own maximum so even a confident encoder's small spread is visible.
         std = rt.decoded_samples[i].std(axis=0)

@@ -360,3 +360,23 @@ def test_the_elbo_is_shown_as_a_bound_that_more_samples_rise_above(lab_home):
     # A denoising autoencoder has no likelihood: no such section.
     dae = _open(model="conv_dae")
     assert not any("lower bound" in c.value for c in dae.caption)
+
+
+def test_sampling_wider_makes_the_samples_differ_visibly(lab_home):
+    # A well-trained encoder is so sure that its samples decode nearly alike: "Sample wider" draws
+    # them further out and says so, and the samples spread further apart.
+    at = _open("mlp_vae", idx="3,17", k="6", seed="5")
+
+    def spreads() -> list[float]:  # "spread: std up to 0.123" under each digit's samples
+        said = [c for c in _captions(at) if c.startswith("spread: std up to")]
+        return [float(c.rsplit(" ", 1)[1]) for c in said]
+
+    narrow = spreads()
+    assert len(narrow) == 2
+    assert all("wider than the model draws" not in c.value for c in at.caption)
+    at.select_slider(key="rt_widen").set_value(5).run()
+    assert not at.exception
+    wide = spreads()
+    assert all(w > n for w, n in zip(wide, narrow, strict=True)), (narrow, wide)
+    assert any("5 × sigma, wider than the model draws" in c.value for c in at.caption)
+    assert at.query_params["widen"] == "5"

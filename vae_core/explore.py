@@ -90,9 +90,19 @@ class RoundTrip:
 
 
 def round_trip(
-    bundle: ModelBundle, x: np.ndarray, labels=None, *, n_samples: int = 6, seed: int = 0
+    bundle: ModelBundle,
+    x: np.ndarray,
+    labels=None,
+    *,
+    n_samples: int = 6,
+    seed: int = 0,
+    widen: float = 1.0,
 ) -> RoundTrip:
-    """Encoder -> (z_mean, sigma, samples of z) -> decoder, and the composite in both modes."""
+    """Encoder -> (z_mean, sigma, samples of z) -> decoder, and the composite in both modes.
+
+    `widen` draws the samples of z `widen` times as far from z_mean as the model does (1: as it
+    does): a confident encoder's samples decode nearly alike, and a wider cloud makes the
+    difference sampling makes visible. The composite samples as the model does, whatever `widen`."""
     xb = as_batch(x)
     n = len(xb)
     y = _labels(bundle, labels, n)
@@ -120,7 +130,7 @@ def round_trip(
         )
     sigma = np.exp(0.5 * z_log_var)
     eps = np.random.default_rng(seed).standard_normal((n, n_samples, z_mean.shape[1]))
-    z_samples = (z_mean[:, None] + sigma[:, None] * eps).astype(np.float32)
+    z_samples = (z_mean[:, None] + widen * sigma[:, None] * eps).astype(np.float32)
     # All N*K samples go through the decoder at once.
     flat = decode(
         bundle, z_samples.reshape(n * n_samples, -1), None if y is None else np.repeat(y, n_samples)
