@@ -92,14 +92,37 @@ def _digest(*arrays) -> str:
     return h.hexdigest()
 
 
-def _ask_labels(names: list[str]) -> np.ndarray:
-    """The conditional VAE must be told each own digit's label: one picker per digit."""
-    st.caption("The conditional VAE needs to be told which digit each one is:")
+@st.cache_data(show_spinner="Reading your digits…", max_entries=64)
+def _read(name: str, stamp: float, digest: str, _bundle: ModelBundle, _x) -> np.ndarray:
+    """p(label | digit) for each of the digits `digest` names, by the conditional VAE."""
+    return explore.read_digits(_bundle, _x)
+
+
+def _ask_labels(names: list[str], x: np.ndarray) -> np.ndarray:
+    """The conditional VAE must be told each own digit's label: one picker per digit, set to what
+    the model itself reads there (Bayes' rule over its ten labels) until the person picks."""
+    entry = shared.active_entry()
+    probs = _read(entry.name, entry.path.stat().st_mtime, _digest(x), shared.load_bundle(entry), x)
+    st.caption(
+        "The conditional VAE needs to be told which digit each one is. It offers its own reading: "
+        "how likely it finds your digit drawn as each label, p(x | label), turned by Bayes' rule "
+        "into how sure it is of each (a model that generates digits can also read them).",
+        help=glossary.tip("log-likelihood"),
+    )
     cols = st.columns(min(len(names), 6))
     picked = []
     for i, name in enumerate(names):
         key = "rt_up_label" if i == 0 else f"rt_up_label_{i}"
-        picked.append(cols[i % len(cols)].selectbox(f"{name} is a", list(range(10)), key=key))
+        best = int(np.argmax(probs[i]))
+        seen = _digest(x[i])
+        if st.session_state.get(f"{key}_read") != seen:  # a new digit here: offer the reading
+            st.session_state[key], st.session_state[f"{key}_read"] = best, seen
+        col = cols[i % len(cols)]
+        picked.append(col.selectbox(f"{name} is a", list(range(10)), key=key))
+        col.caption(f"The model reads a **{best}** ({probs[i][best]:.0%} sure).")
+        col.plotly_chart(
+            figures.label_bars(probs[i]), key=f"{key}_bars", config={"displayModeBar": False}
+        )
     return np.asarray(picked)
 
 
@@ -259,14 +282,14 @@ with st.columns([3, 2], gap="large")[0] if mode in DATASET_MODES else st.contain
                 drawing = own_digits.pad("rt_pad")
                 own = own_digits.drawn(drawing)
                 if own is not None and spec.is_conditional:
-                    labels = _ask_labels(own.names)  # right under the pad, where the eyes are
+                    labels = _ask_labels(own.names, own.digits)  # under the pad, in view
             if drawing.pre is not None:
                 st.caption("How your drawing was made MNIST-like (the same steps as a photo):")
                 own_digits.step_strip(drawing.pre.steps)
         if own is not None:
             chosen, names = own.digits, own.names
             if spec.is_conditional and labels is None:
-                labels = _ask_labels(names)
+                labels = _ask_labels(names, chosen)
 
 if mode not in DATASET_MODES:
     st.query_params.pop("idx", None)  # a copied link must not bring back digits from the set

@@ -202,3 +202,26 @@ def test_denoise_cleans_a_drawing_and_a_camera_photo(lab_home):
         f"the photo #{i}" for i in (1, 2, 3, 4)
     ]
     assert any(m.label.startswith("Denoised by the DAE") for m in at.metric)
+
+
+def test_the_conditional_vae_reads_the_drawing_and_offers_its_reading(lab_home):
+    # Bayes' rule over the ten labels: ten bars that sum to one, the picker set to the best one
+    # until the person picks another, and a new drawing read afresh.
+    at = open_app(model="cvae")
+    at.segmented_control(key="rt_mode").set_value("Draw").run()
+    _draw(at, "rt_pad_0", ZERO)
+    assert not at.exception
+    y = next(
+        json.loads(e.proto.spec)["data"][0]["y"]
+        for e in at.get("plotly_chart")
+        if e.proto.id.endswith("rt_up_label_bars")
+    )  # plotly sends a numpy array as {"dtype", "bdata": base64}
+    bars = np.frombuffer(base64.b64decode(y["bdata"]), y["dtype"]) if isinstance(y, dict) else y
+    assert len(bars) == 10 and abs(sum(bars) - 1) < 1e-6
+    best = int(np.argmax(bars))
+    assert at.selectbox(key="rt_up_label").value == best
+    said = " ".join(c.value for c in at.caption)
+    assert f"The model reads a **{best}**" in said and "Bayes' rule" in said
+    other = (best + 1) % 10
+    at.selectbox(key="rt_up_label").set_value(other).run()
+    assert at.selectbox(key="rt_up_label").value == other  # the person's choice stays

@@ -402,6 +402,31 @@ def noise_seen(meta: dict) -> NoiseSeen | None:
     return None
 
 
+READ_K = 100  # importance samples of z per digit and label when the conditional VAE reads a digit
+
+
+def read_digits(
+    bundle: ModelBundle, x: np.ndarray, *, k: int = READ_K, seed: int = 0
+) -> np.ndarray:
+    """The conditional VAE as a classifier, by Bayes' rule: p(y|x) is proportional to p(x|y) p(y),
+    with log p(x|y) estimated by importance sampling for every label and p(y) even (MNIST's ten
+    digits are nearly equally common). (N, num_classes) probabilities, each row summing to 1."""
+    from vae_core.metrics import log_likelihood  # its TF ops only when a digit is read
+
+    if not bundle.spec.is_conditional:
+        raise UserError("Only the conditional VAE can read a digit: it is the one told labels.")
+    xb = as_batch(x)
+    n, classes = len(xb), bundle.spec.num_classes
+    # Every label for every digit in one batch: digit i with label y is row y * n + i.
+    tiled = np.concatenate([xb] * classes)
+    ys = np.repeat(np.arange(classes, dtype=np.int32), n)
+    log_px = log_likelihood(bundle, tiled, ys, k=k, batch_size=len(tiled), seed=seed)
+    log_px = log_px.reshape(classes, n).T
+    log_px -= log_px.max(axis=1, keepdims=True)
+    p = np.exp(log_px)
+    return p / p.sum(axis=1, keepdims=True)
+
+
 def restyle(bundle: ModelBundle, x: np.ndarray, labels) -> np.ndarray:
     """The conditional VAE keeps each digit's style (its z_mean, given its label) and redraws it as
     every digit 0-9: (N, num_classes, 28, 28), one decoder call."""

@@ -316,6 +316,30 @@ def bound_figure(ks: Sequence[int], elbo: np.ndarray, estimates: np.ndarray, k: 
     return fig
 
 
+def label_bars(probs: np.ndarray, height: int = 150) -> go.Figure:
+    """What the conditional VAE reads in one digit: p(y|x) for each label, the best one marked."""
+    probs = np.asarray(probs, dtype=np.float64).ravel()
+    best = int(np.argmax(probs))
+    colors = [HIGHLIGHT_COLOR if j == best else TRAIN_COLOR for j in range(len(probs))]
+    fig = go.Figure(
+        go.Bar(
+            x=[str(j) for j in range(len(probs))],
+            y=probs,
+            marker_color=colors,
+            hovertemplate="a %{x}: %{y:.0%}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        height=height,
+        margin=dict(l=10, r=10, t=10, b=10),
+        showlegend=False,
+        yaxis=dict(range=[0, 1], tickformat=".0%"),
+        xaxis=dict(type="category"),
+        plot_bgcolor="#ffffff",
+    )
+    return fig
+
+
 def latent_bars(
     z_mean: np.ndarray, sigma: np.ndarray | None = None, height: int = 190
 ) -> go.Figure:
