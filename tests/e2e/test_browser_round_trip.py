@@ -88,3 +88,40 @@ def test_the_downloads_are_made_when_clicked(server, page):
         data = open(info.value.path(), "rb").read()
         assert data.startswith(head), (label, data[:40])
     ui.assert_clean(page)
+
+
+def _bound_caption(page) -> tuple[float, int, float]:
+    """(the ELBO, K, the log p(x) estimate) as the bound section's sentence states them."""
+    said = ui.main(page).get_by_text(re.compile("the ELBO, what the VAE trains on")).inner_text()
+    found = re.search(
+        r"trains on, is (-?[\d.]+) nats; .* estimated with K = ([\d,]+) samples of z each, is "
+        r"(-?[\d.]+) nats",
+        said,
+    )
+    assert found, said
+    return float(found[1]), int(found[2].replace(",", "")), float(found[3])
+
+
+def test_raising_k_lifts_the_estimate_above_the_elbo(server, page):
+    # Issue 17: the ELBO is a lower bound; with more samples of z the estimate of log p(x) climbs
+    # above it, towards log p(x) (the same stream of draws, so a larger K extends the same curve).
+    ui.open_page(page, server, "", "Round trip", model=MODEL)
+    section = ui.main(page).get_by_text("How likely is each digit?")
+    section.scroll_into_view_if_needed()
+    seen = {}
+    for k in ("1", "1000"):
+        ui.main(page).locator('[data-testid="stButtonGroup"]').get_by_text(
+            k, exact=True
+        ).last.click()
+        ui.settle(page)
+        elbo, shown_k, estimate = ui.wait_until(
+            lambda want=int(k): (c := _bound_caption(page))[1] == want and c,
+            60,
+            f"the sentence says K = {k}",
+        )
+        seen[shown_k] = (elbo, estimate)
+    (elbo_1, at_1), (elbo_1000, at_1000) = seen[1], seen[1000]
+    assert elbo_1 == elbo_1000  # the bound itself does not depend on K
+    assert at_1000 > at_1 and at_1000 > elbo_1000, seen  # the estimate climbed above the ELBO
+    ui.assert_clean(page)
+    ui.shot(page, "round_trip_bound_k1000")
