@@ -52,8 +52,8 @@ def vae_after_dae(report: explore.DenoiseReport) -> str:
         return "."
     if not report.psnr:
         return (
-            "; below, it redraws the denoiser's clean-up instead. With no clean original to score "
-            "against, compare with your digits by eye: it may still draw a neighbouring digit."
+            "; below, it redraws the denoiser's clean-up instead. Your digits come with nothing "
+            "clean to measure it by, so judge by eye: it may still draw a neighbouring digit."
         )
     closer = int(np.sum(report.psnr[CHAINED] > report.psnr["VAE"]))
     return (
