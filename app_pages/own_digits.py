@@ -45,9 +45,14 @@ class OwnDigits:
 
 
 def _png(img: np.ndarray, side: int) -> bytes:
-    """A step picture enlarged (nearest) towards `side` pixels, so 28x28 stays crisp; its shape is
-    kept, so a photo shows upright and as wide as it was taken."""
-    return images.to_png(img, scale=max(1, side // max(img.shape[:2])))
+    """A step picture on a square of its own background, enlarged (nearest) towards `side` pixels
+    so 28x28 stays crisp. Its shape is kept inside the square (a photo shows upright and as wide
+    as it was taken), and every picture of a strip shows at the same size: shown at one width, a
+    tall crop came out taller and larger than the rest."""
+    longer = max(img.shape[:2])
+    if img.ndim == 2:
+        img = images.strip([img], side=longer, pad=0)
+    return images.to_png(img, scale=max(1, side // longer))
 
 
 def step_strip(steps: list[tuple[str, np.ndarray]], width: int = STEP_WIDTH) -> None:

@@ -52,9 +52,12 @@ def test_after_an_upload_k_shows_what_is_drawn_and_everything_fits(server, page)
             .filter(c => c.innerText.includes('was made MNIST-like')).pop();
         const box = col.getBoundingClientRect();
         return [...col.querySelectorAll('img')].map(i => i.getBoundingClientRect())
-            .map(r => [r.left >= box.left - 1 && r.right <= box.right + 1, Math.round(r.width)]);
+            .map(r => [r.left >= box.left - 1 && r.right <= box.right + 1, Math.round(r.width),
+                       Math.round(r.height)]);
     }""")
-    assert len(strip) >= 4 and all(inside for inside, _ in strip), strip
+    assert len(strip) >= 4 and all(inside for inside, _, _ in strip), strip
+    # Every step at the same size: a tall crop is not larger than the rest (issue 18, 7).
+    assert len({(w, h) for _, w, h in strip}) == 1, strip
     _assert_fits(page, "upload")
     ui.assert_clean(page)
     ui.shot(page, "round_trip_upload_fits")
