@@ -23,8 +23,12 @@ errors. The server's CPU (its process tree, /proc) is read around the clicks.
 
     python -m benchmarks.wsload --sessions 30 --think 4 --seconds 60 [--url URL] [--model NAME]
     python -m benchmarks.wsload --matrix [--seconds 45]          # issue 21's table, one server
+    python -m benchmarks.wsload --matrix --processes 2           # two behind HAProxy
+    python -m benchmarks.wsload --sessions 1 --click shuffle     # one button's cost alone
 
-Without --url it starts its own server (`streamlit run app.py`, a temporary home). Loopback only.
+Without --url it starts its own server (`streamlit run app.py`, a temporary home; with
+--processes N, `scripts/serve_room.py`). Each session loads the page's HTML first and keeps its
+cookies, as a browser does, so a proxy keeps it on one process. Loopback only.
 Prints one JSON line per run (`--matrix`: one per row, section "wsload"); `run()` returns the dict.
 """
 
