@@ -382,9 +382,25 @@ def walk_panel(bundle: ModelBundle, label: int | None) -> None:
     for name, value in (("a", a), ("b", b_), ("method", method), ("steps", steps)):
         digits.set_param(name, value)
     pair_labels = (int(y_all[a]), int(y_all[b_])) if spec.is_conditional else None
+    morph = False
+    if spec.is_conditional:
+        morph = st.toggle(
+            f"Draw every step as a {label}: walk the style only",
+            key="gen_morph",
+            help="The conditional VAE draws the digit it is told. Told the two ends' labels, the "
+            "walk switches from one digit to the other at the midpoint; told one digit (the one "
+            "chosen at the top), every step is that digit and only the style (slant, width, "
+            "thickness) walks from the first digit's to the second's.",
+        )
     try:
         path, walk = explore.interpolate(
-            bundle, x_all[a], x_all[b_], steps=int(steps), method=method, labels=pair_labels
+            bundle,
+            x_all[a],
+            x_all[b_],
+            steps=int(steps),
+            method=method,
+            labels=pair_labels,
+            draw_as=label if morph else None,
         )
     except UserError as err:
         show_error(err)
@@ -400,8 +416,11 @@ def walk_panel(bundle: ModelBundle, label: int | None) -> None:
             f"Left: digit #{a} (a {y_all[a]}); right: digit #{b_} (a {y_all[b_]}); between them, "
             f"{steps} decoded steps along a {method} path."
             + (
-                " The conditional VAE is told the first digit's label for the first half of the walk "
-                "and the second's for the rest."
+                f" Every step is drawn as a {label}: only the style walks, from the first digit's to "
+                "the second's."
+                if morph
+                else " The conditional VAE is told the first digit's label for the first half of "
+                "the walk and the second's for the rest."
                 if spec.is_conditional
                 else ""
             )

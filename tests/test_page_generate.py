@@ -166,3 +166,16 @@ def test_downloads_are_named_after_model_page_and_settings(lab_home, monkeypatch
         "vae_lab-generate-latent_map-z0_z1-conv_vae.png",
         "vae_lab-generate-walk-3_to_8-spherical-conv_vae.png",
     } <= files.keys()
+
+
+def test_the_conditional_vaes_walk_can_morph_the_style_of_one_digit(lab_home):
+    at = _open("cvae")
+    switching = _walk_url(at)
+    assert any("for the first half of the walk" in c.value for c in at.caption)
+    at.toggle(key="gen_morph").set_value(True).run()
+    _ok(at)
+    assert _walk_url(at) != switching
+    label = at.segmented_control(key="gen_digit").value
+    said = " ".join(c.value for c in at.caption)
+    assert f"Every step is drawn as a {label}: only the style walks" in said
+    assert "for the first half of the walk" not in said

@@ -301,8 +301,13 @@ def interpolate(
     steps: int = 10,
     method: str = "linear",
     labels=None,
+    draw_as: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Walk the latent space from digit a to digit b (through their means) -> (z path, images)."""
+    """Walk the latent space from digit a to digit b (through their means) -> (z path, images).
+
+    The conditional VAE encodes each end with its own label (`labels`); every step is then drawn
+    as label a for the first half and b for the rest, or, with `draw_as`, all as that one digit:
+    only the style walks, so the digits morph instead of switching at the midpoint."""
     if not 2 <= steps <= 64:
         raise UserError("Use between 2 and 64 interpolation steps.")
     if method not in ("linear", "spherical"):
@@ -316,6 +321,8 @@ def interpolate(
         path = slerp(z_mean[0], z_mean[1], t)
     # The conditional VAE blends the two labels' codes at the midpoint: first half a, second half b.
     path_labels = None if y is None else np.where(t < 0.5, y[0], y[1])
+    if y is not None and draw_as is not None:
+        path_labels = np.full(steps, int(draw_as), np.int32)
     return path.astype(np.float32), decode(bundle, path, path_labels)
 
 
