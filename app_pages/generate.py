@@ -343,7 +343,7 @@ def walk_panel(bundle: ModelBundle, label: int | None) -> None:
     def _endpoint(title: str, key: str, default_digit: int) -> int:
         """One end of the walk, chosen as a person says it ("from a 1 to a 7"): the digit first,
         then which example of it (a copied link names the example by its number in the set)."""
-        if key not in st.session_state:  # the link's digit number, or the first example
+        if f"{key}_digit" not in st.session_state:  # the link's digit number, or the first
             wanted = digits.param_int(key[-1], -1, -1, last)
             digit = int(y_all[wanted]) if wanted >= 0 else default_digit
             same = np.flatnonzero(np.asarray(y_all) == digit)
@@ -360,7 +360,6 @@ def walk_panel(bundle: ModelBundle, label: int | None) -> None:
         )  # fmt: skip
         index = int(same[int(example) - 1])
         st.caption(f"digit #{index}")
-        st.session_state[key] = index
         return index
 
     c = st.columns([1, 1, 1, 1])

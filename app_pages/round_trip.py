@@ -101,8 +101,7 @@ def _read(name: str, stamp: float, digest: str, _bundle: ModelBundle, _x) -> np.
 def _ask_labels(names: list[str], x: np.ndarray) -> np.ndarray:
     """The conditional VAE must be told each own digit's label: one picker per digit, set to what
     the model itself reads there (Bayes' rule over its ten labels) until the person picks."""
-    entry = shared.active_entry()
-    probs = _read(entry.name, entry.path.stat().st_mtime, _digest(x), shared.load_bundle(entry), x)
+    probs = _read(entry.name, stamp, _digest(x), bundle, x)  # the page's model, as everywhere
     st.caption(
         "The conditional VAE needs to be told which digit each one is. It offers its own reading: "
         "how likely it finds your digit drawn as each label, p(x | label), turned by Bayes' rule "

@@ -370,27 +370,28 @@ def test_a_resumed_run_does_not_show_the_stale_step_line(runs_root):
     assert "starting" in text and "step 5 of 10" not in text and "44 s left" not in text
 
 
+def _warning_after(runs: Path, run_id: str, neg_elbo: float, dataset: str = "sample") -> str:
+    """The Train page's warnings once a conv VAE run on `dataset` has finished at `neg_elbo`."""
+    _fake_run(
+        runs,
+        run_id,
+        kind="conv_vae",
+        dataset=dataset,
+        status_extra={
+            "model_name": run_id.rsplit("-", 1)[1],
+            "test_metrics": {"neg_elbo": neg_elbo},
+        },
+    )
+    return " ".join(w.value for w in _open().warning)
+
+
 def test_a_model_far_weaker_than_the_shipped_one_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("VAE_LAB_HOME", str(tmp_path))
     monkeypatch.setenv("VAE_LAB_OFFLINE", "1")
-    _fake_run(
-        tmp_path / "runs",
-        "20260101-000001-weak",
-        kind="conv_vae",
-        status_extra={"model_name": "grey", "test_metrics": {"neg_elbo": 499.0}},
-    )
-    at = _open()
-    warning = " ".join(w.value for w in at.warning)
+    warning = _warning_after(tmp_path / "runs", "20260101-000001-weak", 499.0)
     assert "much weaker than the shipped **conv_vae_32d**" in warning and "499" in warning
     # A good one does not get the warning.
-    _fake_run(
-        tmp_path / "runs",
-        "20260102-000001-good",
-        kind="conv_vae",
-        status_extra={"model_name": "fine", "test_metrics": {"neg_elbo": 99.0}},
-    )
-    at = _open()
-    assert not any("much weaker" in w.value for w in at.warning)
+    assert "much weaker" not in _warning_after(tmp_path / "runs", "20260102-000001-good", 99.0)
 
 
 def test_a_link_from_the_denoise_page_presets_the_noise(runs_root, monkeypatch):
@@ -411,22 +412,7 @@ def test_a_binarized_model_is_compared_with_the_shipped_binarized_one(tmp_path, 
     # 110 nats is far weaker than the binarized conv_vae_binary (~89) but not than conv_vae_32d.
     monkeypatch.setenv("VAE_LAB_HOME", str(tmp_path))
     monkeypatch.setenv("VAE_LAB_OFFLINE", "1")
-    _fake_run(
-        tmp_path / "runs",
-        "20260101-000001-grey",
-        kind="conv_vae",
-        dataset="mnist",
-        status_extra={"model_name": "grey", "test_metrics": {"neg_elbo": 112.0}},
-    )
-    at = _open()
-    assert not any("much weaker" in w.value for w in at.warning)
-    _fake_run(
-        tmp_path / "runs",
-        "20260102-000001-bin",
-        kind="conv_vae",
-        dataset="mnist_binary",
-        status_extra={"model_name": "bw", "test_metrics": {"neg_elbo": 150.0}},
-    )
-    at = _open()
-    warning = " ".join(w.value for w in at.warning)
+    runs = tmp_path / "runs"
+    assert "much weaker" not in _warning_after(runs, "20260101-000001-grey", 112.0, "mnist")
+    warning = _warning_after(runs, "20260102-000001-bin", 150.0, "mnist_binary")
     assert "much weaker than the shipped **conv_vae_binary**" in warning, warning
