@@ -32,6 +32,12 @@ PAGES = [
         icon=":material/movie:",
         url_path="recommend",
     ),
+    st.Page(
+        "app_pages/words.py",
+        title="Glossary",
+        icon=":material/menu_book:",
+        url_path="glossary",
+    ),
 ]
 
 page = st.navigation(PAGES)
