@@ -167,7 +167,3 @@ def matches(query: str) -> list[str]:
 def link() -> None:
     """A link to the Glossary page; the sidebar shows it on every page."""
     st.page_link(PAGE, label=LINK_LABEL, icon=":material/menu_book:")
-
-
-# The sidebar's former name for its glossary (an expander then); shared.py moves to link().
-render = link
