@@ -15,16 +15,18 @@ def open_app(
 ) -> AppTest:
     """The app after its first run, on `page` (e.g. "app_pages/generate.py"; None: the default).
 
-    The URL (`model` and `params`) is read on the first run, and switching before it would skip
-    app.py and its sidebar, so the default page always runs first. Fails on any exception shown.
+    The URL (`model` and `params`) is the link's. Switching pages before a first run would skip
+    app.py and its sidebar, so the default page always runs first, on the same link. Fails on any exception shown.
     """
+    link = {**({"model": model} if model else {}), **params}
     at = AppTest.from_file(APP, default_timeout=timeout)
-    if model:
-        at.query_params["model"] = model
-    for key, value in params.items():
-        at.query_params[key] = value
+    at.query_params.update(link)
     at.run()
     if page:
+        # The page opens on the link's address, as a browser would, not on what the home page
+        # wrote into it (its own model, its digits).
+        at.query_params.clear()
+        at.query_params.update(link)
         at.switch_page(page)
         at.run()
     assert not at.exception, [e.value for e in at.exception]

@@ -148,7 +148,7 @@ def test_denoise_report_scores_against_clean_or_not_at_all(lab_home):
 
 
 def _page_links(at: AppTest) -> list:
-    return [el.proto for el in at.get("page_link")]
+    return [el.proto for el in at.main.get("page_link")]  # not the sidebar's glossary link
 
 
 @pytest.fixture
