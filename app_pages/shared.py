@@ -227,6 +227,10 @@ def render_sidebar(page: str) -> None:
         entry = None
         st.session_state["active_page"] = page
         if not good:
+            linked = st.query_params.get(MODEL_PARAM)
+            if linked:
+                st.session_state["sb_link_note"] = _unfit(page, linked)
+                _link_note()
             st.caption("None yet: the page says where one comes from.")
         else:
             names = [e.name for e in good]

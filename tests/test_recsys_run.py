@@ -92,4 +92,10 @@ def test_pages_for_digits_say_a_recommender_is_not_theirs(empty_lab_home):
     Store(empty_lab_home / "models", shipped_root=None).save("mv", build_recommender(spec))
     for page in ("app_pages/round_trip.py", "app_pages/generate.py"):
         at = open_app(page, model="mv")
-        assert any("cannot show" in i.value and "Mult-VAE" in i.value for i in at.info), page
+        assert [i.value for i in at.sidebar.info] == [
+            "The link asks for **mv**, a Mult-VAE recommender, which this page cannot show; it "
+            "opens here:"
+        ], page
+        assert [link.proto.page for link in at.sidebar.get("page_link")][0] == "recommend"
+        # With no digit model at all, the page says where one comes from.
+        assert "train one on the **Train** page" in at.main.info[0].value, page
