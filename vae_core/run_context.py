@@ -10,7 +10,7 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +19,7 @@ from vae_core.rundir import StatusFile
 from vae_core.specs import ModelSpec, TrainSpec
 
 if TYPE_CHECKING:
+    from vae_core.cluster import Cluster
     from vae_core.store import Store
 
 
@@ -73,7 +74,15 @@ class Run:
     status: StatusFile
     stop: StopRequest
     store: Store | None
-    chief: bool
+    chief: bool  # the one process that writes the run folder and saves the model
+    cluster: Cluster | None = None  # the workers of a multi-worker run (None: one process)
+    # Across workers: has any of them been asked to stop? (None: one process, only its own ask)
+    agree: Callable[[bool], bool] | None = None
+
+    def should_stop(self) -> bool:
+        """Stop now? Every worker asks at the same batch and all get the same answer."""
+        asked = self.stop()
+        return self.agree(asked) if self.agree is not None else asked
 
     @staticmethod
     def echo(line: str) -> None:
