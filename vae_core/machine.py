@@ -99,6 +99,23 @@ def _sum_over_workers(strategy: tf.distribute.Strategy, value: tf.Tensor) -> tf.
     return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
 
+def _from_chief(strategy: tf.distribute.Strategy, value, like: tf.Tensor) -> tf.Tensor:
+    """The chief's `value` on every worker (the others pass None): a sum over the workers in which
+    only the chief's part is not zero."""
+    mine = tf.zeros_like(like) if value is None else tf.cast(value, like.dtype)
+    integer = like.dtype.is_integer
+    total = _sum_over_workers(strategy, tf.cast(mine, tf.float64) if integer else mine)
+    return tf.cast(total, like.dtype) if integer else total
+
+
+def position_from_chief(
+    strategy: tf.distribute.Strategy, position: tuple[int, int] | None
+) -> tuple[int, int]:
+    """The chief's checkpoint position (completed epochs, steps) on every worker."""
+    where = _from_chief(strategy, position, tf.zeros(2, tf.int64)).numpy()
+    return int(where[0]), int(where[1])
+
+
 def share_from_chief(
     strategy: tf.distribute.Strategy,
     trainer: keras.Model,
@@ -107,26 +124,14 @@ def share_from_chief(
     """Every worker takes the chief's checkpoint: its position and, when there is one, its weights
     and optimizer state. `saved` is (position, variables in trainer.variables +
     trainer.optimizer.variables order) on the chief, None elsewhere: only the chief reads the run
-    folder, which other machines may not see.
-
-    Each value is a sum over the workers in which only the chief's part is not zero.
-    """
-
-    def shared(value: tf.Tensor | None, like: tf.Tensor) -> tf.Tensor:
-        mine = tf.zeros_like(like) if value is None else tf.cast(value, like.dtype)
-        integer = like.dtype.is_integer
-        total = _sum_over_workers(strategy, tf.cast(mine, tf.float64) if integer else mine)
-        return tf.cast(total, like.dtype) if integer else total
-
-    position, values = saved if saved is not None else ((0, 0), None)
-    where = shared(tf.constant(position, tf.int64), tf.zeros(2, tf.int64)).numpy()
-    epoch, step = int(where[0]), int(where[1])
+    folder, which other machines may not see."""
+    position, values = saved if saved is not None else (None, None)
+    epoch, step = position_from_chief(strategy, position if saved is not None else None)
     if (epoch, step) == (0, 0):
         return 0, 0  # fresh variables already start as the chief's (the strategy's doing)
-    variables = trainer.variables + trainer.optimizer.variables
-    for i, var in enumerate(variables):
-        current = tf.convert_to_tensor(var.value)
-        var.assign(shared(None if values is None else tf.convert_to_tensor(values[i]), current))
+    for i, var in enumerate(trainer.variables + trainer.optimizer.variables):
+        chiefs = None if values is None else tf.convert_to_tensor(values[i])
+        var.assign(_from_chief(strategy, chiefs, tf.convert_to_tensor(var.value)))
     return epoch, step
 
 

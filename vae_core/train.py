@@ -128,6 +128,9 @@ def _train(run: Run, join_timeout_s: float = cluster_mod.JOIN_TIMEOUT_S) -> dict
     """The story of a run, each step below in this order; the kind's task (vae_core.tasks) brings
     its data, model and scores."""
     strategy = _join(run, join_timeout_s)  # first: multi-worker insists
+    run.resume_at = rundir.checkpoint_position(run.run_dir) if run.chief else None
+    if run.cluster is not None:
+        run.resume_at = machine.position_from_chief(strategy, run.resume_at)
     keras.utils.set_random_seed(run.train_spec.seed)
     devices = machine.describe_devices(strategy, run.train_spec.strategy)
     run.status.update(devices=devices)
@@ -164,6 +167,7 @@ def _join(run: Run, join_timeout_s: float) -> tf.distribute.Strategy:
     commands = cluster.commands(run.config.get("command") or "python -m vae_core.train")
     run.status.update(cluster={**cluster.describe(), "met": met, "commands": commands})
     strategy = machine.make_strategy("multiworker", join_timeout_s)
+    run.stop.listen_again()
     run.agree = machine.agreement(strategy)
     return strategy
 
@@ -255,8 +259,9 @@ def _fit(
 def _stopped(run: Run, trainer: keras.Model, batches: Batches, done: int, step: int) -> dict:
     """A Stop: keep the steps of the epoch it cut short in a checkpoint of their own."""
     epochs, per = run.train_spec.epochs, batches.steps_per_epoch
-    if step and run.chief:
-        save_checkpoint(trainer, run.out, (done, step))
+    if step:
+        if run.chief:
+            save_checkpoint(trainer, run.out, (done, step))
         run.echo(
             f"Stopped at step {step} of {per} in epoch {done + 1} of {epochs}; resume to go on."
         )
