@@ -189,6 +189,26 @@ def test_a_killed_worker_interrupts_the_run_and_the_same_commands_resume(home, t
     ]
 
 
+@pytest.mark.slow
+def test_a_stop_sent_to_the_chief_stops_every_worker_at_the_same_step(home, tmp_path, children):
+    run_dir = tmp_path / "stop"
+    flags = [*TINY, "--epochs", "2", "--step-delay-s", "0.3", "--join-timeout-s", "60"]
+    chief, other = _workers(children, run_dir, _free_ports(2), *flags)
+    _wait_for(lambda: _epochs(run_dir), START_S, "the first epoch")
+    # What the Train page's Stop does: a signal to the chief's process (the folder's status pid).
+    assert runs.read_status(run_dir)["pid"] == chief.pid
+    os.kill(chief.pid, signal.SIGTERM)
+    for i, proc in enumerate((chief, other)):
+        assert _finish(proc, 60, tmp_path / f"stop_worker{i}.log") == 0
+    status, theirs = runs.read_status(run_dir), runs.read_status(run_dir / "workers" / "worker_1")
+    assert status["state"] == theirs["state"] == "stopped"
+    # At the same place (after epoch 1, or some steps into epoch 2: wherever the signal landed).
+    where = (status["epoch"], status["step"])
+    assert where == (theirs["epoch"], theirs["step"]) and where[0] == 1 and where[1] < 13
+    assert rundir.checkpoint_position(run_dir) == where
+    assert sorted(p.name for p in (run_dir / "workers" / "worker_1").iterdir()) == ["status.json"]
+
+
 # ---------------------------------------------------------------- bad values: one sentence each
 @pytest.mark.slow
 def test_a_worker_that_never_comes_ends_in_a_sentence_not_a_wait(home, tmp_path, children):
