@@ -106,8 +106,7 @@ def run_training(
         test_metrics=None,
         attempt=int(previous.get("attempt") or 0) + 1,
     )
-    if cluster is not None:
-        status.update(cluster=cluster.describe())
+    status.update(**({"cluster": cluster.describe()} if cluster is not None else {}))
     stop = StopRequest(run_dir / rundir.STOP_FILE, stop_event)
     run = Run(run_dir, out, config, model_spec, train_spec, status, stop, store, chief, cluster)
     with stop.signals(), machine.dtype_policy_restored():
@@ -138,10 +137,10 @@ def _train(run: Run, join_timeout_s: float = cluster_mod.JOIN_TIMEOUT_S) -> dict
     task = kinds.resolve(run.model_spec.kind_info.task)(run)  # loads the data
     options = machine.compile_options(run.model_spec, run.train_spec, devices, task.n_train)
     batches = task.batches(options["drop_remainder"])
-    trainer, position = _build_and_restore(run, task, strategy, options, batches)
-    if run.chief:
-        rundir.forget_after(run.out, *position)  # whatever came after the checkpoint is done again
-    try:
+    try:  # every step from here on waits for the other workers, if there are any
+        trainer, position = _build_and_restore(run, task, strategy, options, batches)
+        if run.chief:
+            rundir.forget_after(run.out, *position)  # what came after the checkpoint is done again
         done, step = _fit(run, task, trainer, batches, position)
     except machine.LOST_PEER_ERRORS as err:
         if run.cluster is None:
