@@ -142,6 +142,24 @@ def test_two_workers_train_like_one_and_the_chief_saves_one_model(home, tmp_path
             assert a[key] == pytest.approx(b[key], rel=LOSS_TOLERANCE), (key, a["epoch"])
 
 
+@pytest.mark.slow
+def test_the_recommender_trains_on_two_workers_as_the_readme_shows(home, tmp_path, children):
+    """The README's ML-20M command, on the shipped ml-latest-small: sparse click batches too."""
+    run_dir = tmp_path / "ml"
+    flags = ["--model", "mult_vae", "--dataset", "ml-latest-small", "--epochs", "1"]
+    flags += ["--precision", "float32", "--join-timeout-s", "60"]
+    for i, proc in enumerate(_workers(children, run_dir, _free_ports(2), *flags)):
+        log = tmp_path / f"ml_worker{i}.log"
+        assert _finish(proc, START_S, log) == 0, log.read_text()[-3000:]
+    status = runs.read_status(run_dir)
+    assert status["state"] == "completed" and status["devices"]["replicas"] == 2
+    assert 0 < status["test_metrics"]["ndcg@100"] < 1
+    assert [e.name for e in Store(home / "models", shipped_root=None).list()] == [
+        status["model_name"]
+    ]
+    assert sorted(p.name for p in (run_dir / "workers" / "worker_1").iterdir()) == ["status.json"]
+
+
 # ---------------------------------------------------------------- a lost worker
 @pytest.mark.slow
 def test_a_killed_worker_interrupts_the_run_and_the_same_commands_resume(home, tmp_path, children):
@@ -239,6 +257,10 @@ def test_a_worker_that_never_comes_ends_in_a_sentence_not_a_wait(home, tmp_path,
             "leave out --strategy mirrored.",
         ),
         (["--strategy", "multiworker"], "TF_CONFIG is not the JSON TensorFlow expects"),
+        (
+            ["--workers", "a:1,b:2", "--task-index", "0", "--join-timeout-s", "0"],
+            "--join-timeout-s must be a number of seconds above 0.",
+        ),
     ],
 )
 def test_bad_cluster_flags_are_one_sentence_before_anything_starts(
@@ -254,6 +276,21 @@ def test_bad_cluster_flags_are_one_sentence_before_anything_starts(
     assert len(err.strip().splitlines()) == 1
     assert not run_dir.exists()
     assert os.environ["TF_CONFIG"] == "{not json"  # not replaced by a cluster that was refused
+
+
+def test_a_one_machine_run_folder_is_not_resumed_on_several(home, tmp_path, capsys):
+    from vae_core import train
+    from vae_core.specs import ModelSpec, TrainSpec
+
+    run_dir = tmp_path / "single"
+    rundir.write_config(run_dir, ModelSpec(hidden=32), TrainSpec(dataset="sample"))
+    flags = ["--workers", "127.0.0.1:1,127.0.0.1:2", "--task-index", "0"]
+    assert train.main(["--run-dir", str(run_dir), *flags]) == 2
+    assert capsys.readouterr().err == (
+        f"Training failed: The run in {run_dir} trains on one machine (strategy default); start "
+        "a new run folder to train on several.\n"
+    )
+    assert not (run_dir / "status.json").exists()
 
 
 def test_help_documents_several_machines(capsys):
