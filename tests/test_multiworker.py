@@ -304,6 +304,31 @@ def test_help_documents_several_machines(capsys):
     assert f"noticed within {LOST_WORKER_WITHIN_S} s" in text
 
 
+def test_a_multi_worker_run_is_not_resumed_as_one_process(tmp_path):
+    from vae_core.specs import ModelSpec, TrainSpec
+
+    run_dir = tmp_path / "several"
+    rundir.write_config(run_dir, ModelSpec(hidden=32), TrainSpec(strategy="multiworker"))
+    workers = [{"name": "worker_0", "address": "a:1"}, {"name": "worker_1", "address": "b:1"}]
+    status = {"state": "stopped", "cluster": {"workers": workers, "me": "worker_0"}}
+    rundir.write_json_atomic(run_dir / "status.json", status)
+    with pytest.raises(RunError, match="start the same command again on every machine"):
+        runs.resume_run(run_dir)
+    assert runs.read_status(run_dir)["state"] == "stopped"
+
+
+def test_a_last_batch_too_small_to_share_between_workers_is_dropped():
+    from vae_core.machine import compile_options
+    from vae_core.specs import ModelSpec, TrainSpec
+
+    spec, train = ModelSpec("mlp_vae"), TrainSpec(batch_size=128, strategy="multiworker")
+    two, one = {"gpus": 0, "replicas": 2}, {"gpus": 0, "replicas": 1}
+    # 129 samples: one worker would get the 129th and the other nothing (a NaN loss).
+    assert compile_options(spec, train, two, n_train=129)["drop_remainder"]
+    assert not compile_options(spec, train, one, n_train=129)["drop_remainder"]
+    assert not compile_options(spec, train, two, n_train=130)["drop_remainder"]
+
+
 # ---------------------------------------------------------------- the cluster and the handshake
 def test_workers_flag_and_tf_config_name_the_same_cluster():
     named = cluster.parse_workers("10.0.0.1:2222, 10.0.0.2:2223", 1)

@@ -211,7 +211,8 @@ def compile_options(
       work around the products), off for convolutions on a CPU (oneDNN's are faster); on a GPU
       Keras's "auto".
     - steps per execution: 1 with XLA; otherwise 16 for dense kinds, 1 for convolutions on a CPU.
-    - static batches on big enough sets (STATIC_BATCHES_MIN_STEPS): one traced shape per epoch.
+    - static batches on big enough sets (STATIC_BATCHES_MIN_STEPS): one traced shape per epoch;
+      also where the last batch has fewer samples than there are replicas to share it.
     """
     gpu = bool(devices.get("gpus"))
     precision = resolve_precision(train_spec, devices)
@@ -236,12 +237,15 @@ def compile_options(
         # Keras 3 cannot run several steps per execution under tf.distribute ("You must feed a
         # value for placeholder tensor", keras-team/keras#19246), so one step per call there.
         per_execution = 1
-    full_steps = (n_train or 0) // train_spec.batch_size
+    full_steps, last = divmod(n_train or 0, train_spec.batch_size)
+    # Under tf.distribute every replica takes a share of each batch: a last batch too small to go
+    # round would leave a replica with none, whose mean loss (and gradient) is NaN.
+    too_small = 0 < last < int(devices.get("replicas") or 1)
     return {
         "precision": precision,
         "jit_compile": jit,
         "steps_per_execution": max(1, per_execution),
-        "drop_remainder": full_steps >= STATIC_BATCHES_MIN_STEPS,
+        "drop_remainder": full_steps >= STATIC_BATCHES_MIN_STEPS or too_small,
     }
 
 

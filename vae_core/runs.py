@@ -264,13 +264,20 @@ def stop_run(run_dir: Path) -> bool:
 def resume_run(run_dir: Path) -> int:
     """Continue a stopped, interrupted or failed run from its last completed epoch; returns the pid."""
     run_dir = Path(run_dir)
-    state = read_status(run_dir)["state"]
+    status = read_status(run_dir)
+    state = status["state"]
     if state in ACTIVE_STATES:
         raise RunError("This run is still running.")
     if state == "completed":
         raise RunError("This run has already finished; start a new run to train again.")
     if state not in RESUMABLE_STATES:
         raise RunError("This run cannot be resumed: its status is unknown.")
+    if worker_states(run_dir, status):
+        # One process here would train alone, not with the other machines.
+        raise RunError(
+            "This run trains on several machines: start the same command again on every machine "
+            "to resume it."
+        )
     (run_dir / STOP_FILE).unlink(missing_ok=True)
     return start_run(run_dir)
 
