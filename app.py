@@ -1,4 +1,4 @@
-"""VAE Lab: the entrypoint. Declares the pages and the shared sidebar (the active model)."""
+"""VAE Lab: the entrypoint. Declares the pages and the sidebar (each page's own model)."""
 
 import streamlit as st
 
@@ -6,6 +6,7 @@ from app_pages import shared
 
 st.set_page_config(page_title="VAE Lab", page_icon=":material/draw:", layout="wide")
 
+HOME = "round_trip"  # the page at the app's root address
 PAGES = [
     st.Page(
         "app_pages/train.py", title="Train", icon=":material/model_training:", url_path="train"
@@ -14,7 +15,7 @@ PAGES = [
         "app_pages/round_trip.py",
         title="Round trip",
         icon=":material/sync_alt:",
-        url_path="round_trip",
+        url_path=HOME,
         default=True,
     ),
     st.Page(
@@ -32,8 +33,15 @@ PAGES = [
         icon=":material/movie:",
         url_path="recommend",
     ),
+    st.Page(
+        "app_pages/words.py",
+        title="Glossary",
+        icon=":material/menu_book:",
+        url_path="glossary",
+    ),
 ]
 
 page = st.navigation(PAGES)
-shared.render_sidebar()
+# Each page's sidebar lists the models that page can show (the home page's url_path reads "").
+shared.render_sidebar(page.url_path or HOME)
 page.run()

@@ -21,7 +21,8 @@ MIN_COLUMNS = 8  # so one or two digits are not stretched across the page
 
 def _picker(active: StoreEntry) -> StoreEntry | None:
     """A second model (kept in the URL as `vs` and across pages); None when none is chosen."""
-    others = {e.name: e for e in shared.usable_entries() if e.name != active.name}
+    fits = shared.usable_entries(shared.page_kinds("round_trip"))  # no recommender here
+    others = {e.name: e for e in fits if e.name != active.name}
     if not others:
         st.caption("There is no other model to compare with yet: train or import one.")
         return None

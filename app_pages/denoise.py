@@ -15,6 +15,7 @@ from app_pages import digits, glossary, own_digits, shared, wiring
 from vae_core import data, explore, images, kinds
 from vae_core.errors import UserError
 from vae_core.specs import NOISE_KINDS, NOISES
+from vae_core.store import StoreEntry
 
 MAX_DIGITS = 12  # columns of the comparison; more would shrink each digit to a smudge
 INPUTS = ("Test digits", "My own images", "Draw", "Camera")
@@ -33,9 +34,9 @@ NOISE_HELP = {
     "salt_pepper": "Turns a fraction of the pixels pure white or pure black; the strength is that fraction.",
     "mask": "Turns a fraction of the pixels black, as if ink were rubbed out; the strength is that fraction.",
 }
-# Kinds that can clean up an image on their own (a conditional VAE would need each digit's label).
-DAE_KINDS = tuple(k for k in kinds.for_page("denoise") if not kinds.get(k).variational)
+# The VAEs to compare with (the denoisers are the sidebar's list; a conditional VAE would need labels).
 VAE_KINDS = tuple(k for k in kinds.for_page("denoise") if kinds.get(k).variational)
+NO_VAE = "(none)"
 CHAINED = "DAE, then VAE"  # the VAE redrawing the denoiser's output, a row of its own
 # Why the VAE's row alone can show one blurry digit for many fogged ones; said under its rows.
 VAE_LESSON = (
@@ -77,23 +78,22 @@ def _test_digits(x: np.ndarray, y: np.ndarray, n: int, draw: int) -> tuple[np.nd
     return data.to_float(x[idx])[..., 0], [f"#{i}, a {y[i]}" for i in idx]
 
 
-def _pick_model(
-    label: str, entries, default_name: str | None, key: str, help_: str, optional: bool
-):
+def _pick_vae(entries, default_name: str) -> StoreEntry | None:
+    """The VAE to compare with (optional; the denoiser itself is the sidebar's choice)."""
     names = [e.name for e in entries]
-    options = (["(none)"] if optional else []) + names
-    index = options.index(default_name) if default_name in options else 0
+    options = [NO_VAE, *names]
     choice = st.selectbox(
-        label,
+        "Compare with a VAE",
         options,
-        index=index,
-        key=key,
-        help=help_,
+        index=options.index(default_name),
+        key="dn_vae",
+        help="A VAE's reconstruction of the same noisy input, to compare. "
+        "(The conditional VAE is left out: it needs to be told the digit.)",
         format_func=lambda n: (
-            n if n == "(none)" else f"{n} — {kinds.label(entries[names.index(n)].kind)}"
+            n if n == NO_VAE else f"{n} — {kinds.label(entries[names.index(n)].kind)}"
         ),
     )
-    return None if choice == "(none)" else entries[names.index(choice)]
+    return None if choice == NO_VAE else entries[names.index(choice)]
 
 
 def _load(entry):
@@ -161,25 +161,19 @@ st.markdown(
 )
 
 # ---------------------------------------------------------------- models
-active = shared.active_entry()
-daes = shared.usable_entries(DAE_KINDS)
+dae_entry = shared.active_entry()  # the sidebar lists the denoisers
 vaes = shared.usable_entries(VAE_KINDS)
 col_dae, col_vae = st.columns(2)
 with col_dae:
     seen = None
-    if daes:
-        dae_entry = _pick_model(
-            "Denoising autoencoder",
-            daes,
-            active.name if active else None,
-            "dn_dae",
-            "The model that removes the noise.",
-            optional=False,
+    if dae_entry is not None:
+        st.markdown(
+            f"**Denoising autoencoder:** {shared.breakable(dae_entry.name, markdown=True)}",
+            help="The model that removes the noise; pick another in the sidebar.",
         )
         seen = explore.noise_seen(dae_entry.meta)
         st.caption(_learned(seen))
     else:
-        dae_entry = None
         st.info(
             "There is no denoising autoencoder yet. On the **Train** page choose "
             "*Convolutional denoising autoencoder* and start a run (a few minutes on the sample); "
@@ -188,16 +182,7 @@ with col_dae:
         st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
 with col_vae:
     if vaes:
-        default_vae = active.name if active and active.kind in VAE_KINDS else vaes[0].name
-        vae_entry = _pick_model(
-            "Compare with a VAE",
-            vaes,
-            default_vae,
-            "dn_vae",
-            "A VAE's reconstruction of the same noisy input, to compare. "
-            "(The conditional VAE is left out: it needs to be told the digit.)",
-            optional=True,
-        )
+        vae_entry = _pick_vae(vaes, shared.best_of("round_trip", vaes))
     else:
         vae_entry = None
         st.caption("Train an MLP or convolutional VAE to compare its reconstruction here too.")

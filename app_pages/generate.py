@@ -25,22 +25,11 @@ st.markdown(
     "space, and it draws a digit. Here you choose the numbers."
 )
 
-bundle = shared.active_bundle(page="generate")
+bundle = shared.active_bundle()
 if bundle is None:
     st.stop()
 spec = bundle.spec
 entry_name = shared.active_entry().name
-if not spec.is_vae:
-    st.info(
-        "This model is a **denoising autoencoder**. It learned to map noisy digits to clean ones, "
-        "but nothing pulled its latent codes towards a known shape (a VAE's prior, N(0, I)), so "
-        "there is no distribution to draw new codes from: random numbers fed to its decoder "
-        "mostly give smudges. Pick a VAE in the sidebar to generate digits, or see what this model "
-        "is good at on the **Denoise** page."
-    )
-    st.page_link("app_pages/denoise.py", label="Go to Denoise", icon=":material/auto_fix_high:")
-    st.stop()
-
 d = spec.latent_dim
 label = None
 if spec.is_conditional:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from app_pages import digits, movielens_download, shared
@@ -24,7 +25,6 @@ from vae_core.recsys.split import Split
 from vae_core.recsys.task import split_of
 from vae_core.specs import TrainSpec
 
-PAGE = "recommend"
 TOP_N = (5, 50)  # the list-length slider
 STABLE_TOP = 10  # sampled lists are compared on their top 10 ...
 SAMPLES = 20  # ... over this many draws of z
@@ -357,9 +357,10 @@ def _scores_section(entry, n_test: int | None) -> None:
             "file, or trained before they were recorded)."
         )
         return
-    number = st.column_config.NumberColumn(format="%.3f")
-    st.dataframe(rows, hide_index=True, key="rec_scores",
-                 column_config={name: number for name in rec.SCORE_NAMES.values()})  # fmt: skip
+    # A plain table, drawn with the text around it: the interactive grid's code loads on first
+    # use, and on a page without recommendations yet that left an empty grey bar for seconds.
+    frame = pd.DataFrame(rows).set_index("method")
+    st.table(frame.style.format("{:.3f}", na_rep="—"))
     who = f"the {n_test} held-out test users" if n_test else "the held-out test users"
     best = metrics.get("best_epoch")
     st.caption(
@@ -388,7 +389,7 @@ st.markdown(
     "trained on real MovieLens ratings."
 )
 
-bundle = shared.active_bundle(page=PAGE)
+bundle = shared.active_bundle()
 if bundle is None:
     st.stop()
 entry = shared.active_entry()

@@ -157,7 +157,7 @@ st.markdown(
     help=glossary.tip("latent code"),
 )
 
-bundle = shared.active_bundle(page="round_trip")
+bundle = shared.active_bundle()
 if bundle is None:
     st.stop()
 entry = shared.active_entry()

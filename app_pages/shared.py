@@ -1,6 +1,8 @@
-"""What every page shares: the store, cached models, the active model in the sidebar, error display.
+"""What every page shares: the store, cached models, each page's model in the sidebar, errors.
 
-The active model lives in `st.query_params["model"]`, so a copied URL opens the same model.
+A page's sidebar lists only the models that page can show and opens on the best one for its job;
+the choice is the page's own, kept across visits and in `st.query_params["model"]`, so a copied URL
+opens the same model.
 """
 
 from __future__ import annotations
@@ -112,65 +114,157 @@ def _describe(entry: StoreEntry) -> str:
     return " · ".join(parts)
 
 
-# The first view of a fresh install: the 2-D VAE shows the most (latent map, manifold, sampling).
-PREFERRED_FIRST = ("mlp_vae_2d",)
+# ---------------------------------------------------------------- each page's own model
+# Which shipped model a page opens on: the best for its job, as benchmarks/RESULTS.md measured it
+# (the convolutional VAE's round trips and prior draws read as the right digit most often; the
+# 2-D VAE, next, shows its whole latent space). A page without a listed one opens on its first VAE.
+PREFERRED = {
+    "round_trip": ("conv_vae_32d", "mlp_vae_2d"),
+    "generate": ("conv_vae_32d", "mlp_vae_2d"),
+    "denoise": ("conv_dae",),
+    "recommend": ("mult_vae_ml_latest_small",),
+}
+# What the sidebar calls the list on each page; a page not named here lists every model.
+HEADINGS = {
+    "round_trip": "Model to explore",
+    "generate": "Model to draw with",
+    "denoise": "Denoiser",
+    "recommend": "Recommender",
+}
+WITHOUT_MODELS = ("glossary",)  # pages about no model: their sidebar is the navigation alone
+CHOSEN = "page_models"  # session state: {page: the model chosen there}, kept across page visits
 
 
-def _default_index(entries: list[StoreEntry]) -> int:
-    """Which model a visitor without a choice sees: the preferred shipped one, else the first VAE."""
+def page_kinds(page: str) -> tuple[str, ...] | None:
+    """The kinds a page's sidebar lists (vae_core.kinds says which pages explore which kind);
+    None for a page that explores none (Train: every model, to look after them)."""
+    if page not in kinds.PAGES:
+        return None
+    fit = kinds.for_page(page)
+    if page == "denoise":  # the page's own model is the denoiser; it picks a VAE to compare itself
+        fit = tuple(k for k in fit if not kinds.get(k).variational)
+    return fit
+
+
+def pages_for(kind: str) -> list[str]:
+    """The pages whose sidebar lists a model of this kind."""
+    return [p for p in kinds.PAGES if kind in (page_kinds(p) or ())]
+
+
+def best_of(page: str, entries: list[StoreEntry]) -> str:
+    """The model a page opens on: its preferred shipped one, else the first VAE, else the first."""
     names = [e.name for e in entries]
-    for name in PREFERRED_FIRST:
+    for name in PREFERRED.get(page, ()):
         if name in names:
-            return names.index(name)
-    return next(
-        (i for i, e in enumerate(entries) if kinds.known(e.kind) and kinds.get(e.kind).variational),
-        0,
+            return name
+    vae = (e.name for e in entries if kinds.known(e.kind) and kinds.get(e.kind).variational)
+    return next(vae, names[0])
+
+
+def picker_key(page: str) -> str:
+    """The session-state key of a page's model picker."""
+    return f"sb_model_{page}"
+
+
+def _choose(page: str, entries: list[StoreEntry]) -> str:
+    """Set the page's picker to its model before it is drawn: the one a link names, else the one
+    chosen on this page before, else the page's default. A link naming a model this page cannot
+    show gets a sentence; the page still opens on one it can."""
+    names = [e.name for e in entries]
+    chosen = st.session_state.setdefault(CHOSEN, {})
+    key = picker_key(page)
+    linked = st.query_params.get(MODEL_PARAM)
+    if linked is not None and linked != chosen.get(page):
+        if linked in names:
+            st.session_state[key] = linked
+        else:
+            st.session_state["sb_link_note"] = _unfit(page, linked)
+    if st.session_state.get(key) not in names:
+        # Streamlit forgets a widget's value on a page it is not drawn on: the page's own record.
+        remembered = chosen.get(page)
+        st.session_state[key] = remembered if remembered in names else best_of(page, entries)
+    return key
+
+
+def _link_note() -> None:
+    """Say, once, why the model a link asked for is not this page's, and which pages show it."""
+    note = st.session_state.pop("sb_link_note", None)
+    if note:
+        st.info(note[0])
+        for other in note[1]:
+            st.page_link(page_file(other))
+
+
+def _unfit(page: str, name: str) -> tuple[str, list[str]]:
+    """Why a linked model is not shown on this page, and the pages that show it."""
+    entry = next((e for e in store().list() if e.name == name), None)
+    if entry is None:
+        return f"The link asks for **{name}**, which is not in this lab's store.", []
+    where = [p for p in pages_for(entry.kind) if p != page]
+    return (
+        f"The link asks for **{name}**, a {kinds.label(entry.kind)}, which this page cannot "
+        "show" + ("; it opens here:" if where else "."),
+        where,
     )
 
 
-def render_sidebar() -> None:
-    """The model picker every page shares; the choice is kept in the URL."""
+def page_file(page: str) -> str:
+    """A page's script, for st.page_link (app.py registers each as app_pages/<page>.py)."""
+    return f"app_pages/{page}.py"
+
+
+def render_sidebar(page: str) -> None:
+    """The page's own model picker, with each model's description, and the tools to import,
+    download, rename and delete models. The choice is kept in the page's URL."""
+    if page in WITHOUT_MODELS:
+        st.session_state["active_entry"] = None
+        return
     entries = store().list()
-    good = [e for e in entries if e.error is None]
+    fit = page_kinds(page)
+    good = [e for e in entries if e.error is None and (fit is None or e.kind in fit)]
     with st.sidebar:
-        st.subheader("Active model")
+        st.subheader(HEADINGS.get(page, "Your models"))
+        entry = None
+        st.session_state["active_page"] = page
         if not good:
-            st.info(
-                "No trained models yet. Train one on the **Train** page; it appears here when done."
-            )
-            st.session_state["active_entry"] = None
+            st.caption("None yet: the page says where one comes from.")
         else:
             names = [e.name for e in good]
-            wanted = st.query_params.get(MODEL_PARAM)
-            index = names.index(wanted) if wanted in names else _default_index(good)
+            key = _choose(page, good)
+            _link_note()  # above the list, where it is seen
             # A radio, not a selectbox: each model's description wraps under its name, where a
             # selectbox would cut it off at the sidebar's width. However long the list, it is not
             # put in a box of its own: a box cut the descriptions off; the sidebar itself scrolls.
             name = st.radio(
                 "Model",
                 names,
-                index=index,
-                key="sidebar_model",
+                key=key,
                 format_func=lambda n: f"**{breakable(n, markdown=True)}**",
                 captions=[_describe(e) for e in good],
-                help="Every page uses this model. The choice is kept in the page address, "
-                "so a copied link opens the same model. Under each model: its kind, latent "
-                "size, training data and test score.\n\n"
+                help=(
+                    "The models this page can show; each page keeps its own choice, and the "
+                    "page's address keeps it too, so a copied link opens the same model."
+                    if fit is not None
+                    else "Every model in this lab. Pick one to download, rename or delete it; "
+                    "each page lists the ones it can show."
+                )
+                + " Under each model: its kind, latent size, training data and test score.\n\n"
                 + glossary.tip("ELBO", "nats", "PSNR", "SSIM"),
             )
+            st.session_state[CHOSEN][page] = name
             if st.query_params.get(MODEL_PARAM) != name:
                 st.query_params[MODEL_PARAM] = name
             entry = good[names.index(name)]
-            st.session_state["active_entry"] = entry
+        st.session_state["active_entry"] = entry
         broken = [e for e in entries if e.error is not None]
         if broken:
             with st.expander(f"{len(broken)} model file(s) could not be read"):
                 for e in broken:
                     st.caption(f"**{e.name}**: {e.error}")
-        _import_export(st.session_state.get("active_entry"))
-        if st.session_state.get("active_entry") is not None:
-            _rename_or_delete(st.session_state["active_entry"])
-        glossary.render()
+        _import_export(page, entry)
+        if entry is not None:
+            _rename_or_delete(page, entry)
+        glossary.link()
 
 
 def _name_from_file(filename: str) -> str:
@@ -196,8 +290,8 @@ def _uploaded_meta(files) -> dict | None:
         ) from err
 
 
-def _import_export(entry: StoreEntry | None) -> None:
-    """Bring a .keras file into the store (safe mode), or take the active model away as one."""
+def _import_export(page: str, entry: StoreEntry | None) -> None:
+    """Bring a .keras file into the store (safe mode), or take the page's model away as one."""
     with st.expander("Import or download a model"):
         files = st.file_uploader(
             "Import a model (.keras, with its .json description if you have it)",
@@ -223,16 +317,15 @@ def _import_export(entry: StoreEntry | None) -> None:
             except UserError as err:
                 st.error(str(err))
             else:
-                st.session_state["sb_imported"] = imported.name
-                st.query_params[MODEL_PARAM] = imported.name
-                st.session_state.pop("sidebar_model", None)  # the picker follows the URL
+                st.session_state["sb_imported"] = (imported.name, imported.kind)
+                fit = page_kinds(page)
+                if fit is None or imported.kind in fit:
+                    st.query_params[MODEL_PARAM] = imported.name  # the picker follows the link
                 st.rerun()
         elif files and model_file is None:
             st.caption("Add the model's .keras file; the .json description alone is not a model.")
         if st.session_state.get("sb_imported"):
-            st.success(
-                f"Imported **{st.session_state.pop('sb_imported')}**; it is the active model now."
-            )
+            _say_imported(page, *st.session_state.pop("sb_imported"))
         if entry is not None:
             st.download_button(
                 "Download this model (.keras)",
@@ -254,17 +347,33 @@ def _import_export(entry: StoreEntry | None) -> None:
             )
 
 
+def _say_imported(page: str, name: str, kind: str) -> None:
+    """Where an imported model is to be found: on this page, or on the pages that show it."""
+    fit = page_kinds(page)
+    if fit is None or kind in fit:
+        st.success(f"Imported **{name}**; it is this page's model now.")
+        return
+    where = pages_for(kind)
+    st.success(
+        f"Imported **{name}**, a {kinds.label(kind)}"
+        + ("; this page cannot show it, these can:" if where else ".")
+    )
+    for other in where:
+        st.page_link(page_file(other))
+
+
 # ---------------------------------------------------------------- rename and delete
-def _pick(name: str | None) -> None:
-    """Make `name` the active model (None: the default one); the picker follows the URL."""
+def _pick(page: str, name: str | None) -> None:
+    """Make `name` the page's model (None: its default one); the picker follows the URL."""
+    st.session_state.get(CHOSEN, {}).pop(page, None)
+    st.session_state.pop(picker_key(page), None)
     if name is None:
         st.query_params.pop(MODEL_PARAM, None)
     else:
         st.query_params[MODEL_PARAM] = name
-    st.session_state.pop("sidebar_model", None)
 
 
-def _do_rename(old: str) -> None:
+def _do_rename(page: str, old: str) -> None:
     new = st.session_state.get("sb_rename_to", "").strip()
     if not new:
         st.session_state["sb_rename_error"] = f"Type the new name for {old} first."
@@ -276,10 +385,12 @@ def _do_rename(old: str) -> None:
         return
     st.session_state["sb_rename_to"] = ""
     st.session_state["sb_managed"] = f"Renamed **{old}** to **{renamed.name}**."
-    _pick(renamed.name)
+    chosen = st.session_state.get(CHOSEN, {})
+    chosen.update({p: renamed.name for p, n in chosen.items() if n == old})  # other pages too
+    _pick(page, renamed.name)
 
 
-def _do_delete(name: str) -> None:
+def _do_delete(page: str, name: str) -> None:
     st.session_state.pop("sb_delete_asked", None)
     try:
         store().delete(name)
@@ -287,7 +398,7 @@ def _do_delete(name: str) -> None:
         st.session_state["sb_delete_error"] = str(err)
         return
     st.session_state["sb_managed"] = f"Deleted **{name}**."
-    _pick(None)
+    _pick(page, None)
 
 
 def _pop_error(key: str) -> None:
@@ -295,7 +406,7 @@ def _pop_error(key: str) -> None:
         st.error(st.session_state.pop(key))
 
 
-def _rename_or_delete(entry: StoreEntry) -> None:
+def _rename_or_delete(page: str, entry: StoreEntry) -> None:
     """Rename or delete the active model (the user's own; shipped ones are read-only)."""
     with st.expander("Rename or delete this model"):
         if entry.shipped:
@@ -311,7 +422,7 @@ def _rename_or_delete(entry: StoreEntry) -> None:
                 placeholder=entry.name,
                 help=store_module.NAME_RULE,
             )
-            st.button("Rename", key="sb_rename", on_click=_do_rename, args=(entry.name,))
+            st.button("Rename", key="sb_rename", on_click=_do_rename, args=(page, entry.name))
             _pop_error("sb_rename_error")  # each sentence right under the button that caused it
             if st.session_state.get("sb_delete_asked") != entry.name:
                 st.button(
@@ -326,7 +437,7 @@ def _rename_or_delete(entry: StoreEntry) -> None:
                     key="sb_delete_yes",
                     type="primary",
                     on_click=_do_delete,
-                    args=(entry.name,),
+                    args=(page, entry.name),
                 )
                 st.button(
                     "Cancel",
@@ -339,50 +450,23 @@ def _rename_or_delete(entry: StoreEntry) -> None:
 
 
 def active_entry() -> StoreEntry | None:
-    """The model chosen in the sidebar, or None when the store is empty."""
+    """The model chosen in this page's sidebar, or None when the store has none for the page."""
     return st.session_state.get("active_entry")
 
 
-def _use_model(name: str) -> None:
-    # A callback runs before the next script run, so the sidebar's picker (already drawn in this
-    # run) can still be set; the browser then shows the new choice too.
-    st.session_state["sidebar_model"] = name
-    st.query_params[MODEL_PARAM] = name
+def active_bundle() -> ModelBundle | None:
+    """Load this page's model; None (after saying why) when there is none or it cannot load.
 
-
-def active_bundle(
-    wanted: tuple[str, ...] | None = None, purpose: str = "", page: str | None = None
-) -> ModelBundle | None:
-    """Load the active model; if it is missing, of the wrong kind, or of another kind of data than
-    `page` explores (vae_core.kinds says which), say what to do and return None."""
+    The sidebar only lists models the page can show, so there is no wrong kind to turn away."""
     entry = active_entry()
     if entry is None:
+        fit = page_kinds(st.session_state.get("active_page", "")) or kinds.names()
+        what = " or ".join(kinds.label(k) for k in fit)
         st.info(
-            "There is no trained model yet. Go to **Train**, start a run, and come back when it finishes."
+            f"There is no {what} in this lab yet: train one on the **Train** page; it appears "
+            "in the sidebar here when it finishes."
         )
-        return None
-    if page is not None and kinds.known(entry.kind):
-        domains = {kinds.get(k).domain for k in kinds.for_page(page)}
-        if kinds.get(entry.kind).domain not in domains:
-            names = " or ".join(kinds.label(k) for k in kinds.for_page(page))
-            # Name the models that would do, or say where one comes from.
-            fits = [e.name for e in usable_entries(kinds.for_page(page))]
-            where = (
-                f"pick one in the sidebar ({', '.join(fits[:5])}{', …' if len(fits) > 5 else ''})."
-                if fits
-                else "there is none in the store yet: train one on the **Train** page."
-            )
-            st.info(
-                f"**{entry.name}** is a {kinds.label(entry.kind)}, which this page cannot show: it "
-                f"works with a {names}; {where}"
-            )
-            if fits:
-                st.button(f"Use {fits[0]}", key=f"use_model_{page}", on_click=_use_model,
-                          args=(fits[0],))  # fmt: skip
-            return None
-    if wanted is not None and entry.kind not in wanted:
-        names = " or ".join(kinds.label(k) for k in wanted)
-        st.warning(f"{purpose or 'This page'} needs a {names}; pick one in the sidebar.")
+        st.page_link("app_pages/train.py", icon=":material/model_training:")
         return None
     try:
         return load_bundle(entry)

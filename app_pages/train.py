@@ -456,7 +456,7 @@ with left:
         format_func=DATASET_LABELS.get,
         key=f"tr_data_{kind}",
         help="What the model learns from; some digits are kept aside to test it on digits it "
-        "never saw." + ("" if items else "\n\n" + glossary.tip("binarized MNIST")),
+        "never saw." + ("" if items else "\n\n" + glossary.tip("MNIST", "binarized MNIST")),
     )
     if items:  # the larger releases, from GroupLens, licence first
         movielens_download.offer(info.datasets, key="tr_mldl")
@@ -543,7 +543,8 @@ with left:
             *limits.epochs,
             t0.epochs,
             key=f"tr_epochs_{at}",
-            help=f"How many times the model sees every training {UNIT[info.domain]}.",
+            help=f"How many times the model sees every training {UNIT[info.domain]}.\n\n"
+            + glossary.tip("epoch"),
         )
         batch = c2.select_slider(
             "Batch size",
@@ -551,7 +552,7 @@ with left:
             t0.batch_size,
             key=f"tr_batch_{at}",
             help=f"{UNIT[info.domain].capitalize()}s per learning step: bigger is faster per "
-            "epoch, smaller takes more (noisier) steps.",
+            "epoch, smaller takes more (noisier) steps.\n\n" + glossary.tip("batch size"),
         )
         lr = st.select_slider(
             "Learning rate",
@@ -560,7 +561,7 @@ with left:
             format_func=lambda v: f"{v:g}",
             key=f"tr_lr_{at}",
             help="How big each learning step is: too big and the loss jumps about, too small and "
-            "it crawls.",
+            "it crawls.\n\n" + glossary.tip("learning rate"),
         )
         noise, strength = t0.noise, t0.noise_strength
         if not is_vae and not items:

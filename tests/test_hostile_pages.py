@@ -166,7 +166,7 @@ def test_sidebar_import_of_a_good_model_makes_it_active_and_exportable(own_store
     )
     assert not _sidebar_errors(at)
     assert (own_store / "My_DAE_copy.keras").is_file()  # named from the file, made safe
-    assert at.sidebar.radio(key="sidebar_model").value == "My_DAE_copy"
+    assert at.sidebar.radio(key="sb_model_round_trip").value == "My_DAE_copy"
     assert any("Imported" in s.value for s in at.sidebar.success)
     assert at.sidebar.get("download_button")  # the active model can be taken away again
     # Importing it again under the same name says so.
@@ -182,7 +182,7 @@ def test_damaged_store_entries_do_not_break_the_listing(own_store, sandbox):
     (own_store / "cut.keras").write_bytes(good[:1000])
     (own_store / "lonely.json").write_text("[]")
     at = _open()
-    options = at.sidebar.radio(key="sidebar_model").options
+    options = at.sidebar.radio(key="sb_model_round_trip").options
     options = [o.replace("\\", "").replace("\u200b", "").strip("*") for o in options]
     assert {"mlp_vae", "conv_vae", "conv_dae", "cvae"} <= set(options)
     assert not {"bad_types", "cut", "lonely"} & set(options)

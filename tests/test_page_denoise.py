@@ -51,7 +51,7 @@ def test_without_a_dae_it_says_how_to_get_one(empty_lab_home):
 
 def test_test_digits_get_denoised_and_scored(lab_home):
     at = _open()
-    assert at.selectbox(key="dn_dae").value == "conv_dae"
+    assert at.sidebar.radio(key="sb_model_denoise").value == "conv_dae"
     labels = [m.label for m in at.metric]
     assert any(lab.startswith("Denoised by the DAE") for lab in labels)
     assert any(lab.startswith("Redrawn by the VAE") for lab in labels)
@@ -184,7 +184,7 @@ def test_the_shipped_denoiser_says_it_learned_every_noise_and_is_never_warned(la
 
 def test_a_noise_the_denoiser_never_saw_is_named_with_a_link_to_train_one(dae_store):
     at = _open()
-    at.selectbox(key="dn_dae").set_value("fog_dae").run()
+    at.sidebar.radio(key="sb_model_denoise").set_value("fog_dae").run()
     assert any("grey fog of the Keras example, and nothing else" in c.value for c in at.caption)
     assert not any("never saw" in w.value for w in at.warning)  # the fog is what it knows
     at.selectbox(key="dn_kind").set_value("gaussian").run()
@@ -199,7 +199,7 @@ def test_a_noise_the_denoiser_never_saw_is_named_with_a_link_to_train_one(dae_st
 
 def test_a_denoiser_without_noise_metadata_is_called_unknown(dae_store):
     at = _open()
-    at.selectbox(key="dn_dae").set_value("old_dae").run()
+    at.sidebar.radio(key="sb_model_denoise").set_value("old_dae").run()
     assert any("does not say which noise" in c.value for c in at.caption)
     assert not any("never saw" in w.value for w in at.warning)  # the fog: what old ones learned
     at.selectbox(key="dn_kind").set_value("mask").run()

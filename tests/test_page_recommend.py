@@ -41,7 +41,8 @@ TABLES = {
 
 
 def _tables(at: AppTest, key: str) -> list:
-    return [d.value for d in at.dataframe if TABLES[key](set(d.value.columns))]
+    frames = [d.value for d in at.dataframe] + [t.value.reset_index() for t in at.table]
+    return [f for f in frames if TABLES[key](set(f.columns))]
 
 
 def _table(at: AppTest, key: str):
@@ -68,6 +69,13 @@ def _popular(split, n: int) -> list[int]:
     """Movie ids of the n movies the training users liked most."""
     liked = np.asarray(split.train.sum(axis=0)).ravel()
     return _ids(split, np.argsort(-liked, kind="stable")[:n])
+
+
+def _linked(at: AppTest) -> list[str]:
+    """The pages the sidebar links to, by URL (Round trip, the home page, is ""), its glossary aside."""
+    return [
+        link.proto.page for link in at.sidebar.get("page_link") if link.proto.page != "glossary"
+    ]
 
 
 def test_picks_change_the_list_which_never_holds_them(split):
@@ -160,23 +168,22 @@ def test_bad_picks_in_the_address_are_dropped_with_a_sentence(split):
     assert at.query_params["picks"] == str(good)
 
 
-def test_a_digit_model_points_to_a_mult_vae():
+def test_a_link_to_a_digit_model_opens_the_recommender_and_says_where_the_digit_model_is():
     at = _open("digits")
-    (info,) = at.info
-    assert "cannot show" in info.value and "Mult-VAE" in info.value
-    assert "pick one in the sidebar (mult_vae)" in info.value
-    assert not at.dataframe and not at.multiselect
-    at.button(key="use_model_recommend").click().run()  # one click to the recommender
-    assert not at.info[0].value.startswith("**digits**")
+    (info,) = at.sidebar.info
+    assert info.value.startswith("The link asks for **digits**, a MLP VAE, which this page cannot")
+    # ...with a link to each page that shows it (by URL: Round trip is the home page, "").
+    assert _linked(at) == ["", "generate"]
+    assert at.sidebar.radio(key="sb_model_recommend").options == ["**mult\\_\u200bvae**"]
     assert at.query_params["model"] == "mult_vae" and at.multiselect(key="rec_picks")
-    assert at.sidebar.radio(key="sidebar_model").value == "mult_vae"
 
 
 def test_with_no_recommender_in_the_store_the_page_says_to_train_one(trained_home, monkeypatch):
     monkeypatch.setenv("VAE_LAB_HOME", str(trained_home))  # the digit models only
-    at = open_app(PAGE, model="mlp_vae")
+    at = open_app(PAGE)
     (info,) = at.info
     assert "Mult-VAE" in info.value and "train one on the **Train** page" in info.value
+    assert not at.sidebar.radio
     assert not at.main.button
 
 
@@ -186,6 +193,9 @@ def test_the_scores_table_has_the_model_ease_and_popularity_from_its_metadata(re
         "test_metrics"
     ]
     scores = _table(at, "rec_scores")
+    # Drawn with the page's text, not as a grid whose code loads for seconds after it.
+    (table,) = at.table
+    assert not [d for d in at.dataframe if "method" in d.value.columns]
     assert list(scores["method"]) == [
         "Mult-VAE recommender (this model)",
         "EASE (item-item ridge regression)",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from vae_core import rundir, runs
+from vae_core import rundir, runs, training_now
 from vae_core.errors import RunError
 from vae_core.specs import ModelSpec, TrainSpec
 
@@ -152,14 +152,14 @@ def test_a_reused_pid_or_a_zombie_is_not_a_live_run(root):
 
     # A child of ours that exited and was never waited for is a zombie: not running either.
     zombie = subprocess.Popen([sys.executable, "-c", "pass", rundir.TRAIN_MODULE])
-    runs._CHILDREN[zombie.pid] = zombie
+    training_now.adopt(zombie)
     deadline = time.time() + 10
-    while runs._proc_stat_state(zombie.pid) not in ("Z", None) and time.time() < deadline:
+    while training_now._proc_stat_state(zombie.pid) not in ("Z", None) and time.time() < deadline:
         time.sleep(0.02)
     run_dir = _make_run(root, state="starting", pid=zombie.pid)
     assert runs.read_status(run_dir)["state"] == "interrupted"
     assert zombie.returncode == 0  # read_status reaped it
-    assert zombie.pid not in runs._CHILDREN
+    assert zombie.pid not in training_now._CHILDREN
 
 
 def test_starting_without_a_pid_is_believed_only_briefly(root):
@@ -284,10 +284,10 @@ def test_start_run_refuses_a_folder_without_settings(root):
 def test_finished_children_are_reaped_even_when_nobody_reads_their_run(tmp_path):
     """A completed run's child must not stay a zombie of the app server."""
     child = subprocess.Popen([sys.executable, "-c", "pass"])
-    runs._CHILDREN[child.pid] = child
+    training_now.adopt(child)
     deadline = time.time() + 10
-    while child.pid in runs._CHILDREN and time.time() < deadline:
+    while child.pid in training_now._CHILDREN and time.time() < deadline:
         runs.active_run(tmp_path)
         time.sleep(0.05)
-    assert child.pid not in runs._CHILDREN
+    assert child.pid not in training_now._CHILDREN
     assert child.returncode == 0

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from tests.stops import StopAfter
-from vae_core import rundir, runs
+from vae_core import rundir, runs, training_now
 from vae_core.errors import DataError
 from vae_core.specs import ModelSpec, TrainSpec
 from vae_core.store import Store
@@ -306,7 +306,7 @@ def test_sigkill_then_resume_loses_no_completed_epoch(home, tmp_path, children):
     assert len(rundir.read_progress(run_dir)) == len(_all_lines_are_json_but_last(run_dir))
 
     pid = runs.resume_run(run_dir)
-    children.append(runs._CHILDREN[pid])
+    children.append(training_now._CHILDREN[pid])
     _wait_for(lambda: runs.read_status(run_dir)["state"] == "completed", 120, "completion")
 
     lines = _all_lines_are_json(run_dir)  # the torn line is gone
@@ -337,7 +337,7 @@ def test_stop_then_resume_through_runs_and_one_run_at_a_time(home, children):
         spec, TrainSpec("sample", epochs=10, batch_size=8, log_every_s=0.2), root=root
     )
     pid = runs.start_run(run_dir)
-    children.append(runs._CHILDREN[pid])
+    children.append(training_now._CHILDREN[pid])
     assert runs.read_status(run_dir)["state"] == "starting"
 
     other = runs.create_run(spec, TrainSpec("sample", epochs=1), root=root)
@@ -356,7 +356,7 @@ def test_stop_then_resume_through_runs_and_one_run_at_a_time(home, children):
     assert re.search(r"Stopped (after epoch|at step)", (run_dir / rundir.LOG_FILE).read_text())
 
     pid = runs.resume_run(run_dir)
-    children.append(runs._CHILDREN[pid])
+    children.append(training_now._CHILDREN[pid])
     assert not (run_dir / rundir.STOP_FILE).exists()
     _wait_for(lambda: runs.read_status(run_dir)["state"] == "completed", 120, "completion")
     assert [e["epoch"] for e in _epoch_lines(run_dir)] == list(range(1, 11))

@@ -147,9 +147,9 @@ def specs_from_config(config: dict) -> tuple[ModelSpec, TrainSpec]:
 
 # ---------------------------------------------------------------- status.json
 def read_status_file(run_dir: Path) -> dict:
-    """status.json as written, without asking whether its process still lives (runs.read_status
-    does that). Never raises: no file gives state "created" (or "missing" without a config); a
-    damaged one gives state "unknown" with an `error` sentence."""
+    """status.json as written, without asking whether its process still lives
+    (training_now.read_status does that). Never raises: no file gives state "created" (or
+    "missing" without a config); a damaged one gives state "unknown" with an `error` sentence."""
     run_dir = Path(run_dir)
     try:
         status = json.loads((run_dir / STATUS).read_text(encoding="utf-8"))

@@ -1,6 +1,7 @@
 """Training runs as processes: start a child that trains a run folder, stop it, resume it, list
-the runs and tell which one is training. The folder's files are vae_core.rundir's; this module only
-decides what is alive. No TensorFlow here: the page calls it on every poll.
+the runs and tell which one is training. The folder's files are vae_core.rundir's; which run is alive
+is vae_core.training_now's (the store asks it too, so it imports neither module). No TensorFlow
+here: the page calls it on every poll.
 """
 
 from __future__ import annotations
@@ -19,27 +20,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from vae_core import paths, rundir
+from vae_core import paths, rundir, training_now
 from vae_core.errors import RunError
 from vae_core.fsutil import why_not_writable
 from vae_core.rundir import LOG_FILE, STATUS, STOP_FILE, TRAIN_MODULE
 from vae_core.specs import ModelSpec, TrainSpec, check_pair
 
+# The pages and tools ask these through runs; their home is training_now.
+from vae_core.training_now import ACTIVE_STATES, active_run, is_training_process, read_status
+
 START_LOCK = ".start.lock"  # in the runs folder: one start at a time
-ACTIVE_STATES = ("starting", "running")
 RESUMABLE_STATES = ("stopped", "interrupted", "failed")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the child's cwd, so `vae_core` imports
-STARTING_GRACE_S = 60.0  # a "starting" status with no pid yet is believed for this long
-
-# Children started by this process, so their exit is reaped (no zombies) and noticed at once.
-_CHILDREN: dict[int, subprocess.Popen] = {}
-
-
-def _reap_exited() -> None:
-    """Collect every child of ours that has exited, whether or not anyone still looks at its run."""
-    for pid, child in list(_CHILDREN.items()):
-        if child.poll() is not None:
-            _CHILDREN.pop(pid, None)
 
 
 # ---------------------------------------------------------------- new runs
@@ -101,62 +93,6 @@ def create_run(
 
 
 # ---------------------------------------------------------------- processes
-def _proc_stat_state(pid: int) -> str | None:
-    """The one-letter state from /proc/<pid>/stat ("Z" = zombie), or None without /proc."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[-1].split()[0] if ")" in stat else None
-
-
-def is_training_process(pid: int | None) -> bool:
-    """True if `pid` is a live (not zombie) `vae_core.train` process on this machine."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    child = _CHILDREN.get(pid)
-    if child is not None and child.poll() is not None:  # ours and exited: poll() reaps it
-        _CHILDREN.pop(pid, None)
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # alive, owned by someone else
-    if Path("/proc").is_dir():
-        if _proc_stat_state(pid) in ("Z", "X", None):
-            return False
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return False
-        # The pid may have been reused by an unrelated process since the status was written.
-        return TRAIN_MODULE.encode() in cmdline
-    return True
-
-
-def read_status(run_dir: Path) -> dict:
-    """status.json with the state derived from the truth: a vanished child reads "interrupted".
-
-    Never raises (see rundir.read_status_file for a missing or damaged file).
-    """
-    status = rundir.read_status_file(run_dir)
-    state = status["state"]
-    if state in ACTIVE_STATES and status.get("host", socket.gethostname()) == socket.gethostname():
-        pid = status.get("pid")
-        if pid is None:
-            # start_run writes "starting" just before it has a pid; believe it for a short while.
-            alive = time.time() - float(status.get("updated") or 0) < STARTING_GRACE_S
-        else:
-            alive = is_training_process(pid)
-        if not alive:
-            status["recorded_state"] = state
-            status["state"] = "interrupted"
-            status.setdefault("error", None)
-    return status
-
-
 @contextlib.contextmanager
 def _start_lock(root: Path) -> Iterator[None]:
     """An exclusive lock on root/.start.lock, so two clicks cannot both start a run."""
@@ -237,7 +173,7 @@ def _start_locked(run_dir: Path) -> int:
                     {**starting, "state": "failed", "error": f"Could not start training: {err}."},
                 )
                 raise RunError(f"Could not start the training process: {err}.") from err
-        _CHILDREN[child.pid] = child
+        training_now.adopt(child)
         # The child needs seconds to import TensorFlow before it writes "running", so this lands first.
         rundir.write_json_atomic(
             run_dir / STATUS, {**starting, "pid": child.pid, "updated": time.time()}
@@ -375,33 +311,6 @@ def list_runs(root: Path | None = None) -> list[RunInfo]:
     except OSError:
         return []
     return sorted((_run_info(d) for d in dirs), key=_sort_key, reverse=True)
-
-
-def active_run(root: Path | None = None) -> Path | None:
-    """The run folder whose child is training now, if any."""
-    _reap_exited()  # the train page asks this on every look, so finished children never linger
-    root = Path(root) if root is not None else paths.runs_dir()
-    try:
-        dirs = [p for p in root.iterdir() if p.is_dir() and (p / STATUS).is_file()]
-    except OSError:
-        return None
-    for run_dir in dirs:
-        if read_status(run_dir)["state"] in ACTIVE_STATES:
-            return run_dir
-    return None
-
-
-def training_target(root: Path | None = None) -> tuple[str, str | None] | None:
-    """(run id, the store name it will save as or None for its default) of the run training now."""
-    busy = active_run(root)
-    if busy is None:
-        return None
-    try:
-        config = rundir.read_config(busy)
-    except RunError:
-        return busy.name, None
-    save_as = config.get("save_as")
-    return str(config.get("run_id") or busy.name), save_as if isinstance(save_as, str) else None
 
 
 def check_idle(root: Path | None = None) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import keras
 
-from vae_core import kinds, machine, models, paths, runs
+from vae_core import kinds, machine, models, paths, training_now
 from vae_core.errors import StoreError, UserError
 from vae_core.fsutil import fsync_dir, fsync_file, json_default, why_not_writable
 from vae_core.safe_import import (
@@ -521,7 +521,7 @@ class Store:
                 tmp.unlink(missing_ok=True)
 
     def _training_target(self) -> tuple[str, str | None] | None:
-        return runs.training_target(self.runs_root) if self.runs_root is not None else None
+        return training_now.training_target(self.runs_root) if self.runs_root is not None else None
 
     def _refuse_if_training(self, name: str) -> None:
         """StoreError if the run training now will save as `name` or has saved this very model."""

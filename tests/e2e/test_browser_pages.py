@@ -16,17 +16,24 @@ PAGES = {
     "denoise": ("Denoise", ["1. The digits", "2. The noise", "3. Cleaned up"]),
     "generate": ("Generate", ["New digits from the prior", "Turn the dials"]),
 }
+SIDEBAR_HEADINGS = {
+    "train": "Your models",
+    "": "Model to explore",
+    "denoise": "Denoiser",
+    "generate": "Model to draw with",
+}
 
 
 @pytest.mark.parametrize("path", list(PAGES), ids=[p or "round_trip" for p in PAGES])
 def test_every_page_opens_and_shows_its_parts(server, page, path):
     heading, parts = PAGES[path]
-    ui.open_page(page, server, path, heading, model=MODEL)
+    model = "e2e_conv_dae" if path == "denoise" else MODEL  # Denoise's own model: a denoiser
+    ui.open_page(page, server, path, heading, model=model)
     for part in parts:
         assert ui.main(page).get_by_text(part, exact=False).first.is_visible(), part
-    # The sidebar offers the shared model picker, set to the model in the address.
-    assert ui.sidebar(page).get_by_text("Active model").is_visible()
-    assert ui.active_model(page) == MODEL
+    # The sidebar offers the page's own model picker, set to the model in the address.
+    assert ui.sidebar(page).get_by_text(SIDEBAR_HEADINGS[path], exact=True).is_visible()
+    assert ui.active_model(page) == model
     if path != "train":
         assert ui.main(page).locator('[data-testid="stImage"] img').count() >= 1
     else:
@@ -53,8 +60,9 @@ CLIPPED_OPTIONS_JS = """() => {
 
 
 def test_a_long_model_list_shows_every_description_whole(server, page):
-    # The e2e store's small models beside the shipped ones: well over the six that once fitted.
-    ui.open_page(page, server, "generate", "Generate", model=MODEL)
+    # The e2e store's small models beside the shipped ones (Train lists every model): well over
+    # the six that once fitted.
+    ui.open_page(page, server, "train", "Train", model=MODEL)
     found = page.evaluate(CLIPPED_OPTIONS_JS)
     assert found["options"] >= 7, found
     assert found["cut"] == [], found
