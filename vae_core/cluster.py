@@ -276,7 +276,13 @@ def _chief_meets(cluster: Cluster, hello: dict, deadline: float, timeout_s: floa
 def _worker_meets(cluster: Cluster, hello: dict, deadline: float, timeout_s: float) -> dict:
     """Listen on this worker's own port until the chief calls; answer; hear the verdict."""
     chief = cluster.members[0]
-    with socket.create_server(("", cluster.own.port), reuse_port=False) as server:
+    # Every address of this machine, IPv6 too where it can take both, as TensorFlow's server does.
+    both = socket.has_dualstack_ipv6()
+    family = socket.AF_INET6 if both else socket.AF_INET
+    listening = socket.create_server(
+        ("", cluster.own.port), family=family, dualstack_ipv6=both, reuse_port=False
+    )
+    with listening as server:
         server.settimeout(max(0.1, deadline - time.monotonic()))
         try:
             sock, _ = server.accept()

@@ -127,9 +127,9 @@ def _train(run: Run, join_timeout_s: float = cluster_mod.JOIN_TIMEOUT_S) -> dict
     """The story of a run, each step below in this order; the kind's task (vae_core.tasks) brings
     its data, model and scores."""
     strategy = _join(run, join_timeout_s)  # first: multi-worker insists
-    run.resume_at = rundir.checkpoint_position(run.run_dir) if run.chief else None
-    if run.cluster is not None:
-        run.resume_at = machine.position_from_chief(strategy, run.resume_at)
+    run.resume_at = rundir.checkpoint_position(run.run_dir)
+    if run.cluster is not None:  # only the chief's folder holds the run's checkpoints
+        run.resume_at = machine.position_from_chief(strategy, run.resume_at if run.chief else None)
     keras.utils.set_random_seed(run.train_spec.seed)
     devices = machine.describe_devices(strategy, run.train_spec.strategy)
     run.status.update(devices=devices)
