@@ -31,6 +31,7 @@ STATE_LABELS = {
     "stopped": "stopped",
     "failed": "failed",
     "interrupted": "interrupted",
+    "lost": "stopped answering",  # a worker of a multi-worker run, as its chief saw it
 }
 STATE_ICONS = {
     "created": ":material/fiber_new:",
@@ -42,6 +43,7 @@ STATE_ICONS = {
     "stopped": ":material/pause_circle:",
     "failed": ":material/cancel:",
     "interrupted": ":material/warning:",
+    "lost": ":material/link_off:",
 }
 SAMPLE_SPLIT = "400 digits to train, 100 to validate"
 DATASET_LABELS = {
@@ -263,6 +265,7 @@ def live_view(run_dir: Path) -> None:
         head.append(DATASET_SHORT.get(tspec["dataset"], tspec["dataset"]))
     head.append(f"{STATE_ICONS.get(state, '')} {STATE_LABELS.get(state, state)}".strip())
     st.markdown(" · ".join(head))
+    several = _workers(run_dir, status)
 
     if state in ACTIVE_STATES:
         last = next((r for r in reversed(rows) if r.get("kind") in ("step", "epoch")), None)
@@ -290,6 +293,8 @@ def live_view(run_dir: Path) -> None:
         )
     elif state == "stopped":
         st.info(_stopped_text(status, done_epochs, epochs))
+    elif state == "interrupted" and several and status.get("error"):
+        st.warning(status["error"])  # which worker stopped answering, and what to do
     elif state == "interrupted":
         st.warning(
             "The training process ended without finishing (the computer or server restarted, or it "
@@ -300,7 +305,9 @@ def live_view(run_dir: Path) -> None:
         st.error(status.get("error") or f"Run {run_dir.name} cannot be read.")
     elif state == "created":
         st.info("This run was set up but never started.")
-    if state in RESUMABLE_STATES and st.button(
+    if state in RESUMABLE_STATES and several:
+        _resume_on_every_machine(status)
+    elif state in RESUMABLE_STATES and st.button(
         "Resume",
         key="tr_resume",
         icon=":material/play_arrow:",
@@ -339,6 +346,42 @@ def live_view(run_dir: Path) -> None:
             "so you can watch them sharpen.",
             output_format="PNG",
         )
+
+
+def _workers(run_dir: Path, status: dict) -> bool:
+    """A multi-worker run: how many workers and each one's state; True if it is one."""
+    workers = runs.worker_states(run_dir, status)
+    if not workers:
+        return False
+    st.markdown(
+        f":material/lan: **{len(workers)} workers** train this run together; worker 0, the "
+        "chief, writes this run folder and saves the model."
+    )
+    st.dataframe(
+        [
+            {
+                "worker": w["name"].replace("_", " ") + (" (chief)" if w["chief"] else ""),
+                "address": w["address"] or "",
+                "machine": w["host"] or "",
+                "state": STATE_LABELS.get(w["state"], w["state"]),
+            }
+            for w in workers
+        ],
+        hide_index=True,
+        key="tr_workers",
+    )
+    return True
+
+
+def _resume_on_every_machine(status: dict) -> None:
+    """A multi-worker run resumes where it was started: the same command on every machine."""
+    commands = runs.worker_commands(status)
+    st.markdown(
+        "To resume, start the same command again on every machine (each resumes from the last "
+        "finished epoch):"
+    )
+    if commands:
+        st.code("\n".join(commands), language="bash", wrap_lines=True)
 
 
 def _start(mspec, tspec, name: str | None) -> None:

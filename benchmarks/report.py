@@ -494,6 +494,9 @@ def render(records: list[dict], *, quick: bool, seconds: float) -> str:
               + "\n")  # fmt: skip
 
     w(recsys.markdown(records))
+    from benchmarks import multiworker
+
+    w(multiworker.markdown(records))
     if not quick:
         w(NOTES)
     w("## Raw records\n")

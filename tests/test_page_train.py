@@ -416,3 +416,88 @@ def test_a_binarized_model_is_compared_with_the_shipped_binarized_one(tmp_path, 
     assert "much weaker" not in _warning_after(runs, "20260101-000001-grey", 112.0, "mnist")
     warning = _warning_after(runs, "20260102-000001-bin", 150.0, "mnist_binary")
     assert "much weaker than the shipped **conv_vae_binary**" in warning, warning
+
+
+# ---------------------------------------------------------------- a run on several machines
+def _cluster(run_id: str, chief_host: str = "box-a") -> dict:
+    addresses = ["10.0.0.1:2222", "10.0.0.2:2222"]
+    commands = [
+        f"python -m vae_core.train --run-dir runs/{run_id} --workers "
+        f"{','.join(addresses)} --task-index {i}"
+        for i in range(2)
+    ]
+    return {
+        "workers": [{"name": f"worker_{i}", "address": a} for i, a in enumerate(addresses)],
+        "me": "worker_0",
+        "met": {"worker_0": {"host": chief_host}, "worker_1": {"host": "box-b"}},
+        "commands": commands,
+    }
+
+
+def _workers_table(at: AppTest):
+    return next(d.value for d in at.dataframe if "worker" in d.value.columns)
+
+
+def test_a_multi_worker_run_shows_its_workers_and_each_ones_state(runs_root):
+    """The chief trains here; worker 1 shares the run folder and keeps its own status there."""
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(120)", "vae_core.train"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
+    try:
+        here = socket.gethostname()
+        run_id = "20260104-000001-many"
+        run_dir = _fake_run(
+            runs_root,
+            run_id,
+            state="running",
+            epochs=5,
+            done=2,
+            status_extra={"pid": children[0].pid, "host": here, "cluster": _cluster(run_id, here)},
+        )
+        worker = run_dir / "workers" / "worker_1"
+        worker.mkdir(parents=True)
+        (worker / "status.json").write_text(
+            json.dumps({"state": "running", "pid": children[1].pid, "host": here})
+        )
+        at = _open()
+        assert not at.exception
+        assert any("**2 workers** train this run together" in m.value for m in at.markdown)
+        table = _workers_table(at)
+        assert list(table["worker"]) == ["worker 0 (chief)", "worker 1"]
+        assert list(table["address"]) == ["10.0.0.1:2222", "10.0.0.2:2222"]
+        assert list(table["machine"]) == [here, "box-b"]
+        assert list(table["state"]) == ["running", "running"]
+        # Worker 1's process ends without a word: its own status now reads interrupted.
+        children[1].kill()
+        children[1].wait()
+        at.run()
+        assert list(_workers_table(at)["state"]) == ["running", "interrupted"]
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+
+
+def test_a_multi_worker_run_that_lost_a_worker_says_so_and_how_to_resume(runs_root):
+    """Worker 1 ran on another machine (no status of its own here); the chief saw it go."""
+    run_id = "20260104-000002-lost"
+    sentence = (
+        "Worker 1 (10.0.0.2:2222) stopped answering, so this worker stopped too: the run is "
+        "interrupted after epoch 2 of 5. Start the same command again on every machine to "
+        "resume from there."
+    )
+    status = {"cluster": _cluster(run_id), "lost": "worker_1", "error": sentence}
+    _fake_run(runs_root, run_id, state="interrupted", epochs=5, done=2, status_extra=status)
+    at = _open()
+    assert not at.exception
+    assert list(_workers_table(at)["state"]) == ["interrupted", "stopped answering"]
+    assert [w.value for w in at.warning] == [sentence]
+    # A Resume button would restart the chief alone: every machine's command is shown instead.
+    assert not any("Resume" in b.label for b in at.button)
+    assert any("start the same command again on every machine" in m.value for m in at.markdown)
+    assert at.code[0].value.splitlines() == _cluster(run_id)["commands"]

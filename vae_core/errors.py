@@ -22,3 +22,8 @@ class StoreError(UserError):
 
 class RunError(UserError):
     """A training run cannot be started, stopped or resumed."""
+
+
+class WorkerLost(RunError):
+    """A worker of a multi-worker run stopped answering: the run is interrupted, not failed, and
+    the same commands on every machine resume it."""

@@ -8,16 +8,20 @@ each choice, with the measurements behind it: benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.distribute.collective_all_reduce_strategy import (
+    CollectiveAllReduceExtended,  # its health check's settings are class attributes
+)
 
 from vae_core import kinds
+from vae_core.errors import RunError
 from vae_core.models import ModelBundle
 from vae_core.specs import ModelSpec, TrainSpec
 
@@ -31,6 +35,12 @@ CONV_CPU_STEPS_PER_EXECUTION = 1
 STATIC_BATCHES_MIN_STEPS = 100
 LOGICAL_CPUS_ENV = "VAE_LAB_LOGICAL_CPUS"  # split the CPU into N devices (tests of mirroring)
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bfloat16 math
+# How a multi-worker run notices a worker is gone: every `interval` seconds each worker asks every
+# other one, waiting `timeout` seconds for an answer, `retry_limit` times, and then cancels its
+# collectives. A killed process refuses at once (about `interval` s to notice); a machine that fell
+# off the network takes interval + retry_limit * timeout = 17 s. LOST_WORKER_WITHIN_S bounds both.
+WORKER_CHECK = {"interval": 2, "timeout": 5, "retry_limit": 3}
+LOST_WORKER_WITHIN_S = 30
 
 
 # ---------------------------------------------------------------- devices and strategies
@@ -44,15 +54,25 @@ def configure_logical_cpus() -> None:
         )
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
+def make_strategy(name: str, join_timeout_s: float = 120.0) -> tf.distribute.Strategy:
     """ "default": one device (a GPU if TensorFlow sees one); "mirrored": every local GPU (or every
-    logical CPU when there is no GPU); "multiworker": the cluster in TF_CONFIG."""
+    logical CPU when there is no GPU); "multiworker": the cluster in TF_CONFIG, which waits up to
+    `join_timeout_s` for every worker and then watches that they all stay (see WORKER_CHECK)."""
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        # Read when the strategy starts its health-check thread, so they are set before it.
+        for setting, value in {**WORKER_CHECK, "initial_timeout": join_timeout_s}.items():
+            setattr(CollectiveAllReduceExtended, f"_check_health_{setting}", value)
+        try:
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except RuntimeError as err:  # "Timeout waiting for the cluster"
+            raise RunError(
+                f"Not every worker joined within {join_timeout_s:.0f} s; start the same command "
+                "on every machine."
+            ) from err
     return tf.distribute.get_strategy()
 
 
@@ -72,17 +92,84 @@ def describe_devices(strategy: tf.distribute.Strategy, name: str) -> dict:
     }
 
 
-def worker_role(strategy_name: str) -> tuple[bool, str]:
-    """(is this the chief?, a name for this worker). Only the chief writes the run folder."""
-    if strategy_name != "multiworker":
-        return True, ""
-    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    task, cluster = tf_config.get("task") or {}, tf_config.get("cluster") or {}
-    role, index = task.get("type"), int(task.get("index", 0))
-    if not role:
-        return True, ""
-    chief = role == "chief" or (role == "worker" and index == 0 and "chief" not in cluster)
-    return chief, f"{role}_{index}"
+# ---------------------------------------------------------------- several workers in step
+def _sum_over_workers(strategy: tf.distribute.Strategy, value: tf.Tensor) -> tf.Tensor:
+    """The sum of `value` over every worker (each contributes its own), as every worker sees it."""
+    per_replica = strategy.run(lambda: tf.identity(value))
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+
+def _from_chief(strategy: tf.distribute.Strategy, value, like: tf.Tensor) -> tf.Tensor:
+    """The chief's `value` on every worker (the others pass None): a sum over the workers in which
+    only the chief's part is not zero."""
+    mine = tf.zeros_like(like) if value is None else tf.cast(value, like.dtype)
+    integer = like.dtype.is_integer
+    total = _sum_over_workers(strategy, tf.cast(mine, tf.float64) if integer else mine)
+    return tf.cast(total, like.dtype) if integer else total
+
+
+def position_from_chief(
+    strategy: tf.distribute.Strategy, position: tuple[int, int] | None
+) -> tuple[int, int]:
+    """The chief's checkpoint position (completed epochs, steps) on every worker."""
+    where = _from_chief(strategy, position, tf.zeros(2, tf.int64)).numpy()
+    return int(where[0]), int(where[1])
+
+
+def share_from_chief(
+    strategy: tf.distribute.Strategy,
+    trainer: keras.Model,
+    saved: tuple[tuple[int, int], list] | None,
+) -> tuple[int, int]:
+    """Every worker takes the chief's checkpoint: its position and, when there is one, its weights
+    and optimizer state. `saved` is (position, variables in trainer.variables +
+    trainer.optimizer.variables order) on the chief, None elsewhere: only the chief reads the run
+    folder, which other machines may not see."""
+    position, values = saved if saved is not None else (None, None)
+    epoch, step = position_from_chief(strategy, position if saved is not None else None)
+    if (epoch, step) == (0, 0):
+        return 0, 0  # fresh variables already start as the chief's (the strategy's doing)
+    for i, var in enumerate(trainer.variables + trainer.optimizer.variables):
+        chiefs = None if values is None else tf.convert_to_tensor(values[i])
+        var.assign(_from_chief(strategy, chiefs, tf.convert_to_tensor(var.value)))
+    return epoch, step
+
+
+def agreement(strategy: tf.distribute.Strategy):
+    """A function: has any worker been asked to stop? Every worker calls it at the same batch, so
+    all of them stop together (one that carried on alone would wait for the others forever)."""
+
+    # Asked at every batch: one traced function, not the strategy's slow eager path.
+    total = tf.function(lambda value: _sum_over_workers(strategy, value))
+
+    def anyone(asked: bool) -> bool:
+        return bool(total(tf.constant(float(asked))).numpy() > 0)
+
+    return anyone
+
+
+# TensorFlow's errors when a peer is gone: refused or silent (Unavailable, DeadlineExceeded),
+# restarted (FailedPrecondition), or the health check aborting the collectives (Cancelled, Internal).
+LOST_PEER_ERRORS = (
+    tf.errors.UnavailableError,
+    tf.errors.DeadlineExceededError,
+    tf.errors.FailedPreconditionError,
+    tf.errors.CancelledError,
+    tf.errors.InternalError,
+    tf.errors.AbortedError,
+)
+_PEER = re.compile(r"/job:(\w+)/replica:\d+/task:(\d+)")
+
+
+def lost_peer(err: BaseException, own: str) -> str | None:
+    """The member name ("worker_1") a TensorFlow error says is gone; "" when it does not say
+    which; None when `err` is no lost-peer error. `own` is this process's member name."""
+    if not isinstance(err, LOST_PEER_ERRORS):
+        return None
+    for job, index in _PEER.findall(str(err.message if hasattr(err, "message") else err)):
+        if f"{job}_{index}" != own:
+            return f"{job}_{index}"
+    return ""
 
 
 # ---------------------------------------------------------------- compile settings
@@ -124,7 +211,8 @@ def compile_options(
       work around the products), off for convolutions on a CPU (oneDNN's are faster); on a GPU
       Keras's "auto".
     - steps per execution: 1 with XLA; otherwise 16 for dense kinds, 1 for convolutions on a CPU.
-    - static batches on big enough sets (STATIC_BATCHES_MIN_STEPS): one traced shape per epoch.
+    - static batches on big enough sets (STATIC_BATCHES_MIN_STEPS): one traced shape per epoch;
+      also where the last batch has fewer samples than there are replicas to share it.
     """
     gpu = bool(devices.get("gpus"))
     precision = resolve_precision(train_spec, devices)
@@ -149,12 +237,15 @@ def compile_options(
         # Keras 3 cannot run several steps per execution under tf.distribute ("You must feed a
         # value for placeholder tensor", keras-team/keras#19246), so one step per call there.
         per_execution = 1
-    full_steps = (n_train or 0) // train_spec.batch_size
+    full_steps, last = divmod(n_train or 0, train_spec.batch_size)
+    # Under tf.distribute every replica takes a share of each batch: a last batch too small to go
+    # round would leave a replica with none, whose mean loss (and gradient) is NaN.
+    too_small = 0 < last < int(devices.get("replicas") or 1)
     return {
         "precision": precision,
         "jit_compile": jit,
         "steps_per_execution": max(1, per_execution),
-        "drop_remainder": full_steps >= STATIC_BATCHES_MIN_STEPS,
+        "drop_remainder": full_steps >= STATIC_BATCHES_MIN_STEPS or too_small,
     }
 
 

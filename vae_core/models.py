@@ -29,6 +29,38 @@ PRIOR = "prior"  # a learned prior's layer in the decoder (absent: N(0, I))
 PRIOR_LAYOUT = {"class_mixture": dict(spread=6.0, learned=False)}
 
 
+def across_workers(strategy: tf.distribute.Strategy) -> bool:
+    """Does `strategy` train across worker processes? Keras's own test, so that both agree."""
+    extended = getattr(strategy, "extended", None)
+    return bool(getattr(extended, "_in_multi_worker_mode", lambda: False)())
+
+
+def step_results(metrics: list[keras.metrics.Metric]) -> dict:
+    """A train or test step's {name: value}, shaped for Keras's reduction across replicas.
+
+    Under MultiWorkerMirroredStrategy Keras 3 averages each replica's value along axis 0, which a
+    scalar lacks ("Invalid reduction dimension 0", tensorflow/tensorflow#72388): there each value
+    gets that axis, of length 1, and the mean over it is the scalar again.
+    """
+    results = {m.name: m.result() for m in metrics}
+    if across_workers(tf.distribute.get_strategy()):
+        results = {name: ops.reshape(value, (1,)) for name, value in results.items()}
+    return results
+
+
+def skip_symbolic_build(model: keras.Model, iterator=None, data_batch=None) -> None:
+    """fit()'s first look at the data, for a trainer that is built before fit (ours all are).
+
+    Keras 3 takes one batch and averages it across replicas to build the model symbolically; under
+    MultiWorkerMirroredStrategy that fails on a batch that is a tuple (the DAE's (noisy, clean),
+    the conditional VAE's (x, label)). A built model needs none of it; an unbuilt one goes on to
+    Keras.
+    """
+    if all(layer.built for layer in model._flatten_layers()) and model.optimizer.built:
+        return
+    keras.Model._maybe_symbolic_build(model, iterator, data_batch)
+
+
 @dataclass
 class ModelBundle:
     """The three models of one autoencoder, sharing weights, plus what it is."""
@@ -276,7 +308,10 @@ class Trainer(keras.Model):
         self.reconstruction_tracker.update_state(rec)
         if kl is not None:
             self.kl_tracker.update_state(kl)
-        return {m.name: m.result() for m in self.metrics}
+        return step_results(self.metrics)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        skip_symbolic_build(self, iterator, data_batch)
 
     def train_step(self, data):
         with tf.GradientTape() as tape:

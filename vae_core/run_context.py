@@ -10,7 +10,7 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,10 +19,14 @@ from vae_core.rundir import StatusFile
 from vae_core.specs import ModelSpec, TrainSpec
 
 if TYPE_CHECKING:
+    from vae_core.cluster import Cluster
     from vae_core.store import Store
 
 
 # ---------------------------------------------------------------- stopping
+SIGNALS = (signal.SIGTERM, signal.SIGINT)  # a request to stop (a second Ctrl-C: at once)
+
+
 class StopRequest:
     """Has anyone asked this run to stop? SIGTERM/SIGINT, a threading.Event, or the STOP file."""
 
@@ -47,17 +51,24 @@ class StopRequest:
             yield  # only the main thread may install signal handlers
             return
 
-        def on_signal(signum, frame):
-            if signum == signal.SIGINT and self.signalled:
-                raise KeyboardInterrupt  # a second Ctrl-C means "now"
-            self.signalled = True
-
-        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        previous = {s: signal.signal(s, self._on_signal) for s in SIGNALS}
         try:
             yield
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def listen_again(self) -> None:
+        """Take SIGTERM back: MultiWorkerMirroredStrategy's runtime installs a handler of its own
+        (for preemption notices), and a Stop from the Train page would then go unheard."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in SIGNALS:
+                signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum, frame):
+        if signum == signal.SIGINT and self.signalled:
+            raise KeyboardInterrupt  # a second Ctrl-C means "now"
+        self.signalled = True
 
 
 # ---------------------------------------------------------------- the run
@@ -73,7 +84,18 @@ class Run:
     status: StatusFile
     stop: StopRequest
     store: Store | None
-    chief: bool
+    chief: bool  # the one process that writes the run folder and saves the model
+    cluster: Cluster | None = None  # the workers of a multi-worker run (None: one process)
+    # Across workers: has any of them been asked to stop? (None: one process, only its own ask)
+    agree: Callable[[bool], bool] | None = None
+    # (completed epochs, steps) of the checkpoint the run goes on from, known before the model is
+    # built: for a task whose data order depends on it (the chief's, on every worker).
+    resume_at: tuple[int, int] = (0, 0)
+
+    def should_stop(self) -> bool:
+        """Stop now? Every worker asks at the same batch and all get the same answer."""
+        asked = self.stop()
+        return self.agree(asked) if self.agree is not None else asked
 
     @staticmethod
     def echo(line: str) -> None:

@@ -11,7 +11,9 @@ A run folder holds
 - `backup/epoch_NNNN.weights.h5` and `backup/checkpoint.json`: weights and optimizer state after each
   completed epoch; `backup/epoch_NNNN_step_SSSSSS.weights.h5` where a Stop cut epoch NNNN+1 short
   after SSSSSS steps (the file name carries the position, so a resume knows where to go on);
-- `tb/train`, `tb/validation`: TensorBoard scalars; `train.log`: the child's output; `STOP`: a request.
+- `tb/train`, `tb/validation`: TensorBoard scalars; `train.log`: the child's output; `STOP`: a request;
+- `workers/<name>/status.json`: in a multi-worker run, each other worker's own status (the chief's
+  status.json lists them all under "cluster"), where the workers share the folder.
 
 All state lives in these files, so a restarted app, a second viewer or a refreshed tab sees the same
 truth. No TensorFlow here: the page reads the folder on every poll.
@@ -37,6 +39,7 @@ from vae_core.specs import ModelSpec, TrainSpec, cli_args
 CONFIG, STATUS, PROGRESS = "config.json", "status.json", "progress.jsonl"
 STOP_FILE, LOG_FILE = "STOP", "train.log"
 EPOCHS_DIR, BACKUP_DIR, TB_DIR = "epochs", "backup", "tb"
+WORKERS_DIR = "workers"  # a multi-worker run's other workers: workers/<name>/status.json each
 CHECKPOINT_INFO = "checkpoint.json"
 TRAIN_MODULE = "vae_core.train"
 KEEP_CHECKPOINTS = 2  # the newest, and one more in case the newest is damaged
@@ -96,7 +99,23 @@ def write_config(
     """Create `run_dir` and its config.json; returns the config."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = {
+    config = new_config(run_dir, model_spec, train_spec, save_as=save_as, save=save, run_id=run_id)
+    write_json_atomic(run_dir / CONFIG, config)
+    return config
+
+
+def new_config(
+    run_dir: Path,
+    model_spec: ModelSpec,
+    train_spec: TrainSpec,
+    *,
+    save_as: str | None = None,
+    save: bool = True,
+    run_id: str | None = None,
+) -> dict:
+    """What config.json holds for a new run, not yet written."""
+    run_dir = Path(run_dir)
+    return {
         "model": model_spec.to_dict(),
         "train": train_spec.to_dict(),
         "save_as": save_as or None,
@@ -105,8 +124,6 @@ def write_config(
         "created": datetime.now().astimezone().isoformat(timespec="milliseconds"),
         "command": cli_command(run_dir, model_spec, train_spec, save_as, save),
     }
-    write_json_atomic(run_dir / CONFIG, config)
-    return config
 
 
 def read_config(run_dir: Path) -> dict:

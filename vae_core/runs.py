@@ -200,15 +200,64 @@ def stop_run(run_dir: Path) -> bool:
 def resume_run(run_dir: Path) -> int:
     """Continue a stopped, interrupted or failed run from its last completed epoch; returns the pid."""
     run_dir = Path(run_dir)
-    state = read_status(run_dir)["state"]
+    status = read_status(run_dir)
+    state = status["state"]
     if state in ACTIVE_STATES:
         raise RunError("This run is still running.")
     if state == "completed":
         raise RunError("This run has already finished; start a new run to train again.")
     if state not in RESUMABLE_STATES:
         raise RunError("This run cannot be resumed: its status is unknown.")
+    if worker_states(run_dir, status):
+        # One process here would train alone, not with the other machines.
+        raise RunError(
+            "This run trains on several machines: start the same command again on every machine "
+            "to resume it."
+        )
     (run_dir / STOP_FILE).unlink(missing_ok=True)
     return start_run(run_dir)
+
+
+# ---------------------------------------------------------------- several machines
+def worker_states(run_dir: Path, status: dict) -> list[dict]:
+    """A multi-worker run's workers, chief first: name, address, machine and state ([]: a run of
+    one process). Each worker's own status where it shares the run folder (one machine, or a
+    shared disk); else what the chief knows: every worker trains in step with it, bar one it lost."""
+    cluster = status.get("cluster")
+    if not isinstance(cluster, dict) or not isinstance(cluster.get("workers"), list):
+        return []
+    met = cluster.get("met") if isinstance(cluster.get("met"), dict) else {}
+    found = []
+    for position, worker in enumerate(cluster["workers"]):
+        if not isinstance(worker, dict):
+            continue
+        name = str(worker.get("name") or f"worker_{position}")
+        own = Path(run_dir) / rundir.WORKERS_DIR / name
+        if name == cluster.get("me"):
+            state = status.get("state", "unknown")
+        elif (own / STATUS).is_file():
+            state = read_status(own)["state"]
+        elif name == status.get("lost"):
+            state = "lost"
+        else:
+            state = status.get("state", "unknown")
+        found.append(
+            {
+                "name": name,
+                "address": worker.get("address"),
+                "host": (met.get(name) or {}).get("host"),
+                "state": state,
+                "chief": position == 0,
+            }
+        )
+    return found
+
+
+def worker_commands(status: dict) -> list[str]:
+    """The command each machine of a multi-worker run runs (again, to resume), worker 0 first."""
+    cluster = status.get("cluster")
+    commands = cluster.get("commands") if isinstance(cluster, dict) else None
+    return [str(c) for c in commands] if isinstance(commands, list) else []
 
 
 # ---------------------------------------------------------------- listing

@@ -255,7 +255,14 @@ FLAGS = (
     Flag("--noise-strength", "train", "noise_strength", "sigma, or the fraction of pixels hit"),
     Flag("--seed", "train", "seed", "random seed"),
     Flag("--max-train-samples", "train", "max_train_samples", "cap the training set"),
-    Flag("--strategy", "train", "strategy", "tf.distribute strategy", STRATEGIES),
+    Flag(
+        "--strategy",
+        "train",
+        "strategy",
+        "tf.distribute strategy: mirrored uses every local GPU; multiworker trains across "
+        "machines (the cluster in TF_CONFIG, or see --workers)",
+        STRATEGIES,
+    ),
     Flag("--log-every-s", "train", "log_every_s"),
     Flag("--step-delay-s", "train", "step_delay_s"),
     Flag("--steps-per-execution", "train", "steps_per_execution"),

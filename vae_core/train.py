@@ -9,6 +9,14 @@ write loses it), and when a stop cuts an epoch short, fit still calls on_epoch_e
 record the partial epoch as done. Here each completed epoch is saved to a temp file and renamed, the
 epoch number lives in the file name. A Stop part-way through an epoch saves a checkpoint at that
 step too, and a resume carries on from it; a kill loses only the steps since the last checkpoint.
+
+Several machines. With `--workers host1:port,host2:port --task-index N` on each machine (or
+TF_CONFIG) the run trains under MultiWorkerMirroredStrategy. The workers first meet
+(vae_core.cluster), so a wrong address, list or setting ends in a sentence instead of a wait. Worker
+0, the chief, owns the run folder, its checkpoints and the saved model; every other worker writes
+only its own status, to workers/<name>/status.json. A resume takes the chief's checkpoint on every
+worker. When a worker is lost the others stop within machine.LOST_WORKER_WITHIN_S and record
+"interrupted"; the same commands again resume from the last completed epoch.
 """
 
 from __future__ import annotations
@@ -26,8 +34,9 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from vae_core import cluster as cluster_mod
 from vae_core import kinds, machine, rundir
-from vae_core.errors import RunError, StoreError, UserError
+from vae_core.errors import RunError, StoreError, UserError, WorkerLost
 from vae_core.models import ModelBundle
 from vae_core.run_context import Run, StopRequest
 from vae_core.rundir import StatusFile
@@ -55,19 +64,24 @@ def run_training(
     store: Store | None = None,
     stop_event: threading.Event | None = None,
     save: bool = True,
+    join_timeout_s: float = cluster_mod.JOIN_TIMEOUT_S,
 ) -> dict:
     """Train (or resume) the run in `run_dir` and return its final status ("completed" or "stopped").
 
     A folder that already has config.json is resumed with its own settings; the arguments are then
-    ignored. On an error the status says "failed" with a sentence, and the error is raised.
+    ignored. On an error the status says "failed" with a sentence, and the error is raised; a lost
+    worker of a multi-worker run says "interrupted" instead.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = _load_or_write_config(run_dir, model_spec, train_spec, save_as, save)
+    config = _load_or_make_config(run_dir, model_spec, train_spec, save_as, save)
     model_spec, train_spec = rundir.specs_from_config(config)
-    chief, role = machine.worker_role(train_spec.strategy)
-    # Other workers keep their own files; the run folder shows the chief's view.
-    out = run_dir if chief else run_dir / "workers" / role
+    cluster = cluster_mod.from_environment(train_spec.strategy)
+    chief = cluster is None or cluster.chief
+    if chief and not (run_dir / rundir.CONFIG).is_file():
+        rundir.write_json_atomic(run_dir / rundir.CONFIG, config)
+    # Other workers write only their own status; the run folder is the chief's.
+    out = run_dir if chief else run_dir / rundir.WORKERS_DIR / cluster.own.name
     out.mkdir(parents=True, exist_ok=True)
 
     previous = rundir.read_status_file(out)
@@ -92,24 +106,30 @@ def run_training(
         test_metrics=None,
         attempt=int(previous.get("attempt") or 0) + 1,
     )
-    status.update()
+    status.update(**({"cluster": cluster.describe()} if cluster is not None else {}))
     stop = StopRequest(run_dir / rundir.STOP_FILE, stop_event)
-    run = Run(run_dir, out, config, model_spec, train_spec, status, stop, store, chief)
+    run = Run(run_dir, out, config, model_spec, train_spec, status, stop, store, chief, cluster)
     with stop.signals(), machine.dtype_policy_restored():
         try:
-            return _train(run)
+            return _train(run, join_timeout_s)
         except KeyboardInterrupt:
             status.update(state="stopped", phase=None, finished=time.time())
+            raise
+        except WorkerLost as err:
+            status.update(state="interrupted", phase=None, finished=time.time(), error=str(err))
             raise
         except BaseException as err:
             status.update(state="failed", phase=None, finished=time.time(), error=_sentence(err))
             raise
 
 
-def _train(run: Run) -> dict:
+def _train(run: Run, join_timeout_s: float = cluster_mod.JOIN_TIMEOUT_S) -> dict:
     """The story of a run, each step below in this order; the kind's task (vae_core.tasks) brings
     its data, model and scores."""
-    strategy = machine.make_strategy(run.train_spec.strategy)  # first: multi-worker insists
+    strategy = _join(run, join_timeout_s)  # first: multi-worker insists
+    run.resume_at = rundir.checkpoint_position(run.run_dir)
+    if run.cluster is not None:  # only the chief's folder holds the run's checkpoints
+        run.resume_at = machine.position_from_chief(strategy, run.resume_at if run.chief else None)
     keras.utils.set_random_seed(run.train_spec.seed)
     devices = machine.describe_devices(strategy, run.train_spec.strategy)
     run.status.update(devices=devices)
@@ -117,15 +137,53 @@ def _train(run: Run) -> dict:
     task = kinds.resolve(run.model_spec.kind_info.task)(run)  # loads the data
     options = machine.compile_options(run.model_spec, run.train_spec, devices, task.n_train)
     batches = task.batches(options["drop_remainder"])
-    trainer, position = _build_and_restore(run, task, strategy, options, batches)
-    rundir.forget_after(run.out, *position)  # whatever came after the checkpoint is done again
-    done, step = _fit(run, task, trainer, batches, position)
+    try:  # every step from here on waits for the other workers, if there are any
+        trainer, position = _build_and_restore(run, task, strategy, options, batches)
+        if run.chief:
+            rundir.forget_after(run.out, *position)  # what came after the checkpoint is done again
+        done, step = _fit(run, task, trainer, batches, position)
+    except machine.LOST_PEER_ERRORS as err:
+        if run.cluster is None:
+            raise
+        raise _lost_worker(run, err) from err
     if done < run.train_spec.epochs:
         return _stopped(run, trainer, batches, done, step)
     return _finish(run, task, trainer, options, done)
 
 
 # ---------------------------------------------------------------- the steps
+def _join(run: Run, join_timeout_s: float) -> tf.distribute.Strategy:
+    """The run's tf.distribute strategy. Several workers first meet (vae_core.cluster), then
+    agree on every Stop."""
+    cluster = run.cluster
+    if cluster is None:
+        return machine.make_strategy(run.train_spec.strategy)
+    run.status.update(phase="waiting for the other workers")
+    cluster_mod.check_own_address(cluster)
+    itself = {"host": socket.gethostname(), "pid": os.getpid()}
+    settings = cluster_mod.settings_of(run.config)
+    met = cluster_mod.handshake(cluster, settings, itself, join_timeout_s)
+    commands = cluster.commands(run.config.get("command") or "python -m vae_core.train")
+    run.status.update(cluster={**cluster.describe(), "met": met, "commands": commands})
+    strategy = machine.make_strategy("multiworker", join_timeout_s)
+    run.stop.listen_again()
+    run.agree = machine.agreement(strategy)
+    return strategy
+
+
+def _lost_worker(run: Run, err: BaseException) -> WorkerLost:
+    """The sentence for a worker that stopped answering, naming it when TensorFlow says which."""
+    cluster, done, epochs = run.cluster, run.status.data.get("epoch") or 0, run.train_spec.epochs
+    gone = machine.lost_peer(err, cluster.own.name)
+    who = next((m.words for m in cluster.members if m.name == gone), "another worker")
+    run.status.update(lost=gone or None)
+    return WorkerLost(
+        f"{who[0].upper()}{who[1:]} stopped answering, so this worker stopped too: the run is "
+        f"interrupted after epoch {done} of {epochs}. Start the same command again on every "
+        "machine to resume from there."
+    )
+
+
 def _build_and_restore(
     run: Run, task: Task, strategy: tf.distribute.Strategy, options: dict, batches: Batches
 ) -> tuple[keras.Model, rundir.Position]:
@@ -136,11 +194,19 @@ def _build_and_restore(
         phase="building the model", steps_per_epoch=batches.steps_per_epoch, compile=options
     )
     keras.config.set_dtype_policy(options["precision"])
+    saved = None
+    if run.cluster is not None and run.chief and rundir.checkpoints(run.run_dir):
+        # Loading into the strategy's variables would start collectives on the chief alone, which
+        # the other workers would not join: read the checkpoint into a plain copy first.
+        plain = task.trainer(options, batches.steps_per_epoch)
+        plain.optimizer.build(plain.trainable_variables)
+        saved = restore_checkpoint(plain, run.run_dir), plain.variables + plain.optimizer.variables
     with strategy.scope():
         trainer = task.trainer(options, batches.steps_per_epoch)
         trainer.optimizer.build(trainer.trainable_variables)
-        position = restore_checkpoint(trainer, run.run_dir)
-    return trainer, position
+        if run.cluster is None:
+            return trainer, restore_checkpoint(trainer, run.run_dir)
+        return trainer, machine.share_from_chief(strategy, trainer, saved)
 
 
 def _fit(
@@ -159,7 +225,8 @@ def _fit(
         "pid": os.getpid(),
         "time": time.time(),
     }
-    rundir.append_jsonl(run.out / rundir.PROGRESS, start)
+    if run.chief:
+        rundir.append_jsonl(run.out / rundir.PROGRESS, start)
     run.status.update(epoch=done, step=step, phase="training")
     where = ", ".join(run.status.data["devices"]["replica_devices"])
     resumed = f", resuming after epoch {done}" if done else ""
@@ -172,16 +239,18 @@ def _fit(
     monitor = RunMonitor(run, batches, task.preview(trainer))
     monitor.completed, monitor.stopped_at = done, step
     # The task's callbacks first: what they add to an epoch's logs reaches the monitor's line.
-    callbacks = [*task.callbacks(), monitor, EpochSummaries(run.out / rundir.TB_DIR, monitor)]
+    callbacks = [*task.callbacks(), monitor]
+    if run.chief:
+        callbacks.append(EpochSummaries(run.out / rundir.TB_DIR, monitor))
     fit = dict(callbacks=callbacks, verbose=0, shuffle=False)  # the dataset shuffles itself
-    if step and done < train.epochs and not run.stop():
+    if step and done < train.epochs and not run.should_stop():
         # The rest of the epoch a Stop cut short, on a fresh shuffle of its data.
         monitor.offset = step
         rest = batches.train.take(batches.steps_per_epoch - step)
         trainer.fit(rest, epochs=done + 1, initial_epoch=done, **fit)
         monitor.offset = 0
     if monitor.completed == done + bool(step) and monitor.completed < train.epochs:
-        if not run.stop():
+        if not run.should_stop():
             trainer.fit(batches.train, epochs=train.epochs, initial_epoch=monitor.completed, **fit)
     return monitor.completed, monitor.stopped_at
 
@@ -190,7 +259,8 @@ def _stopped(run: Run, trainer: keras.Model, batches: Batches, done: int, step: 
     """A Stop: keep the steps of the epoch it cut short in a checkpoint of their own."""
     epochs, per = run.train_spec.epochs, batches.steps_per_epoch
     if step:
-        save_checkpoint(trainer, run.out, (done, step))
+        if run.chief:
+            save_checkpoint(trainer, run.out, (done, step))
         run.echo(
             f"Stopped at step {step} of {per} in epoch {done + 1} of {epochs}; resume to go on."
         )
@@ -202,13 +272,16 @@ def _stopped(run: Run, trainer: keras.Model, batches: Batches, done: int, step: 
 
 
 def _finish(run: Run, task: Task, trainer: keras.Model, options: dict, done: int) -> dict:
-    """Test metrics, then into the store, in float32."""
+    """Test metrics, then into the store, in float32 (the chief's part: the others are done)."""
     train = run.train_spec
+    if not run.chief:
+        run.echo("Completed; the chief tests and saves the model.")
+        return run.status.update(state="completed", phase=None, finished=time.time(), epoch=done)
     run.status.update(phase="evaluating", epoch=done, step=0)
     keras.config.set_dtype_policy("float32")
     bundle, test_metrics = task.test(trainer)
     model_name, note = None, None
-    if run.chief and run.config.get("save", True):
+    if run.config.get("save", True):
         run.status.update(phase="saving", test_metrics=test_metrics)
         meta = {
             "dataset": train.dataset,
@@ -240,14 +313,15 @@ def _finish(run: Run, task: Task, trainer: keras.Model, options: dict, done: int
 
 
 # ---------------------------------------------------------------- configs, names and the store
-def _load_or_write_config(
+def _load_or_make_config(
     run_dir: Path,
     model_spec: ModelSpec | None,
     train_spec: TrainSpec | None,
     save_as: str | None,
     save: bool,
 ) -> dict:
-    """The stored config wins (that is what makes "the same command again" a resume)."""
+    """The stored config wins (that is what makes "the same command again" a resume); a new one is
+    written by the caller, where this process owns the run folder."""
     if (run_dir / rundir.CONFIG).is_file():
         return rundir.read_config(run_dir)
     if model_spec is None:
@@ -256,7 +330,7 @@ def _load_or_write_config(
         )
     train_spec = train_spec or preset(model_spec.kind)[1]
     check_pair(model_spec, train_spec)
-    return rundir.write_config(run_dir, model_spec, train_spec, save_as=save_as, save=save)
+    return rundir.new_config(run_dir, model_spec, train_spec, save_as=save_as, save=save)
 
 
 def _default_model_name(kind: str, run_id: str) -> str:
@@ -330,7 +404,63 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument(f.flag, dest=f.field, type=kind, choices=f.choices, help=help_)
     p.add_argument("--save-as", help="store name for the trained model")
     p.add_argument("--no-save", action="store_true", help="do not put the model in the store")
+    several = p.add_argument_group(
+        "several machines",
+        "Run the same command on every machine, each with its own --task-index (the same code, the "
+        "data at the same path, the ports open between them). Worker 0 is the chief: it writes the "
+        "run folder and saves the model. TF_CONFIG with --strategy multiworker works too.",
+    )
+    several.add_argument(
+        "--workers",
+        metavar="HOST:PORT,...",
+        help="every worker's address, in the same order on every machine; implies "
+        "--strategy multiworker",
+    )
+    several.add_argument(
+        "--task-index",
+        type=int,
+        metavar="N",
+        help="which address in --workers is this machine (0 to workers-1; 0 is the chief)",
+    )
+    several.add_argument(
+        "--join-timeout-s",
+        type=float,
+        default=cluster_mod.JOIN_TIMEOUT_S,
+        metavar="S",
+        help="how long to wait for every worker to start before giving up with a sentence "
+        f"(default {cluster_mod.JOIN_TIMEOUT_S:.0f} s); a worker lost while training is noticed "
+        f"within {machine.LOST_WORKER_WITHIN_S} s",
+    )
     return p
+
+
+def _cluster_from_args(args: argparse.Namespace, run_dir: Path) -> cluster_mod.Cluster | None:
+    """--workers/--task-index as TF_CONFIG (what MultiWorkerMirroredStrategy reads), or TF_CONFIG
+    itself checked; a sentence for a bad value, before TensorFlow starts."""
+    if args.workers is None:
+        if args.task_index is not None:
+            raise UserError(
+                "--task-index goes with --workers (the list of every worker's address)."
+            )
+        if args.strategy != "multiworker":
+            return None
+        return cluster_mod.from_tf_config(os.environ.get(cluster_mod.TF_CONFIG) or "")
+    if args.strategy not in (None, "multiworker"):
+        raise UserError(
+            f"--workers trains with --strategy multiworker; leave out --strategy {args.strategy}."
+        )
+    if args.join_timeout_s <= 0:
+        raise UserError("--join-timeout-s must be a number of seconds above 0.")
+    cluster = cluster_mod.parse_workers(args.workers, args.task_index)
+    if (run_dir / rundir.CONFIG).is_file():
+        strategy = rundir.specs_from_config(rundir.read_config(run_dir))[1].strategy
+        if strategy != "multiworker":
+            raise UserError(
+                f"The run in {run_dir} trains on one machine (strategy {strategy}); start a new "
+                "run folder to train on several."
+            )
+    os.environ[cluster_mod.TF_CONFIG] = cluster.tf_config()
+    return cluster
 
 
 def specs_from_args(args: argparse.Namespace) -> tuple[ModelSpec, TrainSpec]:
@@ -358,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     run_dir: Path = args.run_dir.expanduser()
     try:
+        cluster = _cluster_from_args(args, run_dir)
         if (run_dir / rundir.CONFIG).is_file():
             names = ["model", "preset", *(f.field for f in FLAGS), "save_as"]
             given = [k for k in names if getattr(args, k) is not None]
@@ -370,11 +501,22 @@ def main(argv: list[str] | None = None) -> int:
             model_spec = train_spec = None
         else:
             model_spec, train_spec = specs_from_args(args)
+            if args.workers is not None:
+                train_spec = dataclasses.replace(train_spec, strategy="multiworker")
         # A new process starts fresh: a STOP left by an earlier stop is not meant for it.
-        (run_dir / rundir.STOP_FILE).unlink(missing_ok=True)
+        if cluster is None or cluster.chief:
+            (run_dir / rundir.STOP_FILE).unlink(missing_ok=True)
         status = run_training(
-            run_dir, model_spec, train_spec, save_as=args.save_as, save=not args.no_save
+            run_dir,
+            model_spec,
+            train_spec,
+            save_as=args.save_as,
+            save=not args.no_save,
+            join_timeout_s=args.join_timeout_s,
         )
+    except WorkerLost as err:
+        print(f"Training interrupted: {err}", file=sys.stderr)
+        return 3
     except UserError as err:
         print(f"Training failed: {err}", file=sys.stderr)
         return 2

@@ -62,7 +62,7 @@ class RunMonitor(keras.callbacks.Callback):
 
     def __init__(self, run: Run, batches: Batches, preview: Preview):
         super().__init__()
-        self.run, self.out, self.status, self.stop = run, run.out, run.status, run.stop
+        self.run, self.out, self.status = run, run.out, run.status
         self.val_ds, self.preview, self.echo = batches.val, preview, run.echo
         self.train, self.steps_per_epoch = run.train_spec, batches.steps_per_epoch
         self.is_vae = run.model_spec.is_vae
@@ -89,7 +89,8 @@ class RunMonitor(keras.callbacks.Callback):
         return steps / secs if steps > 0 and secs > 0 else self.last_rate
 
     def _progress(self, record: dict) -> None:
-        rundir.append_jsonl(self.out / rundir.PROGRESS, record)
+        if self.run.chief:  # the run folder is the chief's; other workers keep only their status
+            rundir.append_jsonl(self.out / rundir.PROGRESS, record)
 
     # -------------------------------------------------------- Keras hooks
     def on_epoch_begin(self, epoch, logs=None):
@@ -105,7 +106,7 @@ class RunMonitor(keras.callbacks.Callback):
         now = time.monotonic()
         if self.first_end_steps == 0:
             self.first_end_steps, self.first_end_at = self.steps_done, now
-        if self.stop():
+        if self.run.should_stop():
             self.model.stop_training = True
         if self.last_line_at is not None and now - self.last_line_at < self.train.log_every_s:
             return
@@ -160,16 +161,17 @@ class RunMonitor(keras.callbacks.Callback):
             "eta_s": (self.train.epochs - completed) * epoch_s,
             "time": time.time(),
         }
-        png, numbers = self.preview()
-        record.update(numbers)
-        self._progress(record)
-        if png is not None:
-            rundir.write_epoch_png(self.out, completed, png)
-        save_checkpoint(self.model, self.out, (completed, 0))
+        if self.run.chief:
+            png, numbers = self.preview()
+            record.update(numbers)
+            self._progress(record)
+            if png is not None:
+                rundir.write_epoch_png(self.out, completed, png)
+            save_checkpoint(self.model, self.out, (completed, 0))
         self.completed = completed
         self.status.update(epoch=completed, step=0, phase="training")
         self.echo(_epoch_line(record, self.train.epochs))
-        if self.stop():
+        if self.run.should_stop():
             self.model.stop_training = True
 
 

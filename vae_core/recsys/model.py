@@ -23,7 +23,15 @@ from keras import layers, ops
 from vae_core import kinds
 from vae_core.errors import UserError
 from vae_core.layers import Sampling
-from vae_core.models import DECODER_INPUT, ENCODER_INPUT, LOGITS, ModelBundle, kl_divergence
+from vae_core.models import (
+    DECODER_INPUT,
+    ENCODER_INPUT,
+    LOGITS,
+    ModelBundle,
+    kl_divergence,
+    skip_symbolic_build,
+    step_results,
+)
 
 KINDS = tuple(k for k in kinds.names() if kinds.get(k).domain == kinds.ITEMS)
 HIDDEN = "encoder_hidden"  # the encoder's first Dense: training feeds it sparse clicks directly
@@ -225,13 +233,19 @@ class RecTrainer(keras.Model):
         if kl is not None:
             self.kl_tracker.update_state(kl)
             self.beta_tracker.update_state(beta)
-        return {m.name: m.result() for m in self.metrics}
+        return step_results(self.metrics)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        skip_symbolic_build(self, iterator, data_batch)
 
     def train_step(self, data):
         x = keras.utils.unpack_x_y_sample_weight(data)[0]  # train_on_batch hands (x, None, None)
         with tf.GradientTape() as tape:
             total, nll, kl, beta = self.compute_losses(x, training=True)
-        grads = tape.gradient(total, self.trainable_weights)
+            # Under tf.distribute each replica's gradients are summed, so each replica takes its share.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = total / replicas if replicas > 1 else total
+        grads = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
         return self._track(total, nll, kl, beta)
 

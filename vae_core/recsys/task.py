@@ -50,7 +50,7 @@ class RecommenderTask:
 
     def batches(self, drop_remainder: bool) -> Batches:
         train = self.run.train_spec
-        done = rundir.checkpoint_position(self.run.run_dir)[0]
+        done = self.run.resume_at[0]
         # Each epoch's user order comes from (seed, epoch), so a resumed run sees the same orders.
         clicks = click_dataset(self.split.train, train.batch_size, train.seed, first_epoch=done)
         return Batches(clicks, None, math.ceil(self.n_train / train.batch_size))
@@ -70,8 +70,10 @@ class RecommenderTask:
         return trainer
 
     def callbacks(self) -> list[keras.callbacks.Callback]:
-        best = self.run.out / rundir.BACKUP_DIR / BEST_WEIGHTS
-        best.parent.mkdir(parents=True, exist_ok=True)
+        best = None
+        if self.run.chief:  # the run folder is the chief's: other workers keep the best in memory
+            best = self.run.out / rundir.BACKUP_DIR / BEST_WEIGHTS
+            best.parent.mkdir(parents=True, exist_ok=True)
         self.validation = RankingValidation(self.split, self.bundle, best_path=best)
         return [self.validation]
 
