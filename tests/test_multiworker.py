@@ -329,6 +329,30 @@ def test_a_last_batch_too_small_to_share_between_workers_is_dropped():
     assert not compile_options(spec, train, two, n_train=130)["drop_remainder"]
 
 
+def test_tensorflows_private_health_check_is_reached_only_by_a_multi_worker_run(monkeypatch):
+    """Every page imports vae_core.machine: a TensorFlow that moves its private module must not
+    break them, and one that drops a setting leaves that setting at TensorFlow's default."""
+    import ast
+
+    from tensorflow.python.distribute import collective_all_reduce_strategy as private
+
+    from vae_core import machine
+
+    tree = ast.parse(Path(machine.__file__).read_text())
+    top = [n.module or "" for n in tree.body if isinstance(n, ast.ImportFrom)]
+    top += [a.name for n in tree.body if isinstance(n, ast.Import) for a in n.names]
+    assert not [m for m in top if m.startswith("tensorflow.python")]
+
+    extended = private.CollectiveAllReduceExtended
+    for setting in ("interval", "timeout", "retry_limit", "initial_timeout"):
+        monkeypatch.setattr(extended, f"_check_health_{setting}", -1)  # put back at the end
+    monkeypatch.delattr(extended, "_check_health_retry_limit")
+    machine._set_worker_check(7.0)
+    assert extended._check_health_interval == machine.WORKER_CHECK["interval"]
+    assert extended._check_health_initial_timeout == 7.0
+    assert not hasattr(extended, "_check_health_retry_limit")
+
+
 # ---------------------------------------------------------------- the cluster and the handshake
 def test_workers_flag_and_tf_config_name_the_same_cluster():
     named = cluster.parse_workers("10.0.0.1:2222, 10.0.0.2:2223", 1)

@@ -16,9 +16,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.distribute.collective_all_reduce_strategy import (
-    CollectiveAllReduceExtended,  # its health check's settings are class attributes
-)
 
 from vae_core import kinds
 from vae_core.errors import RunError
@@ -63,9 +60,7 @@ def make_strategy(name: str, join_timeout_s: float = 120.0) -> tf.distribute.Str
         devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multiworker":
-        # Read when the strategy starts its health-check thread, so they are set before it.
-        for setting, value in {**WORKER_CHECK, "initial_timeout": join_timeout_s}.items():
-            setattr(CollectiveAllReduceExtended, f"_check_health_{setting}", value)
+        _set_worker_check(join_timeout_s)
         try:
             return tf.distribute.MultiWorkerMirroredStrategy()
         except RuntimeError as err:  # "Timeout waiting for the cluster"
@@ -74,6 +69,21 @@ def make_strategy(name: str, join_timeout_s: float = 120.0) -> tf.distribute.Str
                 "on every machine."
             ) from err
     return tf.distribute.get_strategy()
+
+
+def _set_worker_check(join_timeout_s: float) -> None:
+    """WORKER_CHECK, and `join_timeout_s` for the first check, on TensorFlow's health check; read
+    when the strategy starts its thread, so set before it."""
+    # A private module (the settings are class attributes, with no public way in), imported only
+    # here: a TensorFlow that moves it costs a multi-worker run its quick watch, not every page.
+    try:
+        from tensorflow.python.distribute import collective_all_reduce_strategy as private
+    except ImportError:
+        return  # TensorFlow's defaults: a lost worker is noticed within about a minute
+    extended = getattr(private, "CollectiveAllReduceExtended", None)
+    for setting, value in {**WORKER_CHECK, "initial_timeout": join_timeout_s}.items():
+        if hasattr(extended, f"_check_health_{setting}"):  # one gone: TensorFlow's own default
+            setattr(extended, f"_check_health_{setting}", value)
 
 
 def describe_devices(strategy: tf.distribute.Strategy, name: str) -> dict:
