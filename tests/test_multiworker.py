@@ -227,6 +227,38 @@ def test_a_stop_sent_to_the_chief_stops_every_worker_at_the_same_step(home, tmp_
     assert sorted(p.name for p in (run_dir / "workers" / "worker_1").iterdir()) == ["status.json"]
 
 
+def test_a_worker_that_completed_still_joins_a_chief_that_did_not(home, tmp_path, monkeypatch):
+    """The chief died testing or saving after worker 1 completed: the rerun needs worker 1 again.
+    A chief that never calls has completed too (it does not call then): worker 1 stays completed."""
+    from vae_core import train
+    from vae_core.specs import ModelSpec, TrainSpec
+
+    run_dir, (a, b) = tmp_path / "done", (f"127.0.0.1:{p}" for p in _free_ports(2))
+    rundir.write_config(run_dir, ModelSpec(hidden=32), TrainSpec(strategy="multiworker"))
+    own = run_dir / "workers" / "worker_1"
+    own.mkdir(parents=True)
+    rundir.write_json_atomic(own / "status.json", {"state": "completed", "epoch": 3, "attempt": 1})
+    monkeypatch.setenv("TF_CONFIG", cluster.parse_workers(f"{a},{b}", 1).tf_config())
+    # A chief started with other settings: worker 1 hears it, so it joined.
+    other = {"model": {}, "train": {"epochs": 99}}
+    called: list = []
+    caller = threading.Thread(
+        target=lambda: called.append(_meet([(f"{a},{b}", 0, other)], timeout_s=20)[0])
+    )
+    caller.start()
+    try:
+        with pytest.raises(RunError, match="was started with other settings"):
+            train.run_training(run_dir, join_timeout_s=20)
+    finally:
+        caller.join(40)
+    assert isinstance(called[0], RunError)
+    assert runs.read_status(own)["state"] == "failed"
+
+    rundir.write_json_atomic(own / "status.json", {"state": "completed", "epoch": 3, "attempt": 1})
+    status = train.run_training(run_dir, join_timeout_s=1)
+    assert status["state"] == "completed" and status["epoch"] == 3 and status["attempt"] == 2
+
+
 # ---------------------------------------------------------------- bad values: one sentence each
 @pytest.mark.slow
 def test_a_worker_that_never_comes_ends_in_a_sentence_not_a_wait(home, tmp_path, children):

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from vae_core.errors import RunError, UserError
+from vae_core.errors import ChiefAbsent, RunError, UserError
 
 TF_CONFIG = "TF_CONFIG"
 JOIN_TIMEOUT_S = 120.0  # how long a worker waits for the others to start (typing on each machine)
@@ -287,7 +287,7 @@ def _worker_meets(cluster: Cluster, hello: dict, deadline: float, timeout_s: flo
         try:
             sock, _ = server.accept()
         except TimeoutError as err:
-            raise RunError(
+            raise ChiefAbsent(
                 f"{_cap(chief.words)} did not call this worker within "
                 f"{timeout_s:.0f} s: start the same command there with its --task-index, and "
                 f"check that port {cluster.own.port} here is open to it."

@@ -27,3 +27,7 @@ class RunError(UserError):
 class WorkerLost(RunError):
     """A worker of a multi-worker run stopped answering: the run is interrupted, not failed, and
     the same commands on every machine resume it."""
+
+
+class ChiefAbsent(RunError):
+    """The chief of a multi-worker run did not call this worker within the join timeout."""

@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from vae_core import cluster as cluster_mod
 from vae_core import kinds, machine, rundir
-from vae_core.errors import RunError, StoreError, UserError, WorkerLost
+from vae_core.errors import ChiefAbsent, RunError, StoreError, UserError, WorkerLost
 from vae_core.models import ModelBundle
 from vae_core.run_context import Run, StopRequest
 from vae_core.rundir import StatusFile
@@ -85,7 +85,10 @@ def run_training(
     out.mkdir(parents=True, exist_ok=True)
 
     previous = rundir.read_status_file(out)
-    if previous.get("state") == "completed":
+    # Another worker's "completed" is only its part: the chief may have died testing or saving,
+    # and then its rerun needs every worker again. A chief that has completed does not call.
+    completed = previous.get("state") == "completed"
+    if completed and chief:
         print(f"Run {config['run_id']} has already completed.", flush=True)
         return previous
 
@@ -119,6 +122,13 @@ def run_training(
             status.update(state="interrupted", phase=None, finished=time.time(), error=str(err))
             raise
         except BaseException as err:
+            if completed and isinstance(err, ChiefAbsent):
+                print(
+                    f"Run {config['run_id']} has already completed here, and the chief did not "
+                    "call: it has completed too (or it was not started).",
+                    flush=True,
+                )
+                return status.update(**{**previous, "attempt": status.data["attempt"]})
             status.update(state="failed", phase=None, finished=time.time(), error=_sentence(err))
             raise
 
