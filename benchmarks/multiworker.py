@@ -49,16 +49,17 @@ def _train(run_dir: Path, flags: list[str], workers: int) -> dict:
     else:
         commands = [base]
     started = time.monotonic()
-    procs = [
-        subprocess.Popen(c, cwd=REPO, env=child_env(), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
-        for c in commands
-    ]  # fmt: skip
+    # Each worker's stderr to a file: pipes read one process at a time can fill and stall the rest.
+    logs = [run_dir.parent / f"{run_dir.name}_{i}.log" for i in range(len(commands))]
+    procs = []
+    for command, path in zip(commands, logs, strict=True):
+        with open(path, "wb") as err:
+            procs.append(subprocess.Popen(command, cwd=REPO, env=child_env(),
+                                          stdout=subprocess.DEVNULL, stderr=err))  # fmt: skip
     try:
-        for proc in procs:
-            _, err = proc.communicate(timeout=RUN_TIMEOUT_S)
-            if proc.returncode != 0:
-                raise RuntimeError(f"{run_dir.name} failed: {err[-1500:]}")
+        for proc, path in zip(procs, logs, strict=True):
+            if proc.wait(timeout=RUN_TIMEOUT_S) != 0:
+                raise RuntimeError(f"{run_dir.name} failed: {path.read_text()[-1500:]}")
     finally:
         for proc in procs:
             if proc.poll() is None:
