@@ -385,6 +385,31 @@ def test_tensorflows_private_health_check_is_reached_only_by_a_multi_worker_run(
     assert not hasattr(extended, "_check_health_retry_limit")
 
 
+def test_only_a_peer_that_is_gone_is_called_a_lost_worker():
+    import tensorflow as tf
+
+    from vae_core.machine import lost_peer
+
+    def error(kind, message):
+        return kind(None, None, message)
+
+    down = "cluster check alive failed, /job:worker/replica:0/task:2 is down"
+    # The health check names the one that is down, whichever other worker the message names first.
+    said = f"Collective ops is aborted by: /job:worker/replica:0/task:1 {down}"
+    assert lost_peer(error(tf.errors.UnavailableError, said), "worker_0") == "worker_2"
+    # Another worker named, not as down: with three workers it may be a healthy one.
+    both = "from /job:worker/replica:0/task:1 to /job:worker/replica:0/task:2: Connection reset"
+    assert lost_peer(error(tf.errors.CancelledError, both), "worker_0") == ""
+    assert (
+        lost_peer(error(tf.errors.InternalError, "unexpected exception in check alive"), "w") == ""
+    )
+    # A real error of the run's own, of a kind a lost peer can raise too: not a lost worker.
+    own = "Incompatible shapes: [64,784] vs. [32,784] on /job:worker/replica:0/task:0"
+    for kind in (tf.errors.InternalError, tf.errors.FailedPreconditionError):
+        assert lost_peer(error(kind, own), "worker_0") is None
+    assert lost_peer(ValueError(down), "worker_0") is None
+
+
 # ---------------------------------------------------------------- the cluster and the handshake
 def test_workers_flag_and_tf_config_name_the_same_cluster():
     named = cluster.parse_workers("10.0.0.1:2222, 10.0.0.2:2223", 1)

@@ -288,7 +288,7 @@ def _worker_meets(cluster: Cluster, hello: dict, deadline: float, timeout_s: flo
             sock, _ = server.accept()
         except TimeoutError as err:
             raise ChiefAbsent(
-                f"{_cap(chief.words)} did not call this worker within "
+                f"{cap(chief.words)} did not call this worker within "
                 f"{timeout_s:.0f} s: start the same command there with its --task-index, and "
                 f"check that port {cluster.own.port} here is open to it."
             ) from err
@@ -319,14 +319,15 @@ def _call(member: Member, deadline: float, timeout_s: float) -> socket.socket:
         except OSError as err:
             if time.monotonic() + RETRY_S >= deadline:
                 raise RunError(
-                    f"{_cap(member.words)} did not answer within "
+                    f"{cap(member.words)} did not answer within "
                     f"{timeout_s:.0f} s: check its address, that the same command runs there with "
                     f"--task-index {member.index}, and that port {member.port} is open."
                 ) from err
             time.sleep(RETRY_S)
 
 
-def _cap(words: str) -> str:
+def cap(words: str) -> str:
+    """`words` to start a sentence."""
     return words[0].upper() + words[1:]
 
 
@@ -364,12 +365,12 @@ def _disagreement(cluster: Cluster, ours: dict, theirs: dict, member: Member) ->
         listed = theirs.get("workers") or []
         if len(listed) != len(ours["workers"]):
             return (
-                f"{_cap(member.words)} was started with {len(listed)} "
+                f"{cap(member.words)} was started with {len(listed)} "
                 f"workers and {cluster.own.words} with {len(ours['workers'])}: start every "
                 "machine with the same --workers list."
             )
         return (
-            f"{_cap(member.words)} was started with --workers "
+            f"{cap(member.words)} was started with --workers "
             f"{','.join(map(str, listed))}, {cluster.own.words} with {','.join(ours['workers'])}: "
             "start every machine with the same list."
         )
@@ -383,7 +384,7 @@ def _disagreement(cluster: Cluster, ours: dict, theirs: dict, member: Member) ->
     if difference:
         key, here, there = difference
         return (
-            f"{_cap(member.words)} was started with other settings: "
+            f"{cap(member.words)} was started with other settings: "
             f"{key} is {there!r} there and {here!r} on {cluster.own.words}. Start every machine "
             "with the same command (a run folder that exists keeps its own settings)."
         )

@@ -158,8 +158,9 @@ def agreement(strategy: tf.distribute.Strategy):
     return anyone
 
 
-# TensorFlow's errors when a peer is gone: refused or silent (Unavailable, DeadlineExceeded),
-# restarted (FailedPrecondition), or the health check aborting the collectives (Cancelled, Internal).
+# The errors TensorFlow raises when a peer is gone: refused or silent (Unavailable,
+# DeadlineExceeded), restarted (FailedPrecondition), or the health check aborting the collectives
+# (Cancelled, Internal). Each is also a real error of its own: lost_peer reads the message.
 LOST_PEER_ERRORS = (
     tf.errors.UnavailableError,
     tf.errors.DeadlineExceededError,
@@ -169,17 +170,23 @@ LOST_PEER_ERRORS = (
     tf.errors.AbortedError,
 )
 _PEER = re.compile(r"/job:(\w+)/replica:\d+/task:(\d+)")
+# How the health check aborts the collectives: "cluster check alive failed, <peer> is down".
+_DOWN = re.compile(r"check alive failed, /job:(\w+)/replica:\d+/task:(\d+) is down")
 
 
 def lost_peer(err: BaseException, own: str) -> str | None:
-    """The member name ("worker_1") a TensorFlow error says is gone; "" when it does not say
-    which; None when `err` is no lost-peer error. `own` is this process's member name."""
+    """The member name ("worker_1") the health check says is down; "" when the error is the
+    health check's or names another worker without saying it is down (with three workers or more
+    that one may be healthy); None when `err` is not a lost peer but an error of the run's own.
+    `own` is this process's member name."""
     if not isinstance(err, LOST_PEER_ERRORS):
         return None
-    for job, index in _PEER.findall(str(err.message if hasattr(err, "message") else err)):
-        if f"{job}_{index}" != own:
-            return f"{job}_{index}"
-    return ""
+    text = str(err.message if hasattr(err, "message") else err)
+    down = _DOWN.search(text)
+    if down:
+        return f"{down[1]}_{down[2]}"
+    others = {f"{job}_{index}" for job, index in _PEER.findall(text)} - {own}
+    return "" if others or "check alive" in text else None
 
 
 # ---------------------------------------------------------------- compile settings

@@ -153,9 +153,10 @@ def _train(run: Run, join_timeout_s: float = cluster_mod.JOIN_TIMEOUT_S) -> dict
             rundir.forget_after(run.out, *position)  # what came after the checkpoint is done again
         done, step = _fit(run, task, trainer, batches, position)
     except machine.LOST_PEER_ERRORS as err:
-        if run.cluster is None:
-            raise
-        raise _lost_worker(run, err) from err
+        gone = None if run.cluster is None else machine.lost_peer(err, run.cluster.own.name)
+        if gone is None:
+            raise  # an error of the run's own: it failed
+        raise _lost_worker(run, gone) from err
     if done < run.train_spec.epochs:
         return _stopped(run, trainer, batches, done, step)
     return _finish(run, task, trainer, options, done)
@@ -181,14 +182,15 @@ def _join(run: Run, join_timeout_s: float) -> tf.distribute.Strategy:
     return strategy
 
 
-def _lost_worker(run: Run, err: BaseException) -> WorkerLost:
-    """The sentence for a worker that stopped answering, naming it when TensorFlow says which."""
+def _lost_worker(run: Run, gone: str) -> WorkerLost:
+    """The sentence for a worker that stopped answering, naming it when it is known (the one the
+    health check says is down, or the only other one)."""
     cluster, done, epochs = run.cluster, run.status.data.get("epoch") or 0, run.train_spec.epochs
-    gone = machine.lost_peer(err, cluster.own.name)
-    who = next((m.words for m in cluster.members if m.name == gone), "another worker")
-    run.status.update(lost=gone or None)
+    others = [m for m in cluster.members if m != cluster.own]
+    lost = next((m for m in others if m.name == gone), others[0] if len(others) == 1 else None)
+    run.status.update(lost=lost.name if lost else None)
     return WorkerLost(
-        f"{who[0].upper()}{who[1:]} stopped answering, so this worker stopped too: the run is "
+        f"{cluster_mod.cap(lost.words if lost else 'another worker')} stopped answering, so this worker stopped too: the run is "
         f"interrupted after epoch {done} of {epochs}. Start the same command again on every "
         "machine to resume from there."
     )
