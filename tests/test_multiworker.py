@@ -492,6 +492,15 @@ def test_workers_that_disagree_each_end_in_a_sentence():
     assert isinstance(other, RunError) and "epochs is 2 there and 3 on worker 1" in str(other)
 
 
+def test_workers_not_called_yet_hear_the_chiefs_verdict_at_once():
+    a, b, c = (f"127.0.0.1:{p}" for p in _free_ports(3))
+    listed, longer = f"{a},{b},{c}", {**SETTINGS, "train": {"epochs": 3, "seed": 0}}
+    started = time.monotonic()
+    chief, _, two = _meet([(listed, 0, SETTINGS), (listed, 1, longer), (listed, 2, SETTINGS)], 30)
+    assert time.monotonic() - started < 15  # not the 30 s join timeout
+    assert str(two) == str(chief) and "epochs is 3 there and 2 on worker 0" in str(two)
+
+
 def test_a_missing_chief_or_worker_is_a_sentence_within_the_timeout():
     a, b = (f"127.0.0.1:{p}" for p in _free_ports(2))
     started = time.monotonic()

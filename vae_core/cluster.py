@@ -247,14 +247,14 @@ def handshake(
 def _chief_meets(cluster: Cluster, hello: dict, deadline: float, timeout_s: float) -> dict:
     """Call every other worker in turn, hear it, and tell them all the verdict at the end."""
     met = {cluster.own.name: {k: v for k, v in hello.items() if k in ("host", "pid")}}
-    calls: list[socket.socket] = []
+    calls: list[tuple[socket.socket, Member]] = []
     try:
         problem = None
         try:
             for member in cluster.members[1:]:
                 sock = _call(member, deadline, timeout_s)
-                calls.append(sock)
-                _send(sock, hello)
+                calls.append((sock, member))
+                _send(sock, hello, member)
                 theirs = _receive(sock, member)
                 problem = _disagreement(cluster, hello, theirs, member)
                 if problem:
@@ -262,14 +262,16 @@ def _chief_meets(cluster: Cluster, hello: dict, deadline: float, timeout_s: floa
                 met[member.name] = {k: theirs.get(k) for k in ("host", "pid")}
         except RunError as err:
             problem = str(err)  # the workers already met hear it too, instead of waiting
-        for sock in calls:
-            with contextlib.suppress(OSError):
-                _send(sock, {"ok": problem is None, "error": problem})
+        if problem:  # and so do those not called yet that listen already, instead of timing out
+            calls += _listening(cluster.members[len(calls) + 1 :])
+        for sock, member in calls:
+            with contextlib.suppress(RunError):
+                _send(sock, {"ok": problem is None, "error": problem}, member)
         if problem:
             raise RunError(problem)
         return met
     finally:
-        for sock in calls:
+        for sock, _ in calls:
             sock.close()
 
 
@@ -293,13 +295,14 @@ def _worker_meets(cluster: Cluster, hello: dict, deadline: float, timeout_s: flo
                 f"check that port {cluster.own.port} here is open to it."
             ) from err
     with sock:
-        theirs = _receive(sock, chief)
-        _send(sock, hello)
-        problem = _disagreement(cluster, hello, theirs, chief)
-        if problem:
-            raise RunError(problem)
-        # The chief may still be calling the others: wait for its verdict as long as they may take.
-        verdict = _receive(sock, chief, max(REPLY_TIMEOUT_S, deadline - time.monotonic() + 5))
+        theirs = verdict = _receive(sock, chief)  # a verdict at once: it stopped at another worker
+        if "ok" not in theirs:
+            _send(sock, hello, chief)
+            problem = _disagreement(cluster, hello, theirs, chief)
+            if problem:
+                raise RunError(problem)
+            # The chief may still be calling the others: wait for its verdict as long as they take.
+            verdict = _receive(sock, chief, max(REPLY_TIMEOUT_S, deadline - time.monotonic() + 5))
     if not verdict.get("ok"):
         raise RunError(str(verdict.get("error") or "The chief refused this worker."))
     return {chief.name: {k: theirs.get(k) for k in ("host", "pid")}}
@@ -326,13 +329,27 @@ def _call(member: Member, deadline: float, timeout_s: float) -> socket.socket:
             time.sleep(RETRY_S)
 
 
+def _listening(members: tuple[Member, ...]) -> list[tuple[socket.socket, Member]]:
+    """A connection to each of `members` that listens now, one try each (a missing one is left)."""
+    found = []
+    for member in members:
+        with contextlib.suppress(OSError):
+            found.append(
+                (socket.create_connection((member.host, member.port), timeout=1.0), member)
+            )
+    return found
+
+
 def cap(words: str) -> str:
     """`words` to start a sentence."""
     return words[0].upper() + words[1:]
 
 
-def _send(sock: socket.socket, message: dict) -> None:
-    sock.sendall(json.dumps(message).encode("utf-8") + b"\n")
+def _send(sock: socket.socket, message: dict, member: Member) -> None:
+    try:
+        sock.sendall(json.dumps(message).encode("utf-8") + b"\n")
+    except OSError as err:  # it closed the connection
+        raise RunError(_not_ours(member)) from err
 
 
 def _receive(sock: socket.socket, member: Member, timeout_s: float = REPLY_TIMEOUT_S) -> dict:
@@ -352,11 +369,15 @@ def _receive(sock: socket.socket, member: Member, timeout_s: float = REPLY_TIMEO
         ):
             raise ValueError("not ours")
     except (UnicodeDecodeError, ValueError) as err:
-        raise RunError(
-            f"What answers at {member.address} is not a VAE Lab worker of this run "
-            "(or it gave up): check the address and the command there."
-        ) from err
+        raise RunError(_not_ours(member)) from err
     return message
+
+
+def _not_ours(member: Member) -> str:
+    return (
+        f"What answers at {member.address} is not a VAE Lab worker of this run (or it gave up): "
+        "check the address and the command there."
+    )
 
 
 def _disagreement(cluster: Cluster, ours: dict, theirs: dict, member: Member) -> str | None:
