@@ -17,8 +17,8 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from benchmarks.common import REPO, child_env, log, median, p95, process_tree
-from benchmarks.serve import free_port, streamlit_command
+from benchmarks.common import REPO, child_env, free_ports, log, median, p95, process_tree
+from benchmarks.serve import streamlit_command
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -74,7 +74,7 @@ def run(rec, quick: bool) -> None:
         return
     home = Path(tempfile.mkdtemp(prefix="vae_bench_home_"))
     model_names, source = _seed_store(home)
-    port = free_port()
+    (port,) = free_ports(1)
     base = f"http://127.0.0.1:{port}"
     server_log = open(home / "streamlit.log", "w")  # noqa: SIM115 - closed in finally
     cmd = streamlit_command(port, "--server.address", "127.0.0.1")

@@ -12,14 +12,13 @@ workers learn what one does.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import REPO, child_env, log, median
+from benchmarks.common import REPO, child_env, free_ports, log, median
 
 SECTION = "multiworker"
 # The MLP VAE's own preset (all of MNIST, batch 128) in float32: "auto" may pick bfloat16, which
@@ -29,22 +28,11 @@ QUICK = ["--dataset", "sample", "--epochs", "2", "--precision", "float32"]
 RUN_TIMEOUT_S = 900
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
 def _train(run_dir: Path, flags: list[str], workers: int) -> dict:
     """Run the command (on `workers` processes, or one plain process for 0); the chief's numbers."""
     base = [sys.executable, "-m", "vae_core.train", "--run-dir", str(run_dir), "--no-save", *flags]
     if workers:
-        listed = ",".join(f"127.0.0.1:{p}" for p in _free_ports(workers))
+        listed = ",".join(f"127.0.0.1:{p}" for p in free_ports(workers))
         commands = [[*base, "--workers", listed, "--task-index", str(i)] for i in range(workers)]
     else:
         commands = [base]

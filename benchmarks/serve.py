@@ -18,6 +18,8 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlencode
 
+from benchmarks.common import free_ports
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -26,12 +28,6 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-dev-shm-usage",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def streamlit_command(port: int, *extra: str) -> list[str]:
@@ -47,7 +43,7 @@ class AppServer:
         self, home: Path, user_home: Path, port: int | None = None, log: Path | None = None
     ):
         self.home, self.user_home = Path(home), Path(user_home)
-        self.port = port or free_port()
+        self.port = port or free_ports(1)[0]
         self.log = Path(log) if log else self.user_home / "streamlit.log"
         self.proc: subprocess.Popen | None = None
 
@@ -157,7 +153,7 @@ class Room(AppServer):
 def _free_run(n: int) -> int:
     """The first of `n` consecutive free loopback ports."""
     for _ in range(50):
-        first = free_port()
+        (first,) = free_ports(1)
         if first + n < 65536 and all(_port_free(first + i) for i in range(n)):
             return first
     raise RuntimeError(f"no {n} consecutive free ports")

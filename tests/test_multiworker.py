@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.common import free_ports
 from vae_core import cluster, rundir, runs
 from vae_core.errors import RunError, UserError
 from vae_core.machine import LOST_WORKER_WITHIN_S
@@ -51,18 +52,6 @@ def children():
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-
-
-def _free_ports(n: int) -> list[int]:
-    """Ports nobody listens on now (the kernel picks them; all held until all are picked)."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def _train(run_dir: Path, *flags: str) -> list[str]:
@@ -117,7 +106,7 @@ def _wait_for(predicate, timeout: float, what: str):
 def test_two_workers_train_like_one_and_the_chief_saves_one_model(home, tmp_path, children):
     flags = [*TINY, "--model", "conv_dae", "--epochs", "2", "--join-timeout-s", "60"]
     two, one = tmp_path / "two", tmp_path / "one"
-    workers = _workers(children, two, _free_ports(2), *flags, "--save-as", "two_workers")
+    workers = _workers(children, two, free_ports(2), *flags, "--save-as", "two_workers")
     alone = _spawn(children, _train(one, *flags, "--no-save"), tmp_path / "one.log")
     for i, proc in enumerate(workers):
         log = tmp_path / f"two_worker{i}.log"
@@ -148,7 +137,7 @@ def test_the_recommender_trains_on_two_workers_as_the_readme_shows(home, tmp_pat
     run_dir = tmp_path / "ml"
     flags = ["--model", "mult_vae", "--dataset", "ml-latest-small", "--epochs", "1"]
     flags += ["--precision", "float32", "--join-timeout-s", "60"]
-    for i, proc in enumerate(_workers(children, run_dir, _free_ports(2), *flags)):
+    for i, proc in enumerate(_workers(children, run_dir, free_ports(2), *flags)):
         log = tmp_path / f"ml_worker{i}.log"
         assert _finish(proc, START_S, log) == 0, log.read_text()[-3000:]
     status = runs.read_status(run_dir)
@@ -163,9 +152,9 @@ def test_the_recommender_trains_on_two_workers_as_the_readme_shows(home, tmp_pat
 # ---------------------------------------------------------------- a lost worker
 @pytest.mark.slow
 def test_a_killed_worker_interrupts_the_run_and_the_same_commands_resume(home, tmp_path, children):
-    run_dir, ports = tmp_path / "lost", _free_ports(2)
-    # 13 steps an epoch, slowed down so that the kill lands inside epoch 2.
-    flags = [*TINY, "--epochs", "3", "--step-delay-s", "0.3", "--join-timeout-s", "60"]
+    run_dir, ports = tmp_path / "lost", free_ports(2)
+    # 13 steps an epoch, slowed down (6.5 s an epoch) so that the kill lands inside epoch 2.
+    flags = [*TINY, "--epochs", "3", "--step-delay-s", "0.5", "--join-timeout-s", "60"]
     chief, other = _workers(children, run_dir, ports, *flags)
     _wait_for(
         lambda: any(
@@ -179,14 +168,15 @@ def test_a_killed_worker_interrupts_the_run_and_the_same_commands_resume(home, t
     log = tmp_path / "lost_worker0.log"
     assert _finish(chief, LOST_WORKER_WITHIN_S + 30, log) == 3
     assert time.monotonic() - killed_at < LOST_WORKER_WITHIN_S + 30
-    sentence = (
-        f"Worker 1 (127.0.0.1:{ports[1]}) stopped answering, so this worker stopped too: the run "
-        "is interrupted after epoch 1 of 3. Start the same command again on every machine to "
-        "resume from there."
+    rest = (
+        " stopped answering, so this worker stopped too: the run is interrupted after epoch 1 of 3. "
+        "Start the same command again on every machine to resume from there."
     )
-    assert f"Training interrupted: {sentence}" in log.read_text()
+    # Named when TensorFlow's first error says which worker is down (or there is only one other).
+    sentences = [f"Worker 1 (127.0.0.1:{ports[1]}){rest}", f"Another worker{rest}"]
     status = runs.read_status(run_dir)
-    assert status["state"] == "interrupted" and status["error"] == sentence
+    assert status["state"] == "interrupted" and status["error"] in sentences
+    assert f"Training interrupted: {status['error']}" in log.read_text()
     # The killed worker's status still says running; its pid is gone, so it reads interrupted.
     states = [w["state"] for w in runs.worker_states(run_dir, status)]
     assert states == ["interrupted", "interrupted"]
@@ -210,8 +200,9 @@ def test_a_killed_worker_interrupts_the_run_and_the_same_commands_resume(home, t
 @pytest.mark.slow
 def test_a_stop_sent_to_the_chief_stops_every_worker_at_the_same_step(home, tmp_path, children):
     run_dir = tmp_path / "stop"
-    flags = [*TINY, "--epochs", "2", "--step-delay-s", "0.3", "--join-timeout-s", "60"]
-    chief, other = _workers(children, run_dir, _free_ports(2), *flags)
+    # 6.5 s an epoch, and a third one: the Stop lands well before the run could end.
+    flags = [*TINY, "--epochs", "3", "--step-delay-s", "0.5", "--join-timeout-s", "60"]
+    chief, other = _workers(children, run_dir, free_ports(2), *flags)
     _wait_for(lambda: _epochs(run_dir), START_S, "the first epoch")
     # What the Train page's Stop does: a signal to the chief's process (the folder's status pid).
     assert runs.read_status(run_dir)["pid"] == chief.pid
@@ -220,9 +211,9 @@ def test_a_stop_sent_to_the_chief_stops_every_worker_at_the_same_step(home, tmp_
         assert _finish(proc, 60, tmp_path / f"stop_worker{i}.log") == 0
     status, theirs = runs.read_status(run_dir), runs.read_status(run_dir / "workers" / "worker_1")
     assert status["state"] == theirs["state"] == "stopped"
-    # At the same place (after epoch 1, or some steps into epoch 2: wherever the signal landed).
+    # At the same place (after epoch 1 or 2, or steps into the next: wherever the signal landed).
     where = (status["epoch"], status["step"])
-    assert where == (theirs["epoch"], theirs["step"]) and where[0] == 1 and where[1] < 13
+    assert where == (theirs["epoch"], theirs["step"]) and 1 <= where[0] < 3 and where[1] < 13
     assert rundir.checkpoint_position(run_dir) == where
     assert sorted(p.name for p in (run_dir / "workers" / "worker_1").iterdir()) == ["status.json"]
 
@@ -233,7 +224,7 @@ def test_a_worker_that_completed_still_joins_a_chief_that_did_not(home, tmp_path
     from vae_core import train
     from vae_core.specs import ModelSpec, TrainSpec
 
-    run_dir, (a, b) = tmp_path / "done", (f"127.0.0.1:{p}" for p in _free_ports(2))
+    run_dir, (a, b) = tmp_path / "done", (f"127.0.0.1:{p}" for p in free_ports(2))
     rundir.write_config(run_dir, ModelSpec(hidden=32), TrainSpec(strategy="multiworker"))
     own = run_dir / "workers" / "worker_1"
     own.mkdir(parents=True)
@@ -262,7 +253,7 @@ def test_a_worker_that_completed_still_joins_a_chief_that_did_not(home, tmp_path
 # ---------------------------------------------------------------- bad values: one sentence each
 @pytest.mark.slow
 def test_a_worker_that_never_comes_ends_in_a_sentence_not_a_wait(home, tmp_path, children):
-    run_dir, ports = tmp_path / "alone", _free_ports(2)
+    run_dir, ports = tmp_path / "alone", free_ports(2)
     listed = f"127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}"
     flags = [*TINY, "--workers", listed, "--task-index", "0", "--join-timeout-s", "3"]
     chief = _spawn(children, _train(run_dir, *flags), tmp_path / "alone.log")
@@ -462,7 +453,7 @@ def _meet(members: list[tuple[str, int, dict]], timeout_s: float = 10.0) -> list
 
 
 def test_workers_that_agree_meet_and_say_who_they_are():
-    a, b, c = (f"127.0.0.1:{p}" for p in _free_ports(3))
+    a, b, c = (f"127.0.0.1:{p}" for p in free_ports(3))
     listed = f"{a},{b},{c}"
     chief, one, two = _meet([(listed, i, SETTINGS) for i in range(3)])
     assert chief == {f"worker_{i}": {"host": "h", "pid": i} for i in range(3)}
@@ -470,7 +461,7 @@ def test_workers_that_agree_meet_and_say_who_they_are():
 
 
 def test_workers_that_disagree_each_end_in_a_sentence():
-    a, b, c = (f"127.0.0.1:{p}" for p in _free_ports(3))
+    a, b, c = (f"127.0.0.1:{p}" for p in free_ports(3))
     # A worker started with a longer list than the chief's.
     chief, other = _meet([(f"{a},{b}", 0, SETTINGS), (f"{a},{b},{c}", 1, SETTINGS)])
     assert str(chief) == (
@@ -493,7 +484,7 @@ def test_workers_that_disagree_each_end_in_a_sentence():
 
 
 def test_workers_not_called_yet_hear_the_chiefs_verdict_at_once():
-    a, b, c = (f"127.0.0.1:{p}" for p in _free_ports(3))
+    a, b, c = (f"127.0.0.1:{p}" for p in free_ports(3))
     listed, longer = f"{a},{b},{c}", {**SETTINGS, "train": {"epochs": 3, "seed": 0}}
     started = time.monotonic()
     chief, _, two = _meet([(listed, 0, SETTINGS), (listed, 1, longer), (listed, 2, SETTINGS)], 30)
@@ -502,7 +493,7 @@ def test_workers_not_called_yet_hear_the_chiefs_verdict_at_once():
 
 
 def test_a_missing_chief_or_worker_is_a_sentence_within_the_timeout():
-    a, b = (f"127.0.0.1:{p}" for p in _free_ports(2))
+    a, b = (f"127.0.0.1:{p}" for p in free_ports(2))
     started = time.monotonic()
     (chief,) = _meet([(f"{a},{b}", 0, SETTINGS)], timeout_s=1.0)
     (other,) = _meet([(f"{a},{b}", 1, SETTINGS)], timeout_s=1.0)
@@ -515,7 +506,7 @@ def test_a_missing_chief_or_worker_is_a_sentence_within_the_timeout():
 
 
 def test_something_else_at_a_workers_address_is_named():
-    a, b = (f"127.0.0.1:{p}" for p in _free_ports(2))
+    a, b = (f"127.0.0.1:{p}" for p in free_ports(2))
     stranger = socket.create_server(("127.0.0.1", int(b.rpartition(":")[2])))
 
     def answer_nonsense():
@@ -534,7 +525,7 @@ def test_something_else_at_a_workers_address_is_named():
 
 
 def test_this_machine_must_be_able_to_take_its_own_address():
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     with socket.create_server(("127.0.0.1", port)):
         with pytest.raises(UserError, match=f"Port {port} on this machine is taken"):
             cluster.check_own_address(cluster.parse_workers(f"127.0.0.1:{port}", 0))

@@ -35,6 +35,13 @@ def across_workers(strategy: tf.distribute.Strategy) -> bool:
     return bool(getattr(extended, "_in_multi_worker_mode", lambda: False)())
 
 
+def replica_share(loss: tf.Tensor) -> tf.Tensor:
+    """This replica's share of `loss`, to take gradients of: under tf.distribute the replicas'
+    gradients are summed, so each one divides by their number."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss / replicas if replicas > 1 else loss
+
+
 def step_results(metrics: list[keras.metrics.Metric]) -> dict:
     """A train or test step's {name: value}, shaped for Keras's reduction across replicas.
 
@@ -316,10 +323,8 @@ class Trainer(keras.Model):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             total, rec, kl = self.compute_losses(data, training=True)
-            # Under tf.distribute each replica's gradients are summed, so each replica takes its share.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled = total / replicas if replicas > 1 else total
-        grads = tape.gradient(scaled, self.trainable_weights)
+            share = replica_share(total)  # inside the tape, which records it
+        grads = tape.gradient(share, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
         return self._track(total, rec, kl)
 

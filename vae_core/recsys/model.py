@@ -29,6 +29,7 @@ from vae_core.models import (
     LOGITS,
     ModelBundle,
     kl_divergence,
+    replica_share,
     skip_symbolic_build,
     step_results,
 )
@@ -242,10 +243,8 @@ class RecTrainer(keras.Model):
         x = keras.utils.unpack_x_y_sample_weight(data)[0]  # train_on_batch hands (x, None, None)
         with tf.GradientTape() as tape:
             total, nll, kl, beta = self.compute_losses(x, training=True)
-            # Under tf.distribute each replica's gradients are summed, so each replica takes its share.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled = total / replicas if replicas > 1 else total
-        grads = tape.gradient(scaled, self.trainable_weights)
+            share = replica_share(total)  # inside the tape, which records it
+        grads = tape.gradient(share, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
         return self._track(total, nll, kl, beta)
 
