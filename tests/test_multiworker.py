@@ -401,6 +401,17 @@ def test_only_a_peer_that_is_gone_is_called_a_lost_worker():
     assert lost_peer(ValueError(down), "worker_0") is None
 
 
+def test_the_recommenders_last_batch_too_small_to_share_is_dropped_too():
+    import scipy.sparse as sp
+
+    from vae_core.recsys.fit import click_dataset
+
+    clicks = sp.random(129, 20, density=0.3, format="csr", random_state=0)
+    sizes = [int(b.dense_shape[0]) for b in click_dataset(clicks, 64, 0, drop_remainder=True)]
+    assert sizes == [64, 64]
+    assert [int(b.dense_shape[0]) for b in click_dataset(clicks, 64, 0)] == [64, 64, 1]
+
+
 # ---------------------------------------------------------------- the cluster and the handshake
 def test_workers_flag_and_tf_config_name_the_same_cluster():
     named = cluster.parse_workers("10.0.0.1:2222, 10.0.0.2:2223", 1)

@@ -78,18 +78,25 @@ class FitResult:
 
 # ---------------------------------------------------------------- batches
 def click_dataset(
-    clicks: sp.csr_matrix, batch_size: int, seed: int, shuffle: bool = True, first_epoch: int = 0
+    clicks: sp.csr_matrix,
+    batch_size: int,
+    seed: int,
+    shuffle: bool = True,
+    first_epoch: int = 0,
+    drop_remainder: bool = False,
 ) -> tf.data.Dataset:
-    """Rows of a CSR click matrix as tf.SparseTensor batches; each pass over it is one epoch, its
-    user order drawn from (seed, epoch), so a resumed run sees the order it would have seen."""
+    """Rows of a CSR click matrix as tf.SparseTensor batches (the last, partial one left out with
+    `drop_remainder`); each pass over it is one epoch, its user order drawn from (seed, epoch), so
+    a resumed run sees the order it would have seen."""
     clicks = sp.csr_matrix(clicks, dtype=np.float32)
     n = clicks.shape[0]
+    steps = n // batch_size if drop_remainder else -(-n // batch_size)
     epoch = [first_epoch]
 
     def batches():
         order = np.random.default_rng([seed, epoch[0]]).permutation(n) if shuffle else np.arange(n)
         epoch[0] += 1
-        for lo in range(0, n, batch_size):
+        for lo in range(0, steps * batch_size, batch_size):
             coo = clicks[order[lo : lo + batch_size]].tocoo()
             yield tf.SparseTensor(
                 np.stack([coo.row, coo.col], 1).astype(np.int64), coo.data, coo.shape
@@ -98,7 +105,6 @@ def click_dataset(
     spec = tf.SparseTensorSpec([None, clicks.shape[1]], tf.float32)
     data = tf.data.Dataset.from_generator(batches, output_signature=spec)
     # A known length lets Keras count steps (progress, the end of an epoch) from the first epoch on.
-    steps = -(-n // batch_size)
     return data.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
 
 

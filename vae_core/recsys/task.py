@@ -51,9 +51,17 @@ class RecommenderTask:
     def batches(self, drop_remainder: bool) -> Batches:
         train = self.run.train_spec
         done = self.run.resume_at[0]
+        # Only across workers, where a last batch too small to share is a NaN loss: one process
+        # keeps every user (its batches are sparse, one traced shape whatever their size).
+        drop = drop_remainder and self.run.cluster is not None
         # Each epoch's user order comes from (seed, epoch), so a resumed run sees the same orders.
-        clicks = click_dataset(self.split.train, train.batch_size, train.seed, first_epoch=done)
-        return Batches(clicks, None, math.ceil(self.n_train / train.batch_size))
+        clicks = click_dataset(
+            self.split.train, train.batch_size, train.seed, first_epoch=done, drop_remainder=drop
+        )
+        steps = (
+            self.n_train // train.batch_size if drop else math.ceil(self.n_train / train.batch_size)
+        )
+        return Batches(clicks, None, steps)
 
     def trainer(self, options: dict, steps_per_epoch: int) -> RecTrainer:
         train = self.run.train_spec
