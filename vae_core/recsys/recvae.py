@@ -23,6 +23,7 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
+from vae_core import kinds
 from vae_core.layers import LOG_2PI, Sampling
 from vae_core.models import DECODER_INPUT, ENCODER_INPUT, LOGITS, ModelBundle
 from vae_core.recsys.model import (
@@ -95,6 +96,11 @@ def load(composite: keras.Model, spec=None, meta: dict | None = None) -> ModelBu
             reconstruction="multinomial",
         )
     return ModelBundle(spec, encoder, decoder, composite, dict(meta or {}))
+
+
+def is_rec_vae(spec) -> bool:
+    """Whether a spec's kind is built here (its registry entry names this module's builder)."""
+    return kinds.known(spec.kind) and kinds.get(spec.kind).build.startswith(__name__ + ":")
 
 
 # ---------------------------------------------------------------- the composite prior
