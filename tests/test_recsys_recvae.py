@@ -151,3 +151,14 @@ def test_a_rec_vae_run_stops_resumes_and_lands_in_the_store(tmp_path, monkeypatc
     bundle = store.load(status["model_name"])
     assert isinstance(bundle.spec, ModelSpec) and bundle.spec.kind == "rec_vae"
     assert "encoder_norm_5" in {layer.name for layer in bundle.encoder.layers}
+
+
+def test_the_train_page_offers_rec_vae_with_its_kl_weight_per_click(empty_lab_home):
+    from tests.apptest import open_app
+
+    at = open_app("app_pages/train.py")
+    at.selectbox(key="tr_kind").set_value("rec_vae").run()
+    assert not at.exception
+    assert at.number_input(key="tr_beta_rec_vae").value == pytest.approx(0.005)
+    assert "per click" in at.number_input(key="tr_beta_rec_vae").label
+    assert not [w for w in at.number_input if w.key == "tr_anneal_rec_vae"]

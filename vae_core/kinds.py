@@ -56,6 +56,9 @@ class Kind:
     datasets: tuple[str, ...] = DIGIT_DATASETS  # what it can be trained on
     variational: bool = True  # encoder gives z_mean, z_log_var and a sampled z; loss has a KL term
     conditional: bool = False  # encoder and decoder also take the digit's label
+    # beta is a KL weight per click, each user's KL weighed by their clicks, with no annealing
+    # (RecVAE's gamma); False: one weight for all (a recommender's rises to it, see kl_anneal_steps)
+    kl_per_click: bool = False
     dense: bool = True  # Dense layers only (compiled with XLA on one CPU); False: convolutions
     build: str = "vae_core.models:build_model"  # "module:function", ModelSpec -> ModelBundle
     # "module:function", (loaded composite, ModelSpec | None, metadata) -> ModelBundle
@@ -301,6 +304,7 @@ register(
         "RecVAE recommender",
         "Mult-VAE's successor (Shenbin et al. 2020): a denser encoder, and a prior that remembers "
         "where the last epoch put each user; try it on the **Recommend** page.",
+        kl_per_click=True,
         preset=dict(latent_dim=200, hidden=600, beta=0.005, reconstruction="multinomial"),
         train_preset=dict(dataset="ml-latest-small", epochs=50, batch_size=100, learning_rate=5e-4),
         **{
