@@ -61,3 +61,20 @@ def test_the_sidebar_describes_it_with_its_ranking_score():
     entry = Store(Path("/nonexistent"), shipped_root=SHIPPED).get(NAME)
     text = _describe(entry)
     assert "Mult-VAE recommender" in text and "test NDCG@100 0.367" in text
+
+
+def test_results_md_shows_the_pages_score_table_as_the_page_does():
+    """benchmarks/RESULTS.md's table of the shipped recommender holds the page's numbers."""
+    from benchmarks.recsys import PAGE_TABLE, page_table_rows
+
+    results = (Path(__file__).resolve().parents[1] / "benchmarks" / "RESULTS.md").read_text()
+    section = results.split(PAGE_TABLE, 1)[1].split("\n#", 1)[0]
+    lines = [ln for ln in section.splitlines() if ln.startswith("| ") and "---" not in ln][1:]
+    name, rows = page_table_rows()
+    assert f"`{name}`" in section and len(lines) == len(rows) >= 4
+    for line, row in zip(lines, rows, strict=True):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells == [
+            row["method"],
+            *(f"{row[k]:.3f}" for k in ("Recall@20", "Recall@50", "NDCG@100")),
+        ]
