@@ -117,7 +117,7 @@ def test_rec_vae_is_a_recommend_kind_with_the_papers_shape():
     assert kind.domain == kinds.ITEMS and "recommend" in kind.pages and kind.trainable
     assert "rec_vae" in kinds.for_page("recommend") and "mult_vae" in kinds.for_page("recommend")
     model, train = preset("rec_vae")
-    assert (model.hidden, model.latent_dim, model.beta) == (600, 200, 0.005)
+    assert (model.hidden, model.latent_dim, model.beta) == (600, 200, 0.01)
     bundle = build_rec_vae(RecSpec(kind="rec_vae", n_items=30))
     names = {layer.name for layer in bundle.encoder.layers}
     assert {f"encoder_norm_{i}" for i in range(1, 6)} <= names and "z_mean" in names
@@ -159,6 +159,6 @@ def test_the_train_page_offers_rec_vae_with_its_kl_weight_per_click(empty_lab_ho
     at = open_app("app_pages/train.py")
     at.selectbox(key="tr_kind").set_value("rec_vae").run()
     assert not at.exception
-    assert at.number_input(key="tr_beta_rec_vae").value == pytest.approx(0.005)
+    assert at.number_input(key="tr_beta_rec_vae").value == pytest.approx(0.01)
     assert "per click" in at.number_input(key="tr_beta_rec_vae").label
     assert not [w for w in at.number_input if w.key == "tr_anneal_rec_vae"]

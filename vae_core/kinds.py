@@ -295,9 +295,9 @@ register(
 
 # RecVAE (Shenbin et al. 2020): Mult-VAE's successor that beats EASE on ML-20M. Its beta is the KL
 # weight per click (the paper's gamma: a user's KL weight is beta x their clicks); an epoch is three
-# encoder passes, then one decoder pass (vae_core.recsys.recvae). The paper's Adam 5e-4 and batch
-# 500 on ML-20M (50 epochs, see README); on the small set the settings chosen on validation
-# (benchmarks/RESULTS.md, "Mult-VAE").
+# encoder passes, then one decoder pass (vae_core.recsys.recvae). The paper's Adam 5e-4, batch 500
+# and beta 0.005 on ML-20M (50 epochs, see README); on the small set batch 100 and beta 0.01, chosen
+# on validation (vae_core.recsys.fit.REC_VAE_SMALL_SET; benchmarks/RESULTS.md, "RecVAE").
 register(
     Kind(
         "rec_vae",
@@ -305,7 +305,7 @@ register(
         "Mult-VAE's successor (Shenbin et al. 2020): a denser encoder, and a prior that remembers "
         "where the last epoch put each user; try it on the **Recommend** page.",
         kl_per_click=True,
-        preset=dict(latent_dim=200, hidden=600, beta=0.005, reconstruction="multinomial"),
+        preset=dict(latent_dim=200, hidden=600, beta=0.01, reconstruction="multinomial"),
         train_preset=dict(dataset="ml-latest-small", epochs=50, batch_size=100, learning_rate=5e-4),
         **{
             **_RECOMMENDER,
