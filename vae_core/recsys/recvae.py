@@ -143,6 +143,9 @@ class RecVAETrainer(keras.Model):
     ENCODER_PASSES update the encoder only (input dropout on), then the frozen copy takes the
     encoder's weights, then DECODER_PASSES update the decoder only (no dropout). Which part a step
     trains follows from the optimizer's step counter, so a checkpointed run resumes in its phase.
+    One Adam serves both parts (the authors keep one per part): each part's moments move only in
+    its own passes. Both phases compute the whole loss, so the tracked terms read the same in each;
+    the KL term has no gradient for the decoder anyway.
     """
 
     PASSES = ENCODER_PASSES + DECODER_PASSES
@@ -160,7 +163,8 @@ class RecVAETrainer(keras.Model):
         self.decoder_logits = keras.Model(
             bundle.decoder.inputs, bundle.decoder.get_layer(LOGITS).output, name="decoder_logits"
         )
-        # The frozen copy: starts as the encoder, then takes its weights after each encoder phase.
+        # The frozen copy: starts as the encoder (the authors' starts as a second random one), then
+        # takes its weights after each encoder phase; its weights are in the run's checkpoints.
         self.old_encoder = keras.models.clone_model(bundle.encoder)
         self.old_encoder.name = "old_encoder"
         self.old_encoder.set_weights(bundle.encoder.get_weights())
