@@ -321,7 +321,7 @@ def _sampling(bundle: ModelBundle, entry, stamp: float, picks: tuple[int, ...], 
     st.info(
         "Why the paper predicts with the mean: sampling z around z_mean adds noise that helps "
         "while training (the model learns that nearby codes mean similar tastes), but when "
-        "recommending it only makes the list wobble, so Mult-VAE recommends with z = z_mean."
+        "recommending it only makes the list wobble, so Mult-VAE and RecVAE recommend with z = z_mean."
     )
 
 
