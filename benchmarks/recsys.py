@@ -472,7 +472,7 @@ def _page_table(w) -> None:
     name, rows = found
     w(f"\n{PAGE_TABLE}\n")
     w(f"The shipped `{name}` (`vae_core/pretrained/`), on its own split (the paper's seed, movies at "
-      "least 5 training users liked), every method scored on the same 66 test users; these are the "
+      "least 5 training users liked), every method scored on the same test users; these are the "
       "numbers the page shows, from the model's description. One split, so they differ from the "
       "5-split means above by about the splits' spread.\n")  # fmt: skip
     w("| Method | Recall@20 | Recall@50 | NDCG@100 |")
@@ -487,7 +487,7 @@ def _page_table(w) -> None:
     w("")
 
 
-def _recvae_quality(w, rq: dict, s: dict) -> None:
+def _recvae_quality(w, rq: dict, s: dict, mult_wins: int) -> None:
     """RecVAE against EASE: the goal, the settings chosen on validation, what was tried."""
     cfg, n = rq["config"], len(rq["seeds"])
     rv, ease = s["rec_vae"]["ndcg@100"]["mean"], s["ease"]["ndcg@100"]["mean"]
@@ -502,8 +502,17 @@ def _recvae_quality(w, rq: dict, s: dict) -> None:
       f"{_pm(s['rec_vae']['ndcg@100'])} against EASE {_pm(s['ease']['ndcg@100'])}: {rv - ease:+.3f} "
       f"(ahead on {rq['wins_vs_ease']} of {n} splits); Mult-VAE {_pm(s['mult_vae']['ndcg@100'])}.")  # fmt: skip
     if rv < ease:
-        w(f" **Short of the goal by {ease - rv:.3f}.** What was tried is the table below, each "
-          "configuration chosen by validation NDCG@100 on the splits named.")  # fmt: skip
+        mult = s["mult_vae"]["ndcg@100"]["mean"]
+        spread = s["ease"]["ndcg@100"]["std"]
+        w(f" **Short of the goal by {ease - rv:.3f}** ({(ease - rv) / spread:.1f} of EASE's standard "
+          f"deviation over the splits); RecVAE is {rv - mult:+.3f} from Mult-VAE, ahead of it on "
+          f"{mult_wins} of {n} splits, and closes {(rv - mult) / (ease - mult):.0%} of Mult-VAE's gap "
+          "to EASE. As for Mult-VAE, 527 training users are few for ~6M "
+          "weights: RecVAE's validation NDCG@100 peaks after ~30-40 epochs and then falls. The "
+          "settings tried (below) differ on validation by less than the splits do (0.334-0.341), "
+          "so the one chosen on validation is kept, not the best on test; the issue asks for a "
+          "better VAE, not more tuning. On ML-20M the published figures put RecVAE ahead of EASE "
+          "(NDCG@100 0.442 against 0.420, Shenbin et al. 2020, Table 2).")  # fmt: skip
     if not RECVAE_SETTINGS_LOG.is_file():
         return
     rows: dict[str, list[dict]] = {}
@@ -641,7 +650,13 @@ def markdown(records: list[dict]) -> str:
             )
         _settings_tried(w)
         if rq:
-            _recvae_quality(w, rq, s)
+            mult_wins = sum(
+                rv[f"ml_latest_small_seed{seed}"]["rec_vae"]["ndcg@100"]
+                > by[f"ml_latest_small_seed{seed}"]["mult_vae"]["ndcg@100"]
+                for seed in q["seeds"]
+                if f"ml_latest_small_seed{seed}" in rv and f"ml_latest_small_seed{seed}" in by
+            )
+            _recvae_quality(w, rq, s, mult_wins)
         w("\nThe paper's ML-20M figures for comparison (Liang et al. 2018, Table 2): Mult-VAE Recall@20 "
           "0.395, Recall@50 0.537, NDCG@100 0.426. With GroupLens's ml-20m folder in `VAE_LAB_DATA_DIR`, "
           "`paper_split(load_movielens('ml-20m'))` + `fit_recommender(split)` (FitConfig's defaults: "
@@ -694,6 +709,20 @@ def markdown(records: list[dict]) -> str:
           f"{_f(e['median_step_s'], '.2f')} s per batch; peak memory **{_f(e['peak_rss_gb'])} GB**; the "
           f"frozen copy of the encoder costs one more sparse forward pass per batch. Load average at the "
           f"end: {', '.join(f'{x:.1f}' for x in e['load_at_end'])}.\n")  # fmt: skip
+        if e["epoch_s"] > TARGETS["recvae_epoch_s"]:
+            m = by.get("ml20m_epoch")
+            per = e["epoch_cpu_s"] / e["steps"]
+            mult = f" (Mult-VAE's: {m['epoch_cpu_s'] / m['steps']:.2f})" if m else ""
+            w(f"**Not met (<= 120 s), and why.** A RecVAE batch costs about what a Mult-VAE batch does, "
+              f"{per:.2f} CPU-seconds{mult}: its decoder is a third as wide (200 -> 20,108 instead of "
+              "600 -> 20,108), but the work that does not shrink stays (the log-softmax over 20,108 "
+              "items and its gradient, the sparse first layer of 20,108 x 600 and its Adam update), "
+              "and the frozen copy's forward pass adds ~55 of ~435 CPU-ms (probes of one batch at "
+              "1/20 of the users, the machine shared). An epoch is four passes over the users where "
+              f"Mult-VAE's is one, so {e['epoch_cpu_s']:.0f} CPU-seconds: about "
+              f"{e['epoch_cpu_s'] / e['cpus']:.0f} s with both cores free, an estimate, not a "
+              "measurement. The paper's 50 epochs are about as many passes as Mult-VAE's 200. "
+              "Memory is within its budget.\n")  # fmt: skip
     lat = [r for r in mine if r["name"].startswith("latency_")]
     if lat:
         w("### Recommend page latency\n")
