@@ -162,3 +162,21 @@ def test_the_train_page_offers_rec_vae_with_its_kl_weight_per_click(empty_lab_ho
     assert at.number_input(key="tr_beta_rec_vae").value == pytest.approx(0.01)
     assert "per click" in at.number_input(key="tr_beta_rec_vae").label
     assert not [w for w in at.number_input if w.key == "tr_anneal_rec_vae"]
+
+
+def test_an_epoch_of_passes_shows_every_user_once_a_pass_and_resumes_in_order():
+    from vae_core.recsys.fit import click_dataset
+
+    clicks = sp.csr_matrix(np.eye(7, dtype="f4"))  # user i clicks item i only
+
+    def passes(data):  # the users of each pass, in the order they came
+        users = [b.indices.numpy()[:, 1].tolist() for b in data]
+        return [sum(users[p * 3 : p * 3 + 3], []) for p in range(len(users) // 3)]
+
+    data = click_dataset(clicks, 3, seed=5, passes=4)
+    first, second = passes(data), passes(data)
+    assert len(first) == len(second) == 4 and int(data.cardinality()) == 12
+    assert all(sorted(p) == list(range(7)) for p in first + second)  # every user once a pass
+    assert len({tuple(p) for p in first + second}) > 1  # in a fresh order
+    # A run resumed after epoch 1 sees epoch 2's orders again.
+    assert passes(click_dataset(clicks, 3, seed=5, passes=4, first_epoch=1)) == second
