@@ -27,7 +27,7 @@ def test_one_vae_recommender_is_shipped():
     assert len(RECOMMENDERS) == 1 and KIND in kinds.for_page("recommend")
 
 
-def test_shipped_mult_vae_loads_and_scores_what_its_metadata_says():
+def test_the_shipped_recommender_loads_and_scores_what_its_metadata_says():
     meta = json.loads((SHIPPED / f"{NAME}.json").read_text())
     composite = keras.saving.load_model(SHIPPED / f"{NAME}.keras", safe_mode=True, compile=False)
     spec = ModelSpec.from_dict(meta["spec"])
