@@ -132,8 +132,11 @@ TOPICS: dict[str, dict[str, str]] = {
         "Mult-VAE": "A VAE for recommendations: it reads the movies a person liked and gives every "
         "movie a chance of being liked next. Mult stands for multinomial: all movies share one "
         "total chance.",
+        "RecVAE": "Mult-VAE's successor: a deeper encoder, and a prior that remembers where the "
+        "last round of training put each person, so their code does not wander. It is the "
+        "recommender VAE Lab ships.",
         "MovieLens": "Real movie ratings collected by the GroupLens research group, free for "
-        "research. The shipped Mult-VAE learned from ml-latest-small, about 100,000 ratings.",
+        "research. The shipped RecVAE learned from ml-latest-small, about 100,000 ratings.",
         "held-out users": "People whose ratings the model never trained on. Part of each one's list "
         "is hidden, and the scores say how well the model finds the hidden movies.",
         "Recall": "Of the movies a person liked that were hidden from the model, the share found "
@@ -142,7 +145,7 @@ TOPICS: dict[str, dict[str, str]] = {
         "in first place beats one in twentieth. 1 means the best possible order (normalized "
         "discounted cumulative gain).",
         "EASE": "A simple, strong recommender that learns from everyone's lists how much liking "
-        "one movie points to liking another. It is the yardstick the Mult-VAE is measured against.",
+        "one movie points to liking another. It is the yardstick the VAEs are measured against.",
         "popularity": "The simplest recommender: it suggests the movies most people liked, the "
         "same list for everyone. Any real recommender should beat it.",
     },

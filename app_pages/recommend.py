@@ -1,6 +1,7 @@
-"""Recommend: pick movies you like and see what a Mult-VAE recommends -- with z = z_mean, as the paper
-predicts, and with sampled z, to see why; where your picks put you among the users; and how well the
-model finds held-out users' movies next to EASE and popularity.
+"""Recommend: pick movies you like and see what a Mult-VAE or a RecVAE recommends -- with z = z_mean,
+as the papers predict, and with sampled z, to see why; where your picks put you among the users;
+for a RecVAE, what its prior made of last epoch's encoder; and how well the model finds held-out
+users' movies next to the other VAE, EASE and popularity.
 
 Picks, the held-out user, the mode and the seed live in the page address, so a copied link shows the
 same lists.
@@ -320,7 +321,7 @@ def _sampling(bundle: ModelBundle, entry, stamp: float, picks: tuple[int, ...], 
     st.info(
         "Why the paper predicts with the mean: sampling z around z_mean adds noise that helps "
         "while training (the model learns that nearby codes mean similar tastes), but when "
-        "recommending it only makes the list wobble, so Mult-VAE recommends with z = z_mean."
+        "recommending it only makes the list wobble, so Mult-VAE and RecVAE recommend with z = z_mean."
     )
 
 
@@ -344,6 +345,30 @@ def _users_section(bundle, entry, stamp: float, cat: Catalogue, picks: tuple[int
             if picks
             else "Pick movies and a star shows where they put you."
         )
+    )
+
+
+def _prior_section(bundle, picks: tuple[int, ...]) -> None:
+    """RecVAE's composite prior for these picks: most of it sits where last epoch's encoder put them."""
+    if not picks:
+        st.info("Pick movies and this shows the prior RecVAE gives you.")
+        return
+    picture = rec.prior_picture(bundle, picks)
+    st.markdown(
+        "RecVAE's prior for you is mostly (3/4) the Gaussian where **last epoch's encoder** put "
+        "you; a z that strays from it costs KL, so training keeps your z from drifting from one "
+        "epoch to the next, while the other parts (N(0, 1), 3/20, and a very wide one, 1/10) "
+        "leave room to move."
+    )
+    st.plotly_chart(
+        figures.composite_prior(picture.grid, picture.parts, picture.mixture, picture.mean,
+                                picture.dim),
+        key="rec_prior", config={"displayModeBar": False},
+    )  # fmt: skip
+    st.caption(
+        f"Dimension {picture.dim} of z, the one where the encoder is surest about your picks "
+        f"(z_mean {picture.mean:.2f}, spread {picture.std:.2f}); the dashed line is your z_mean. "
+        "A trained model's frozen copy is its own encoder, so the picture uses that."
     )
 
 
@@ -386,7 +411,7 @@ st.markdown(
     "Pick movies you like. The **encoder** turns your picks into a point **z** in the latent "
     "space, a summary of your taste; the **decoder** turns z into a score for every movie, and the "
     "best ones you have not picked are your recommendations. A Mult-VAE (Liang et al. 2018) "
-    "trained on real MovieLens ratings."
+    "or a RecVAE (Shenbin et al. 2020), trained on real MovieLens ratings; the sidebar says which."
 )
 
 bundle = shared.active_bundle()
@@ -482,6 +507,10 @@ if catalogue is not None:
     # ---- 3. the users' map
     st.header("Where you sit among the users")
     _users_section(bundle, entry, stamp, catalogue, picks)
+
+    if rec.has_composite_prior(bundle):
+        st.header("A prior that remembers you")
+        _prior_section(bundle, picks)
 
 # ---- 4. the scores
 st.header("How good is this model?")

@@ -122,7 +122,8 @@ PREFERRED = {
     "round_trip": ("conv_vae_32d", "mlp_vae_2d"),
     "generate": ("conv_vae_32d", "mlp_vae_2d"),
     "denoise": ("conv_dae",),
-    "recommend": ("mult_vae_ml_latest_small",),
+    # One recommender is shipped, the better VAE on its split (scripts/train_rec_vae_small.py).
+    "recommend": ("rec_vae_ml_latest_small", "mult_vae_ml_latest_small"),
 }
 # What the sidebar calls the list on each page; a page not named here lists every model.
 HEADINGS = {

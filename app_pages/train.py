@@ -483,7 +483,19 @@ with left:
             help="Units in the dense layer: more can learn finer detail but train slower.",
         )
         beta, warmup, anneal = 1.0, 0, t0.kl_anneal_steps
-        if is_vae and items:
+        if is_vae and items and info.kl_per_click:
+            beta = st.number_input(
+                "KL weight per click (gamma)",
+                0.0,
+                1.0,
+                m0.beta,
+                0.001,
+                format="%.4f",
+                key=f"tr_beta_{at}",
+                help="Each user's KL term weighs this times their number of clicks: a user with "
+                "many clicks is held closer to the prior. RecVAE's paper used 0.005.",
+            )
+        elif is_vae and items:
             c1, c2 = st.columns(2)
             beta = c1.number_input(
                 "KL cap (beta)",

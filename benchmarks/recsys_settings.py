@@ -1,11 +1,12 @@
 """The search for Mult-VAE training settings that reach EASE on ml-latest-small (none did; the table
-is in benchmarks/RESULTS.md, "Mult-VAE"). Each configuration trains on the paper's splits and is
-chosen by validation NDCG@100; one JSON line per (configuration, split seed) goes to
-benchmarks/recsys_settings.jsonl. Not part of `python -m benchmarks.run` (~1 minute per fit).
+is in benchmarks/RESULTS.md, "Mult-VAE"), and for RecVAE's (JSON key "kind": "rec_vae"). Each
+configuration trains on the paper's splits and is chosen by validation NDCG@100; one JSON line per
+(configuration, split seed) goes to benchmarks/recsys_settings.jsonl (RecVAE's:
+benchmarks/recvae_settings.jsonl). Not part of `python -m benchmarks.run` (~1 minute per fit).
 
 Usage: python -m benchmarks.recsys_settings SEEDS [--ease] NAME JSON [NAME JSON ...]
 e.g.   python -m benchmarks.recsys_settings 98765,1 drop_0.3 '{"dropout": 0.3}'
-JSON keys: FitConfig fields, dropout, seed_offset, and the training-only techniques below
+JSON keys: FitConfig fields (RecVAE's gamma is anneal_cap), kind, dropout, seed_offset, and the training-only techniques below
 (weight_decay, ema, cosine, free_bits, beta_by_clicks, target_keep_w).
 """
 
@@ -38,6 +39,7 @@ from vae_core.recsys.movielens import load_movielens
 from vae_core.recsys.split import paper_split
 
 LOG = Path(__file__).parent / "recsys_settings.jsonl"
+LOGS = {"rec_vae": Path(__file__).parent / "recvae_settings.jsonl"}  # other kinds: LOG
 CACHE = Path(tempfile.gettempdir()) / "vae_lab_recsys_splits.pkl"  # the splits, between calls
 
 
@@ -190,7 +192,8 @@ def run(name, cfg, seeds, ease=False):
         config = FitConfig(
             **{**SMALL_SET.to_dict(), **fit_kw, "seed": seed + cfg.get("seed_offset", 0)}
         )
-        spec = RecSpec(kind="mult_vae", n_items=split.n_items, dropout=dropout)
+        kind = cfg.get("kind", "mult_vae")
+        spec = RecSpec(kind=kind, n_items=split.n_items, dropout=dropout)
         if tech:
             best_epoch, val, test, rows = fit_custom(split, spec, config, **tech)
         else:
@@ -218,7 +221,7 @@ def run(name, cfg, seeds, ease=False):
             e = fit_ease(split)
             et = evaluate(e.score, split.test_in, split.test_out)
             rec["ease"] = {"lambda": e.lam, "val_ndcg@100": e.validation[e.lam], "test": et}
-        with LOG.open("a") as f:
+        with LOGS.get(kind, LOG).open("a") as f:
             f.write(json.dumps(rec) + "\n")
         print(
             f"{name} seed {seed}: val {val['ndcg@100']:.4f} test {test['ndcg@100']:.4f} "

@@ -20,13 +20,13 @@ from benchmarks.common import BENCH_DIR, Recorder, log, machine
 
 SECTIONS = (
     "training", "quality", "pictures", "likelihood", "denoiser", "latency", "photos", "app", "load",
-    "recsys", "clicks", "room", "multiworker",
+    "recsys", "recvae", "clicks", "room", "multiworker",
 )  # fmt: skip
 # Left out of a plain `--quick` (ask with `--only load` / `--only recsys`): 2 sessions x 5 s still
 # need a server start and the pages' first loads, ~25 s in all; the recommender's quick run trains
 # two models on ml-latest-small and a 1/20-scale epoch, ~2 min; likelihood trains a model and clicks
 # starts a server and a browser; multiworker starts four training processes (~30 s even on the sample).
-QUICK_SKIPS = ("load", "recsys", "likelihood", "clicks", "room", "multiworker")
+QUICK_SKIPS = ("load", "recsys", "recvae", "likelihood", "clicks", "room", "multiworker")
 # Section -> (module, function(rec, quick)); training also yields quality (see below).
 MODULES = {
     "training": ("benchmarks.training", "run"),
@@ -39,6 +39,7 @@ MODULES = {
     "app": ("benchmarks.app_bench", "run"),
     "load": ("benchmarks.load", "bench"),
     "recsys": ("benchmarks.recsys", "run"),
+    "recvae": ("benchmarks.recsys", "run_recvae"),
     "room": ("benchmarks.wsload", "bench"),
     "multiworker": ("benchmarks.multiworker", "run"),
 }

@@ -89,6 +89,10 @@ def test_the_published_report_renders_again_from_its_records():
     )
     names = {json.loads(x)["name"] for x in (REPO / "benchmarks" / "recsys_settings.jsonl").open()}
     assert all(f"| {name} |" in text for name in names)
+    # RecVAE's row in the quality table, and its own search, from their records and log.
+    assert "| RecVAE |" in text and "**RecVAE settings tried**" in text
+    names = {json.loads(x)["name"] for x in (REPO / "benchmarks" / "recvae_settings.jsonl").open()}
+    assert names and all(f"| {name} |" in text for name in names)
 
 
 def test_the_pictures_section_renders_its_goals_and_the_prior_search():

@@ -22,7 +22,7 @@ BEST = {
     "round_trip": "conv_vae_32d",
     "generate": "conv_vae_32d",
     "denoise": "conv_dae",
-    "recommend": "mult_vae_ml_latest_small",
+    "recommend": "rec_vae_ml_latest_small",
 }
 
 
@@ -54,7 +54,7 @@ def _linked(at: AppTest) -> list[str]:
 def test_each_page_lists_the_models_that_fit_it_and_opens_on_the_best(lab_home):
     at = open_app()
     everything = _listed(_visit(at, "train"), "train")
-    assert {"mult_vae_ml_latest_small", "conv_dae", "mlp_vae_2d", "cvae_2d"} <= set(everything)
+    assert {"rec_vae_ml_latest_small", "conv_dae", "mlp_vae_2d", "cvae_2d"} <= set(everything)
     for page, best in BEST.items():
         listed = _listed(_visit(at, page), page)
         fit = {k for k in kinds.for_page(page) if page != "denoise" or not kinds.get(k).variational}
@@ -66,7 +66,7 @@ def test_each_page_lists_the_models_that_fit_it_and_opens_on_the_best(lab_home):
     _visit(at, "round_trip")
     compare = at.selectbox(key="rt_vs").options
     assert any(o.startswith("mlp_vae_2d") for o in compare)
-    assert not any("mult_vae" in o for o in compare)
+    assert not any("_vae_ml_latest_small" in o for o in compare)
 
 
 def _working(at: AppTest, page: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 
@@ -275,3 +276,61 @@ def test_the_title_column_is_wide_enough_for_every_title_on_the_list(split):
     assert width >= 6.8 * longest + 16, (width, longest)
     # The year beside each title, and the score before the long genres (which may scroll).
     assert list(frame.value.columns)[:4] == ["#", "title", "year", "score"]
+
+
+@pytest.fixture
+def rec_vae_home(recommender_home, tmp_path, monkeypatch, split):
+    """A store holding a small RecVAE on the Mult-VAE's split, its metadata scoring both VAEs."""
+    from vae_core.recsys.recvae import build_rec_vae
+
+    meta = json.loads((recommender_home / "models" / "mult_vae.json").read_text())
+    scores = {"recall@20": 0.31, "recall@50": 0.42, "ndcg@100": 0.37}
+    metrics = {**scores, **{f"mult_vae_{k}": v - 0.01 for k, v in scores.items()},
+               **{k: v for k, v in meta["test_metrics"].items() if k.startswith(("ease_", "popularity_"))}}  # fmt: skip
+    spec = ModelSpec("rec_vae", n_items=split.n_items, latent_dim=8, hidden=16)
+    Store(tmp_path / "home" / "models", shipped_root=None).save(
+        "rv", build_rec_vae(spec, seed=0), {"train": meta["train"], "test_metrics": metrics}
+    )
+    monkeypatch.setenv("VAE_LAB_HOME", str(tmp_path / "home"))
+    return metrics
+
+
+def test_a_rec_vae_shows_both_vaes_scores_and_what_its_prior_does(rec_vae_home, split):
+    at = _open("rv")
+    scores = _table(at, "rec_scores")
+    assert list(scores["method"]) == [
+        "RecVAE recommender (this model)",
+        "Mult-VAE recommender",
+        "EASE (item-item ridge regression)",
+        "Popularity (most liked)",
+    ]
+    for prefix, row in zip(
+        ("", "mult_vae_", "ease_", "popularity_"), scores.itertuples(), strict=True
+    ):
+        assert row[-1] == pytest.approx(rec_vae_home[prefix + "ndcg@100"])
+    assert "A prior that remembers you" in [h.value for h in at.header]
+    assert not _has_chart(at, "rec_prior")  # no picks yet: a sentence says what picks show
+    assert any("prior RecVAE gives you" in i.value for i in at.info)
+
+    at = _open("rv", picks=",".join(map(str, _popular(split, 5))))
+    assert len(_table(at, "rec_list")) == 10
+    figure = _chart(at, "rec_prior")
+    names = [trace["name"] for trace in figure["data"]]
+    assert names[0] == "the prior (their sum)" and "last epoch's encoder, for you" in names
+    # The prior is the sum of its parts.
+    total, *parts = (_values(trace["y"]) for trace in figure["data"])
+    assert np.allclose(total, sum(parts)) and total.max() > 0
+    assert any("last epoch's encoder" in m.value and "drifting" in m.value for m in at.markdown)
+
+
+def _values(data) -> np.ndarray:
+    """A figure's numbers as plotly's JSON has them: a list, or a typed array in base64."""
+    if isinstance(data, dict):
+        return np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"])
+    return np.asarray(data, dtype=float)
+
+
+def test_a_mult_vae_has_no_prior_lesson(split):
+    at = _open(picks=",".join(map(str, _popular(split, 3))))
+    assert "A prior that remembers you" not in [h.value for h in at.header]
+    assert not _has_chart(at, "rec_prior")

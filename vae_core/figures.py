@@ -724,3 +724,21 @@ def rank_spread(
     fig.update_layout(height=80 + 26 * max(len(items), 1), margin=dict(l=10, r=10, t=10, b=10),
                       plot_bgcolor="#ffffff", legend=dict(orientation="h", y=-0.15))  # fmt: skip
     return fig
+
+
+def composite_prior(
+    grid: np.ndarray, parts: dict[str, np.ndarray], mixture: np.ndarray, mean: float, dim: int,
+    height: int = 300,
+) -> go.Figure:  # fmt: skip
+    """RecVAE's prior along one latent dimension: each weighted part as a thin line, their sum
+    (the prior) filled, and a dashed line where the last epoch's encoder put the user."""
+    fig = go.Figure()
+    fig.add_scatter(x=grid, y=mixture, name="the prior (their sum)", fill="tozeroy",
+                    line=dict(color=TRAIN_COLOR, width=3))  # fmt: skip
+    for (name, density), color in zip(parts.items(), GROUP_COLORS[1:], strict=False):
+        fig.add_scatter(x=grid, y=density, name=name, line=dict(color=color, width=1.5))
+    fig.add_vline(x=mean, line=dict(color=HIGHLIGHT_COLOR, dash="dash"))
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="#ffffff",
+                      xaxis_title=f"z, dimension {dim}", yaxis_title="density",
+                      legend=dict(orientation="h", y=-0.3))  # fmt: skip
+    return fig

@@ -56,11 +56,17 @@ class Kind:
     datasets: tuple[str, ...] = DIGIT_DATASETS  # what it can be trained on
     variational: bool = True  # encoder gives z_mean, z_log_var and a sampled z; loss has a KL term
     conditional: bool = False  # encoder and decoder also take the digit's label
+    # beta is a KL weight per click, each user's KL weighed by their clicks, with no annealing
+    # (RecVAE's gamma); False: one weight for all (a recommender's rises to it, see kl_anneal_steps)
+    kl_per_click: bool = False
     dense: bool = True  # Dense layers only (compiled with XLA on one CPU); False: convolutions
     build: str = "vae_core.models:build_model"  # "module:function", ModelSpec -> ModelBundle
     # "module:function", (loaded composite, ModelSpec | None, metadata) -> ModelBundle
     load: str = "vae_core.models:bundle_from_composite"
     task: str = "vae_core.tasks:DigitTask"  # "module:Class": its data, model and scores in a run
+    # "module:Class" of a recommender's trainer (its from_settings builds one; PASSES: passes over
+    # the users per epoch); the digit kinds train with vae_core.models.Trainer.
+    trainer: str = ""
     reconstructions: tuple[str, ...] = ("bce", "mse")  # the reconstruction losses it can use
     priors: tuple[str, ...] = ("normal",)  # the p(z) it can learn with (vae_core.specs.PRIORS)
     compile: dict[str, Any] = field(default_factory=dict)  # overrides of vae_core.machine's choice
@@ -251,6 +257,7 @@ _RECOMMENDER = dict(
     build="vae_core.recsys.model:build_recommender",
     load="vae_core.recsys.task:load",
     task="vae_core.recsys.task:RecommenderTask",
+    trainer="vae_core.recsys.model:RecTrainer",
     reconstructions=("multinomial",),
     # Sparse inputs cannot go through XLA; one step per call (an epoch of ml-latest-small is 2).
     compile=dict(jit_compile=False, steps_per_execution=1),
@@ -283,5 +290,28 @@ register(
         preset=dict(latent_dim=200, reconstruction="multinomial"),
         train_preset={**_RECOMMENDER_TRAIN, "l2": 0.01 / 500},
         **_RECOMMENDER,
+    )
+)
+
+# RecVAE (Shenbin et al. 2020): Mult-VAE's successor that beats EASE on ML-20M. Its beta is the KL
+# weight per click (the paper's gamma: a user's KL weight is beta x their clicks); an epoch is three
+# encoder passes, then one decoder pass (vae_core.recsys.recvae). The paper's Adam 5e-4, batch 500
+# and beta 0.005 on ML-20M (50 epochs, see README); on the small set batch 100 and beta 0.01, chosen
+# on validation (vae_core.recsys.fit.REC_VAE_SMALL_SET; benchmarks/RESULTS.md, "RecVAE").
+register(
+    Kind(
+        "rec_vae",
+        "RecVAE recommender",
+        "Mult-VAE's successor (Shenbin et al. 2020): a denser encoder, and a prior that remembers "
+        "where the last epoch put each user; try it on the **Recommend** page.",
+        kl_per_click=True,
+        preset=dict(latent_dim=200, hidden=600, beta=0.01, reconstruction="multinomial"),
+        train_preset=dict(dataset="ml-latest-small", epochs=50, batch_size=100, learning_rate=5e-4),
+        **{
+            **_RECOMMENDER,
+            "build": "vae_core.recsys.recvae:build_rec_vae",
+            "load": "vae_core.recsys.recvae:load",
+            "trainer": "vae_core.recsys.recvae:RecVAETrainer",
+        },
     )
 )

@@ -112,7 +112,7 @@ def test_a_link_to_a_digit_model_opens_a_recommender_and_picks_survive_other_pag
     assert ui.sidebar(page).get_by_text("which this page cannot show").is_visible()
     assert ui.sidebar(page).get_by_role("link", name="Generate").count() == 2  # nav, and the note
     name = ui.active_model(page)
-    assert name in ("mult_vae_ml_latest_small", MODEL)  # the shipped one: the page's best
+    assert name in ("rec_vae_ml_latest_small", MODEL)  # the shipped one: the page's best
     assert "e2e_mlp_vae" not in " ".join(ui.model_list(page))  # only recommenders are listed
     _pick(page, "heat", "Heat (1995)")
     assert _params(page)["model"] == name and _params(page)["picks"] == "6"

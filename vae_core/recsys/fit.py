@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
+from vae_core import kinds
 from vae_core.fsutil import write_bytes_atomic
 from vae_core.machine import dtype_policy_restored, resolve_precision
 from vae_core.models import ModelBundle
@@ -28,8 +29,6 @@ from vae_core.recsys.model import (
     HIDDEN,
     LOGITS,
     RecSpec,
-    RecTrainer,
-    build_recommender,
     normalise_and_drop,
     sparse_batch,
 )
@@ -46,7 +45,7 @@ class FitConfig:
     epochs: int = 200  # vae_cf: 200 on ML-20M; the best epoch is kept, not the last
     batch_size: int = 500  # users per update
     learning_rate: float = 1e-3  # Adam
-    anneal_cap: float = 0.2  # the KL weight's ceiling (beta)
+    anneal_cap: float = 0.2  # the KL weight's ceiling (beta); RecVAE: its weight per click (gamma)
     anneal_steps: int = 200_000  # updates for beta to rise linearly from 0 to the cap
     l2: float = 0.0  # sum-of-squares weight penalty (vae_cf: 0 for the VAE, 0.01 / 500 for the DAE)
     seed: int = 98765  # weights, dropout, sampling and the batch shuffle
@@ -62,6 +61,13 @@ class FitConfig:
 # settings tried (benchmarks/recsys_settings.py; RESULTS.md, "Mult-VAE") did no better on validation
 # than this beyond the noise of the initial weights.
 SMALL_SET = FitConfig(epochs=120, batch_size=100, anneal_steps=600)
+
+# RecVAE (anneal_cap is its KL weight per click, gamma): the authors' ML-20M settings, 50 epochs of
+# three encoder passes and one decoder pass, Adam 5e-4, batch 500 ...
+REC_VAE_PAPER = FitConfig(epochs=50, batch_size=500, learning_rate=5e-4, anneal_cap=0.005)
+# ... and on the small set, batches of 100 and twice the paper's KL weight per click: the best of
+# the settings tried on validation NDCG@100 (benchmarks/recsys_settings.py; RESULTS.md, "RecVAE").
+REC_VAE_SMALL_SET = FitConfig(epochs=50, batch_size=100, learning_rate=5e-4, anneal_cap=0.01)
 
 
 @dataclass
@@ -84,27 +90,33 @@ def click_dataset(
     shuffle: bool = True,
     first_epoch: int = 0,
     drop_remainder: bool = False,
+    passes: int = 1,
 ) -> tf.data.Dataset:
-    """Rows of a CSR click matrix as tf.SparseTensor batches (the last, partial one left out with
-    `drop_remainder`); each pass over it is one epoch, its user order drawn from (seed, epoch), so
-    a resumed run sees the order it would have seen."""
+    """Rows of a CSR click matrix as tf.SparseTensor batches (each pass's last, partial one left
+    out with `drop_remainder`); each pass over the dataset is one epoch of `passes` passes over the
+    users (RecVAE's epoch is four), each pass's user order drawn from (seed, epoch[, pass]), so a
+    resumed run sees the order it would have seen."""
     clicks = sp.csr_matrix(clicks, dtype=np.float32)
     n = clicks.shape[0]
-    steps = n // batch_size if drop_remainder else -(-n // batch_size)
+    per_pass = n // batch_size if drop_remainder else -(-n // batch_size)
     epoch = [first_epoch]
 
     def batches():
-        order = np.random.default_rng([seed, epoch[0]]).permutation(n) if shuffle else np.arange(n)
-        epoch[0] += 1
-        for lo in range(0, steps * batch_size, batch_size):
-            coo = clicks[order[lo : lo + batch_size]].tocoo()
-            yield tf.SparseTensor(
-                np.stack([coo.row, coo.col], 1).astype(np.int64), coo.data, coo.shape
-            )
+        now = epoch[0]
+        epoch[0] += 1  # counted at the start: an epoch cut short still moves the orders on
+        for p in range(passes):
+            key = [seed, now] if passes == 1 else [seed, now, p]
+            order = np.random.default_rng(key).permutation(n) if shuffle else np.arange(n)
+            for lo in range(0, per_pass * batch_size, batch_size):
+                coo = clicks[order[lo : lo + batch_size]].tocoo()
+                yield tf.SparseTensor(
+                    np.stack([coo.row, coo.col], 1).astype(np.int64), coo.data, coo.shape
+                )
 
     spec = tf.SparseTensorSpec([None, clicks.shape[1]], tf.float32)
     data = tf.data.Dataset.from_generator(batches, output_signature=spec)
     # A known length lets Keras count steps (progress, the end of an epoch) from the first epoch on.
+    steps = passes * per_pass
     return data.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
 
 
@@ -116,7 +128,7 @@ class Float32Scorer:
     def __init__(self, spec: RecSpec):
         with dtype_policy_restored():
             keras.config.set_dtype_policy("float32")
-            self.bundle = build_recommender(spec)
+            self.bundle = build_by_kind(spec)
         enc, dec = self.bundle.encoder, self.bundle.decoder
         body = keras.Model(enc.get_layer(HIDDEN).input, enc.outputs)
         logits = keras.Model(dec.inputs, dec.get_layer(LOGITS).output)
@@ -249,21 +261,40 @@ def compile_options(config: FitConfig) -> dict:
     return {"precision": precision, "jit_compile": False, "steps_per_execution": 1}
 
 
-def make_trainer(spec: RecSpec, config: FitConfig) -> tuple[ModelBundle, RecTrainer, dict]:
+def build_by_kind(spec: RecSpec, seed: int | None = None) -> ModelBundle:
+    """A fresh recommender of spec's kind, by the builder its registry entry names."""
+    return kinds.resolve(kinds.get(spec.kind).build)(spec, seed=seed)
+
+
+def trainer_class(kind: str) -> type:
+    """The trainer a recommender kind's registry entry names (RecTrainer, RecVAETrainer)."""
+    return kinds.resolve(kinds.get(kind).trainer)
+
+
+def make_trainer(
+    spec: RecSpec, config: FitConfig, steps_per_pass: int = 1
+) -> tuple[ModelBundle, keras.Model, dict]:
     """A fresh bundle and its compiled trainer, built under the run's precision policy (the
     caller's policy is back afterwards; the layers keep the one they were built with)."""
     options = compile_options(config)
     with dtype_policy_restored():
         keras.config.set_dtype_policy(options["precision"])
-        bundle = build_recommender(spec, seed=config.seed)
-        trainer = RecTrainer(
-            bundle, config.anneal_cap, config.anneal_steps, config.l2, seed=config.seed + 1
+        bundle = build_by_kind(spec, seed=config.seed)
+        trainer = trainer_class(spec.kind).from_settings(
+            bundle,
+            beta=config.anneal_cap,
+            anneal_steps=config.anneal_steps,
+            l2=config.l2,
+            seed=config.seed + 1,
+            steps_per_pass=steps_per_pass,
         )
         trainer.compile(
             optimizer=FusedAdam(config.learning_rate),
             jit_compile=options["jit_compile"],
             steps_per_execution=options["steps_per_execution"],
         )
+        # Every variable made here, not inside a training step's branch (RecVAE's phases).
+        trainer.optimizer.build(trainer.trainable_variables)
     return bundle, trainer, options
 
 
@@ -284,11 +315,12 @@ def fit_recommender(
     if spec.n_items != split.n_items:
         raise ValueError(f"The model takes {spec.n_items} items but the split has {split.n_items}.")
     keras.utils.set_random_seed(config.seed)
-    bundle, trainer, options = make_trainer(spec, config)
+    steps_per_pass = -(-split.train.shape[0] // config.batch_size)
+    bundle, trainer, options = make_trainer(spec, config, steps_per_pass)
     validation = RankingValidation(split, bundle, config.eval_batch)
     history = _History(on_epoch)
     trainer.fit(
-        click_dataset(split.train, config.batch_size, config.seed),
+        click_dataset(split.train, config.batch_size, config.seed, passes=trainer.PASSES),
         epochs=config.epochs,
         callbacks=[validation, *callbacks, history],
         verbose=0,

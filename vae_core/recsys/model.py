@@ -170,6 +170,8 @@ class RecTrainer(keras.Model):
     checkpointed run resumes its annealing where it stopped.
     """
 
+    PASSES = 1  # passes over the users per epoch
+
     def __init__(
         self,
         bundle: ModelBundle,
@@ -200,6 +202,11 @@ class RecTrainer(keras.Model):
         self.nll_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_tracker = keras.metrics.Mean(name="kl_loss")
         self.beta_tracker = keras.metrics.Mean(name="kl_weight")
+
+    @classmethod
+    def from_settings(cls, bundle, *, beta, anneal_steps, l2, seed, steps_per_pass):
+        """The run's settings: beta is the KL weight's cap, reached after anneal_steps updates."""
+        return cls(bundle, beta, anneal_steps, l2, seed=seed)
 
     @property
     def metrics(self):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from vae_core import kinds
 from vae_core.errors import UserError
 from vae_core.models import ModelBundle
 from vae_core.recsys.movielens import _YEAR, Movies
@@ -251,11 +252,14 @@ BASELINES = {"ease": "EASE (item-item ridge regression)", "popularity": "Popular
 
 
 def scores_table(metrics: dict | None, model_label: str) -> list[dict]:
-    """One row per method with test scores in `metrics` (the model first, then EASE, popularity);
+    """One row per method with test scores in `metrics` (the model first, then the other
+    recommenders measured on the same users, e.g. "mult_vae_ndcg@100", then EASE, popularity);
     a method none of whose scores were recorded has no row."""
     metrics = metrics or {}
+    others = [(f"{k}_", kinds.label(k)) for k in kinds.for_page("recommend")]
+    baselines = [(f"{k}_", v) for k, v in BASELINES.items()]
     rows = []
-    for prefix, label in (("", model_label), *((f"{k}_", v) for k, v in BASELINES.items())):
+    for prefix, label in (("", model_label), *others, *baselines):
         row = {"method": label}
         for key, name in SCORE_NAMES.items():
             value = metrics.get(prefix + key)
@@ -264,3 +268,49 @@ def scores_table(metrics: dict | None, model_label: str) -> list[dict]:
         if any(row[name] is not None for name in SCORE_NAMES.values()):
             rows.append(row)
     return rows
+
+
+# ---------------------------------------------------------------- RecVAE's prior, for one user
+@dataclass
+class PriorPicture:
+    """RecVAE's composite prior along one latent dimension, for one set of picks."""
+
+    grid: np.ndarray  # z values along the dimension
+    parts: dict[str, np.ndarray]  # each part's weighted density on the grid, by its name
+    mixture: np.ndarray  # their sum: the prior's density
+    dim: int  # which dimension (the one where the encoder is surest about these picks)
+    mean: float  # where the encoder puts the picks on it (z_mean)
+    std: float
+
+
+def has_composite_prior(bundle: ModelBundle) -> bool:
+    """Whether the model learned with RecVAE's composite prior (the page's lesson on it)."""
+    from vae_core.recsys import recvae
+
+    return recvae.is_rec_vae(bundle.spec)
+
+
+def prior_picture(bundle: ModelBundle, picks: Sequence[int], points: int = 301) -> PriorPicture:
+    """What RecVAE's prior looks like for these picks: the frozen copy of the encoder is, at the end
+    of training, the encoder itself, so its posterior for the picks is the prior's middle part."""
+    from vae_core.recsys import recvae
+
+    if not picks:
+        raise UserError("Pick at least one movie to see the prior it gives you.")
+    x = np.zeros((1, bundle.spec.n_items), np.float32)
+    x[0, list(picks)] = 1.0
+    z_mean, z_log_var = (np.asarray(t)[0] for t in bundle.run("encoder", x)[:2])
+    dim = int(np.argmin(z_log_var))
+    mean, std = float(z_mean[dim]), float(np.exp(0.5 * z_log_var[dim]))
+    reach = max(3.0, abs(mean) + 4 * std)
+    grid = np.linspace(-reach, reach, points)
+
+    def density(m: float, s: float, w: float) -> np.ndarray:
+        return w * np.exp(-0.5 * ((grid - m) / s) ** 2) / (s * np.sqrt(2 * np.pi))
+
+    parts = {
+        "N(0, 1)": density(0.0, 1.0, recvae.STANDARD),
+        "last epoch's encoder, for you": density(mean, std, recvae.OLD_POSTERIOR),
+        "wide Gaussian": density(0.0, float(np.exp(recvae.WIDE_LOG_VAR / 2)), recvae.WIDE),
+    }
+    return PriorPicture(grid, parts, sum(parts.values()), dim, mean, std)

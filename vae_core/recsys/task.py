@@ -19,11 +19,13 @@ from vae_core.recsys.baselines import Popularity, fit_ease
 from vae_core.recsys.fit import (
     FusedAdam,
     RankingValidation,
+    build_by_kind,
     click_dataset,
     score_test_users,
+    trainer_class,
 )
 from vae_core.recsys.metrics import evaluate
-from vae_core.recsys.model import RecTrainer, build_recommender, recommender_from_composite
+from vae_core.recsys.model import recommender_from_composite
 from vae_core.recsys.movielens import load_movielens
 from vae_core.recsys.split import Split, paper_split
 from vae_core.specs import ModelSpec, TrainSpec
@@ -37,7 +39,7 @@ EASE_MAX_ITEMS = 12_000  # EASE inverts an items x items matrix: ML-20M's 20k wo
 
 
 class RecommenderTask:
-    """MovieLens -> the paper's split -> Mult-VAE/DAE; scored on held-out users."""
+    """MovieLens -> the paper's split -> Mult-VAE/DAE or RecVAE; scored on held-out users."""
 
     def __init__(self, run: Run):
         self.run, train = run, run.train_spec
@@ -54,20 +56,32 @@ class RecommenderTask:
         # Only across workers, where a last batch too small to share is a NaN loss: one process
         # keeps every user (its batches are sparse, one traced shape whatever their size).
         drop = drop_remainder and self.run.cluster is not None
-        # Each epoch's user order comes from (seed, epoch), so a resumed run sees the same orders.
-        clicks = click_dataset(
-            self.split.train, train.batch_size, train.seed, first_epoch=done, drop_remainder=drop
-        )
-        steps = (
+        per_pass = (
             self.n_train // train.batch_size if drop else math.ceil(self.n_train / train.batch_size)
         )
-        return Batches(clicks, None, steps)
+        self.steps_per_pass = per_pass
+        passes = trainer_class(self.spec.kind).PASSES  # RecVAE's epoch: encoder, then decoder
+        # Each epoch's user order comes from (seed, epoch), so a resumed run sees the same orders.
+        clicks = click_dataset(
+            self.split.train,
+            train.batch_size,
+            train.seed,
+            first_epoch=done,
+            drop_remainder=drop,
+            passes=passes,
+        )
+        return Batches(clicks, None, passes * per_pass)
 
-    def trainer(self, options: dict, steps_per_epoch: int) -> RecTrainer:
+    def trainer(self, options: dict, steps_per_epoch: int) -> keras.Model:
         train = self.run.train_spec
-        self.bundle = build_recommender(self.spec, seed=train.seed)
-        trainer = RecTrainer(
-            self.bundle, self.spec.beta, train.kl_anneal_steps, train.l2, seed=train.seed + 1
+        self.bundle = build_by_kind(self.spec, seed=train.seed)
+        trainer = trainer_class(self.spec.kind).from_settings(
+            self.bundle,
+            beta=self.spec.beta,
+            anneal_steps=train.kl_anneal_steps,
+            l2=train.l2,
+            seed=train.seed + 1,
+            steps_per_pass=self.steps_per_pass,
         )
         trainer.compile(
             optimizer=FusedAdam(train.learning_rate),
@@ -85,11 +99,11 @@ class RecommenderTask:
         self.validation = RankingValidation(self.split, self.bundle, best_path=best)
         return [self.validation]
 
-    def preview(self, trainer: RecTrainer) -> Preview:
+    def preview(self, trainer: keras.Model) -> Preview:
         # The validation callback already put Recall/NDCG into the epoch's line: no picture.
         return lambda: (None, {"best_epoch": self.validation.best_epoch})
 
-    def test(self, trainer: RecTrainer) -> tuple[ModelBundle, dict[str, float]]:
+    def test(self, trainer: keras.Model) -> tuple[ModelBundle, dict[str, float]]:
         """The best epoch's model on the test users, and the baselines on the same users."""
         best = self.validation.best_bundle()
         best.spec = self.spec
