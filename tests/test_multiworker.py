@@ -149,6 +149,19 @@ def test_the_recommender_trains_on_two_workers_as_the_readme_shows(home, tmp_pat
     assert sorted(p.name for p in (run_dir / "workers" / "worker_1").iterdir()) == ["status.json"]
 
 
+def test_recvae_asked_to_train_distributed_says_it_trains_as_one_process(home, tmp_path):
+    # Its encoder and decoder passes take turns inside a step, which tf.distribute cannot keep in
+    # step (a merge_call inside tf.cond): a sentence before anything starts, not a traceback later.
+    cmd = [sys.executable, "-m", "vae_core.train", "--model", "rec_vae", "--dataset",
+           "ml-latest-small", "--epochs", "1", "--strategy", "mirrored",
+           "--run-dir", str(tmp_path / "rv")]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=START_S, cwd=PROJECT_ROOT)
+    assert done.returncode != 0
+    assert (
+        "RecVAE recommender trains as one process on one machine only" in done.stderr + done.stdout
+    )
+
+
 # ---------------------------------------------------------------- a lost worker
 @pytest.mark.slow
 def test_a_killed_worker_interrupts_the_run_and_the_same_commands_resume(home, tmp_path, children):

@@ -25,7 +25,15 @@ from keras import layers, ops
 
 from vae_core import kinds
 from vae_core.layers import LOG_2PI, Sampling
-from vae_core.models import DECODER_INPUT, ENCODER_INPUT, LOGITS, ModelBundle
+from vae_core.models import (
+    DECODER_INPUT,
+    ENCODER_INPUT,
+    LOGITS,
+    ModelBundle,
+    replica_share,
+    skip_symbolic_build,
+    step_results,
+)
 from vae_core.recsys.model import (
     HIDDEN,
     INPUT_DROPOUT,
@@ -203,7 +211,8 @@ class RecVAETrainer(keras.Model):
     def _update(self, x, weights, dropout: float):
         with tf.GradientTape() as tape:
             losses = self.compute_losses(x, dropout, training=True)
-        grads = tape.gradient(losses[0], weights)
+            share = replica_share(losses[0])  # inside the tape, which records it
+        grads = tape.gradient(share, weights)
         self.optimizer.apply(grads, weights)
         return losses
 
@@ -243,7 +252,10 @@ class RecVAETrainer(keras.Model):
     def _track(self, total, nll, kl, beta):
         for tracker, value in zip(self.metrics, (total, nll, kl, beta), strict=True):
             tracker.update_state(value)
-        return {m.name: m.result() for m in self.metrics}
+        return step_results(self.metrics)  # shaped for several workers, as Mult-VAE's
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        skip_symbolic_build(self, iterator, data_batch)
 
     def call(self, inputs, training=None):
         return self.decoder(self.encoder(inputs, training=training)[2], training=training)
