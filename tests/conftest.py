@@ -9,6 +9,8 @@ from __future__ import annotations
 import gc
 import json
 import os
+import signal
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +49,18 @@ def thawed_heap():
     yield
     if gc.get_freeze_count():
         gc.unfreeze()
+
+
+@pytest.fixture
+def children():
+    """Child processes a test starts (directly, through runs, or as workers); each leads its own
+    session, and every one still alive is killed with its group at the end."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def _train_briefly(bundle, x: np.ndarray, y: np.ndarray, epochs: int = 1) -> None:

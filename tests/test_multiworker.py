@@ -43,17 +43,6 @@ def home(tmp_path, monkeypatch) -> Path:
     return home
 
 
-@pytest.fixture
-def children():
-    """Every worker process a test starts; all are killed at the end (each leads its own session)."""
-    started: list[subprocess.Popen] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 def _train(run_dir: Path, *flags: str) -> list[str]:
     return [sys.executable, "-m", "vae_core.train", "--run-dir", str(run_dir), *flags]
 

@@ -46,17 +46,6 @@ def store(tmp_path) -> Store:
     return Store(tmp_path / "store", shipped_root=None)
 
 
-@pytest.fixture
-def children():
-    """Child processes a test starts (directly or through runs); all are killed at the end."""
-    started: list[subprocess.Popen] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)  # each child leads its own session
-        proc.wait()
-
-
 def _cli(run_dir: Path, *flags: str) -> list[str]:
     return [sys.executable, "-m", "vae_core.train", "--run-dir", str(run_dir), *flags]
 
