@@ -167,46 +167,37 @@ def picker_key(page: str) -> str:
     return f"sb_model_{page}"
 
 
-def _choose(page: str, entries: list[StoreEntry]) -> str:
+def _choose(page: str, good: list[StoreEntry], entries: list[StoreEntry]) -> tuple[str, bool]:
     """Set the page's picker to its model before it is drawn: the one a link names, else the one
-    chosen on this page before, else the page's default. A link naming a model this page cannot
-    show gets a sentence; the page still opens on one it can."""
-    names = [e.name for e in entries]
+    chosen on this page before, else the page's default. Returns the picker's key, and whether a
+    link names a model this page cannot show (the page still opens on one it can)."""
+    names = [e.name for e in good]
     chosen = st.session_state.setdefault(CHOSEN, {})
     key = picker_key(page)
     linked = st.query_params.get(MODEL_PARAM)
-    if linked is not None and linked != chosen.get(page):
-        if linked in names:
-            st.session_state[key] = linked
-        else:
-            st.session_state["sb_link_note"] = _unfit(page, linked)
+    unfit = linked is not None and linked != chosen.get(page) and linked not in names
+    if linked in names and linked != chosen.get(page):
+        st.session_state[key] = linked
     if st.session_state.get(key) not in names:
         # Streamlit forgets a widget's value on a page it is not drawn on: the page's own record.
         remembered = chosen.get(page)
-        st.session_state[key] = remembered if remembered in names else best_of(page, entries)
-    return key
+        st.session_state[key] = remembered if remembered in names else best_of(page, good)
+    return key, unfit
 
 
-def _link_note() -> None:
-    """Say, once, why the model a link asked for is not this page's, and which pages show it."""
-    note = st.session_state.pop("sb_link_note", None)
-    if note:
-        st.info(note[0])
-        for other in note[1]:
-            st.page_link(page_file(other))
-
-
-def _unfit(page: str, name: str) -> tuple[str, list[str]]:
-    """Why a linked model is not shown on this page, and the pages that show it."""
-    entry = next((e for e in store().list() if e.name == name), None)
+def _say_unfit(page: str, name: str, entries: list[StoreEntry]) -> None:
+    """Why the model a link asks for is not this page's, and links to the pages that show it."""
+    entry = next((e for e in entries if e.name == name), None)
     if entry is None:
-        return f"The link asks for **{name}**, which is not in this lab's store.", []
+        st.info(f"The link asks for **{name}**, which is not in this lab's store.")
+        return
     where = [p for p in pages_for(entry.kind) if p != page]
-    return (
+    st.info(
         f"The link asks for **{name}**, a {kinds.label(entry.kind)}, which this page cannot "
-        "show" + ("; it opens here:" if where else "."),
-        where,
+        "show" + ("; it opens here:" if where else ".")
     )
+    for other in where:
+        st.page_link(page_file(other))
 
 
 def page_file(page: str) -> str:
@@ -230,13 +221,13 @@ def render_sidebar(page: str) -> None:
         if not good:
             linked = st.query_params.get(MODEL_PARAM)
             if linked:
-                st.session_state["sb_link_note"] = _unfit(page, linked)
-                _link_note()
+                _say_unfit(page, linked, entries)
             st.caption("None yet: the page says where one comes from.")
         else:
             names = [e.name for e in good]
-            key = _choose(page, good)
-            _link_note()  # above the list, where it is seen
+            key, unfit = _choose(page, good, entries)
+            if unfit:  # said above the list, where it is seen
+                _say_unfit(page, st.query_params[MODEL_PARAM], entries)
             # A radio, not a selectbox: each model's description wraps under its name, where a
             # selectbox would cut it off at the sidebar's width. However long the list, it is not
             # put in a box of its own: a box cut the descriptions off; the sidebar itself scrolls.
