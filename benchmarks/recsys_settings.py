@@ -6,7 +6,7 @@ benchmarks/recvae_settings.jsonl). Not part of `python -m benchmarks.run` (~1 mi
 
 Usage: python -m benchmarks.recsys_settings SEEDS [--ease] NAME JSON [NAME JSON ...]
 e.g.   python -m benchmarks.recsys_settings 98765,1 drop_0.3 '{"dropout": 0.3}'
-JSON keys: FitConfig fields (RecVAE's gamma is anneal_cap), kind, dropout, seed_offset, and the training-only techniques below
+JSON keys: FitConfig fields (RecVAE's gamma is anneal_cap), kind, dropout, hidden, latent_dim, seed_offset, and the training-only techniques below
 (weight_decay, ema, cosine, free_bits, beta_by_clicks, target_keep_w).
 """
 
@@ -176,7 +176,9 @@ def fit_custom(
 def run(name, cfg, seeds, ease=False):
     fit_kw = {
         k: cfg[k]
-        for k in ("epochs", "batch_size", "learning_rate", "anneal_cap", "anneal_steps", "l2")
+        for k in (
+            "epochs", "batch_size", "learning_rate", "anneal_cap", "anneal_steps", "l2", "precision"
+        )
         if k in cfg
     }
     tech = {
@@ -193,7 +195,8 @@ def run(name, cfg, seeds, ease=False):
             **{**SMALL_SET.to_dict(), **fit_kw, "seed": seed + cfg.get("seed_offset", 0)}
         )
         kind = cfg.get("kind", "mult_vae")
-        spec = RecSpec(kind=kind, n_items=split.n_items, dropout=dropout)
+        sizes = {k: cfg[k] for k in ("hidden", "latent_dim") if k in cfg}
+        spec = RecSpec(kind=kind, n_items=split.n_items, dropout=dropout, **sizes)
         if tech:
             best_epoch, val, test, rows = fit_custom(split, spec, config, **tech)
         else:

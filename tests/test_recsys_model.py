@@ -17,9 +17,11 @@ from vae_core.recsys.model import (
     RecTrainer,
     build_recommender,
     multinomial_nll,
+    SparseEncoder,
     normalise_and_drop,
     recommender_from_composite,
     sparse_batch,
+    sparse_matmul,
 )
 
 I = 50  # noqa: E741 -- the paper's name for the number of items
@@ -98,6 +100,26 @@ def test_composite_saves_and_loads_in_safe_mode(vae, tmp_path):
     back = recommender_from_composite(loaded)
     assert back.spec == vae.spec
     assert not any(type(layer).__name__ == "Lambda" for layer in loaded._flatten_layers())
+
+
+def test_the_sparse_product_and_its_gradient_are_the_dense_ones():
+    x = sparse_batch(_clicks(users=30, seed=3))
+    x = tf.SparseTensor(x.indices, x.values * np.linspace(0.5, 2, x.values.shape[0]), x.dense_shape)
+    kernel = tf.Variable(np.random.default_rng(0).normal(size=(I, 7)).astype("f4"))
+    upstream = np.random.default_rng(1).normal(size=(30, 7)).astype("f4")
+    with tf.GradientTape(persistent=True) as tape:
+        ours = sparse_matmul(x, kernel)
+        dense = tf.sparse.to_dense(x) @ kernel
+        ours_sum, dense_sum = tf.reduce_sum(ours * upstream), tf.reduce_sum(dense * upstream)
+    assert ours.shape == (30, 7) and np.allclose(ours, dense, atol=1e-5)
+    assert np.allclose(tape.gradient(ours_sum, kernel), tape.gradient(dense_sum, kernel), atol=1e-5)
+
+
+def test_the_dae_encoder_on_sparse_clicks_is_its_first_layer():
+    dae = build_recommender(RecSpec(kind="mult_dae", n_items=I, latent_dim=6), seed=0)
+    x = _clicks()
+    h = normalise_and_drop(sparse_batch(x), 0.5, None, training=False)
+    assert np.allclose(SparseEncoder(dae.encoder)(h), dae.encoder(x.toarray()), atol=1e-5)
 
 
 def test_sparse_training_path_is_the_encoder_on_dense_clicks(vae):

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 from tests.stops import StopAfter
 from vae_core import kinds, rundir
+from vae_core.recsys.fit import FusedAdam
 from vae_core.recsys.model import RecSpec, sparse_batch
 from vae_core.recsys.recvae import (
     ENCODER_PASSES,
@@ -110,6 +111,44 @@ def test_alternating_training_freezes_what_it_says():
     trainer.train_on_batch(batch)  # the next epoch trains the encoder again
     assert not _same(_weights(bundle.encoder), encoder1)
     assert _same(_weights(trainer.old_encoder), encoder1)
+
+
+def test_each_part_is_adams_first_step_when_its_turn_first_comes():
+    """As with the authors' two Adams: the decoder's first update, after six encoder steps, is a
+    fresh Adam's first (every weight moves by the learning rate, against the sign of its
+    gradient); counting the encoder's steps too would make it about half that."""
+    keras.config.set_dtype_policy("float32")
+    keras.utils.set_random_seed(0)
+    bundle = build_rec_vae(RecSpec(kind="rec_vae", n_items=40, hidden=16, latent_dim=4), seed=1)
+    trainer = RecVAETrainer(bundle, gamma=0.005, steps_per_pass=2, seed=2)
+    trainer.compile(optimizer=FusedAdam(0.01), jit_compile=False)
+    trainer.optimizer.build(trainer.trainable_variables)
+    rng = np.random.default_rng(0)
+    batch = sparse_batch(sp.csr_matrix((rng.random((8, 40)) < 0.3).astype("f4")))
+    for _ in range(ENCODER_PASSES * 2):
+        trainer.train_on_batch(batch)
+    bias = bundle.decoder.get_layer("decoder_logits").bias
+    before = np.asarray(bias).copy()
+    trainer.train_on_batch(batch)  # the decoder's first update
+    moved = np.abs(np.asarray(bias) - before)
+    assert np.allclose(moved, 0.01, rtol=0.02)
+
+
+def test_a_decoder_pass_takes_the_frozen_copys_posterior_from_the_encoder_it_equals():
+    """Once refreshed, the frozen copy is the encoder and a decoder pass has no dropout, so its KL
+    term is computed from the encoder's own posterior: the same numbers, one forward pass fewer."""
+    keras.config.set_dtype_policy("float32")
+    bundle = build_rec_vae(RecSpec(kind="rec_vae", n_items=40, hidden=16, latent_dim=4), seed=1)
+    trainer = RecVAETrainer(bundle, gamma=0.005, steps_per_pass=1, seed=2)
+    rng = np.random.default_rng(0)
+    batch = sparse_batch(sp.csr_matrix((rng.random((8, 40)) < 0.3).astype("f4")))
+    bundle.encoder.get_layer("z_mean").kernel.assign(rng.normal(size=(16, 4)).astype("f4"))
+    shortcut = trainer.compute_losses(batch, 0.0, training=False, fresh=True)
+    stale = trainer.compute_losses(batch, 0.0, training=False)
+    assert not np.isclose(float(shortcut[2]), float(stale[2]))  # the copy is last epoch's encoder
+    trainer.refresh_old_encoder()
+    computed = trainer.compute_losses(batch, 0.0, training=False)
+    assert np.allclose([float(t) for t in shortcut], [float(t) for t in computed], rtol=1e-6)
 
 
 def test_rec_vae_is_a_recommend_kind_with_the_papers_shape():

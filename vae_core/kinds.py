@@ -59,8 +59,6 @@ class Kind:
     # beta is a KL weight per click, each user's KL weighed by their clicks, with no annealing
     # (RecVAE's gamma); False: one weight for all (a recommender's rises to it, see kl_anneal_steps)
     kl_per_click: bool = False
-    # Trains under a tf.distribute strategy (mirrored, several workers); False: one replica only
-    distributed: bool = True
     dense: bool = True  # Dense layers only (compiled with XLA on one CPU); False: convolutions
     build: str = "vae_core.models:build_model"  # "module:function", ModelSpec -> ModelBundle
     # "module:function", (loaded composite, ModelSpec | None, metadata) -> ModelBundle
@@ -307,9 +305,6 @@ register(
         "Mult-VAE's successor (Shenbin et al. 2020): a denser encoder, and a prior that remembers "
         "where the last epoch put each user; try it on the **Recommend** page.",
         kl_per_click=True,
-        # Its encoder and decoder passes take turns inside one step (a tf.cond around each
-        # optimizer update), where tf.distribute cannot synchronise the gradients.
-        distributed=False,
         preset=dict(latent_dim=200, hidden=600, beta=0.01, reconstruction="multinomial"),
         train_preset=dict(dataset="ml-latest-small", epochs=50, batch_size=100, learning_rate=5e-4),
         **{

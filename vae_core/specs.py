@@ -173,18 +173,11 @@ class TrainSpec:
 
 
 def check_pair(model_spec: ModelSpec, train_spec: TrainSpec) -> None:
-    """A run's two specs agree: the data is of the kind's domain, and the kind can train with the
-    strategy asked for (a sentence if not)."""
+    """A run's two specs agree: the data is of the kind's domain (a sentence if not)."""
     info = model_spec.kind_info
     if train_spec.dataset not in info.datasets:
         raise UserError(
             f"The {info.label} trains on {', '.join(info.datasets)}, not {train_spec.dataset}."
-        )
-    if train_spec.strategy != "default" and not info.distributed:
-        raise UserError(
-            f"The {info.label} trains as one process on one machine only (its encoder and decoder "
-            f"take turns within a step, which {train_spec.strategy!r} cannot keep in step); "
-            "leave out --strategy and --workers."
         )
 
 

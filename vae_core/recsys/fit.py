@@ -230,13 +230,18 @@ class FusedAdam(keras.optimizers.Adam):
     ML-20M model is ~2.4 GB of memory traffic per batch instead of ~0.7 GB.
     """
 
+    def updates_so_far(self, index: int):
+        """The step of the index-th weight's bias correction: its updates so far, this one included
+        (every step, unless a trainer counts each part's own, as RecVAE's does)."""
+        return self.iterations + 1
+
     def update_step(self, gradient, variable, learning_rate):
         if self.amsgrad or not hasattr(variable, "handle"):
             return super().update_step(gradient, variable, learning_rate)
-        m = self._momentums[self._get_variable_index(variable)]
-        v = self._velocities[self._get_variable_index(variable)]
+        index = self._get_variable_index(variable)
+        m, v = self._momentums[index], self._velocities[index]
         dtype = variable.dtype
-        step = keras.ops.cast(self.iterations + 1, dtype)
+        step = keras.ops.cast(self.updates_so_far(index), dtype)
         beta_1 = keras.ops.cast(self.beta_1, dtype)
         beta_2 = keras.ops.cast(self.beta_2, dtype)
         tf.raw_ops.ResourceApplyAdam(

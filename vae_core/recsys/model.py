@@ -155,6 +155,49 @@ def normalise_and_drop(x: tf.SparseTensor, rate: float, seed, training: bool) ->
     return tf.SparseTensor(x.indices, values, x.dense_shape)
 
 
+def _csr(x: tf.SparseTensor):
+    return tf.raw_ops.SparseTensorToCSRSparseMatrix(
+        indices=x.indices, values=x.values, dense_shape=x.dense_shape
+    )
+
+
+def sparse_matmul(x: tf.SparseTensor, kernel) -> tf.Tensor:
+    """x @ kernel in float32 by TensorFlow's CSR kernels, and kernel's gradient (x^T @ upstream) the
+    same way. tf.sparse.sparse_dense_matmul, which Dense uses on a tf.SparseTensor, runs on one
+    thread and is ~9x slower here for a 500-user batch on 20k items (benchmarks/RESULTS.md, Scale).
+    x's rows and columns must be in canonical order (sparse_batch's are); no gradient reaches x."""
+    units = kernel.shape[-1]
+
+    @tf.custom_gradient
+    def product(kernel):
+        def grad(upstream):
+            x_t = tf.sparse.reorder(tf.sparse.transpose(x))
+            return tf.raw_ops.SparseMatrixMatMul(a=_csr(x_t), b=ops.cast(upstream, "float32"))
+
+        out = tf.raw_ops.SparseMatrixMatMul(a=_csr(x), b=kernel)
+        out.set_shape([None, units])
+        return out, grad
+
+    return product(ops.cast(kernel, "float32"))
+
+
+class SparseEncoder:
+    """An encoder fed a tf.SparseTensor of clicks: its first Dense (HIDDEN) by sparse_matmul, the
+    layers after it as they are. Called as the encoder is, on normalise_and_drop's output."""
+
+    def __init__(self, encoder: keras.Model):
+        self.first = encoder.get_layer(HIDDEN)
+        outputs = encoder.outputs if len(encoder.outputs) > 1 else encoder.outputs[0]
+        after = self.first.output is outputs  # Mult-DAE: the first Dense's output is the code
+        self.rest = None if after else keras.Model(self.first.output, outputs, name="after_first")
+
+    def __call__(self, x: tf.SparseTensor, training=False):
+        first = self.first
+        h = first.activation(sparse_matmul(x, first.kernel) + ops.cast(first.bias, "float32"))
+        h = ops.cast(h, first.compute_dtype)
+        return h if self.rest is None else self.rest(h, training=training)
+
+
 def multinomial_nll(logits, x: tf.SparseTensor):
     """Per user: -sum over the clicked items of log softmax(logits) (in float32)."""
     log_probs = tf.nn.log_softmax(ops.cast(logits, "float32"))
@@ -184,10 +227,8 @@ class RecTrainer(keras.Model):
         super().__init__(**kwargs)
         self.spec: RecSpec = bundle.spec  # type: ignore[assignment]
         self.encoder, self.decoder = bundle.encoder, bundle.decoder
-        # The encoder from its first Dense on (which takes a tf.SparseTensor as it is) ...
-        self.encoder_body = keras.Model(
-            bundle.encoder.get_layer(HIDDEN).input, bundle.encoder.outputs, name="encoder_body"
-        )
+        # The encoder from its first Dense on, fed the sparse clicks ...
+        self.encoder_body = SparseEncoder(bundle.encoder)
         # ... and the decoder up to its logits, so the loss can fuse the softmax.
         self.decoder_logits = keras.Model(
             bundle.decoder.inputs, bundle.decoder.get_layer(LOGITS).output, name="decoder_logits"

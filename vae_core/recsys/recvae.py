@@ -38,6 +38,7 @@ from vae_core.recsys.model import (
     HIDDEN,
     INPUT_DROPOUT,
     RecSpec,
+    SparseEncoder,
     build_composite,
     multinomial_nll,
     normalise_and_drop,
@@ -149,11 +150,12 @@ class RecVAETrainer(keras.Model):
 
     An epoch is PASSES passes over the users (`steps_per_pass` batches each): the first
     ENCODER_PASSES update the encoder only (input dropout on), then the frozen copy takes the
-    encoder's weights, then DECODER_PASSES update the decoder only (no dropout). Which part a step
-    trains follows from the optimizer's step counter, so a checkpointed run resumes in its phase.
-    One Adam serves both parts (the authors keep one per part): each part's moments move only in
-    its own passes. Both phases compute the whole loss, so the tracked terms read the same in each;
-    the KL term has no gradient for the decoder anyway.
+    encoder's weights, then DECODER_PASSES update the decoder only (no dropout). Each phase is its
+    own compiled step, chosen before each batch from the optimizer's step counter, so a
+    checkpointed run resumes in its phase and no optimizer update sits inside a tf.cond (which
+    tf.distribute cannot synchronise). One Adam serves both parts as the authors' two do (one per
+    part): each part's moments move only in its own passes, and with FusedAdam each part's bias
+    correction counts only its own updates.
     """
 
     PASSES = ENCODER_PASSES + DECODER_PASSES
@@ -165,9 +167,7 @@ class RecVAETrainer(keras.Model):
         self.spec: RecSpec = bundle.spec  # type: ignore[assignment]
         self.encoder, self.decoder = bundle.encoder, bundle.decoder
         self.gamma, self.steps_per_pass = float(gamma), int(steps_per_pass)
-        self.encoder_body = keras.Model(
-            bundle.encoder.get_layer(HIDDEN).input, bundle.encoder.outputs, name="encoder_body"
-        )
+        self.encoder_body = SparseEncoder(bundle.encoder)
         self.decoder_logits = keras.Model(
             bundle.decoder.inputs, bundle.decoder.get_layer(LOGITS).output, name="decoder_logits"
         )
@@ -177,11 +177,7 @@ class RecVAETrainer(keras.Model):
         self.old_encoder.name = "old_encoder"
         self.old_encoder.set_weights(bundle.encoder.get_weights())
         self.old_encoder.trainable = False
-        self.old_body = keras.Model(
-            self.old_encoder.get_layer(HIDDEN).input,
-            self.old_encoder.outputs[:2],
-            name="old_encoder_body",
-        )
+        self.old_body = SparseEncoder(self.old_encoder)
         self.dropout_seed = keras.random.SeedGenerator(seed)
         self.total_tracker = keras.metrics.Mean(name="loss")
         self.nll_tracker = keras.metrics.Mean(name="reconstruction_loss")
@@ -197,53 +193,91 @@ class RecVAETrainer(keras.Model):
     def metrics(self):
         return [self.total_tracker, self.nll_tracker, self.kl_tracker, self.beta_tracker]
 
-    def compute_losses(self, x: tf.SparseTensor, dropout: float, training: bool):
-        """(total, reconstruction, KL, beta), each the mean over the batch's users."""
+    def compute_losses(self, x: tf.SparseTensor, dropout: float, training: bool, fresh=False):
+        """(total, reconstruction, KL, beta), each the mean over the batch's users. `fresh`: the
+        frozen copy equals the encoder and dropout is off (the decoder passes), so its posterior is
+        the encoder's, not computed twice."""
         h = normalise_and_drop(x, dropout, self.dropout_seed, training)
         z_mean, z_log_var, z = self.encoder_body(h, training=training)
-        clean = normalise_and_drop(x, 0.0, None, training=False)
-        old_mean, old_log_var = self.old_body(clean, training=False)
+        if fresh:
+            old_mean, old_log_var = z_mean, z_log_var
+        else:
+            clean = normalise_and_drop(x, 0.0, None, training=False)
+            old_mean, old_log_var = self.old_body(clean, training=False)[:2]
         nll = multinomial_nll(self.decoder_logits(z, training=training), x)
         kl = kl_estimate(z, z_mean, z_log_var, old_mean, old_log_var)
         beta = self.gamma * clicks_per_user(x)
         return ops.mean(nll + beta * kl), ops.mean(nll), ops.mean(kl), ops.mean(beta)
 
-    def _update(self, x, weights, dropout: float):
+    def _update(self, x, weights, dropout: float, fresh=False):
         with tf.GradientTape() as tape:
-            losses = self.compute_losses(x, dropout, training=True)
+            losses = self.compute_losses(x, dropout, training=True, fresh=fresh)
             share = replica_share(losses[0])  # inside the tape, which records it
         grads = tape.gradient(share, weights)
         self.optimizer.apply(grads, weights)
-        return losses
+        return self._track(*losses)
+
+    def encoder_step(self, data):
+        """One update of the encoder, input dropout on; the decoder's weights get no gradient."""
+        x = keras.utils.unpack_x_y_sample_weight(data)[0]
+        return self._update(x, self.encoder.trainable_weights, self.spec.dropout)
+
+    def decoder_step(self, data):
+        """One update of the decoder, no dropout; the frozen copy was just refreshed."""
+        x = keras.utils.unpack_x_y_sample_weight(data)[0]
+        return self._update(x, self.decoder.trainable_weights, 0.0, fresh=True)
 
     def refresh_old_encoder(self):
         """The frozen copy takes the encoder's current weights."""
         for old, new in zip(self.old_encoder.weights, self.encoder.weights, strict=True):
             old.assign(new)
 
-    def encoder_phase(self, step):
+    def compile(self, *args, **kwargs):
+        """keras.Model's, and FusedAdam's bias correction counting each part's own updates."""
+        super().compile(*args, **kwargs)
+        if hasattr(self.optimizer, "updates_so_far"):
+            self.optimizer.updates_so_far = self.updates_so_far
+
+    def updates_so_far(self, index: int):
+        """How many updates the optimizer's index-th weight has had, this one included: an encoder
+        weight's encoder steps, a decoder weight's decoder steps, from the step counter. The
+        authors keep one Adam per part, whose bias correction counts only that part's steps;
+        counting every step would give the decoder up to ~1.6x larger steps on the small set."""
+        decoder = {self.optimizer._get_variable_index(w) for w in self.decoder.trainable_weights}
+        per_epoch = self.PASSES * self.steps_per_pass
+        encoder_steps = ENCODER_PASSES * self.steps_per_pass
+        step = self.optimizer.iterations
+        epochs, into = step // per_epoch, step % per_epoch
+        if index in decoder:
+            done = epochs * (per_epoch - encoder_steps) + ops.maximum(into - encoder_steps, 0)
+        else:
+            done = epochs * encoder_steps + ops.minimum(into, encoder_steps)
+        return done + 1
+
+    def encoder_phase(self, step: int) -> bool:
         """True while `step` (0-based, counted over the run) is in an epoch's encoder passes."""
         per_epoch = self.PASSES * self.steps_per_pass
         return step % per_epoch < ENCODER_PASSES * self.steps_per_pass
 
-    def train_step(self, data):
-        x = keras.utils.unpack_x_y_sample_weight(data)[0]
-        step = self.optimizer.iterations
-        in_epoch = step % (self.PASSES * self.steps_per_pass)
+    def make_train_function(self, force=False):
+        """fit's step: the encoder's or the decoder's compiled step, by the step counter (read once
+        per batch), the frozen copy refreshed as the decoder passes begin."""
+        if self.train_function is not None and not force:
+            return self.train_function
+        if self.steps_per_execution != 1:
+            raise ValueError("RecVAE's phases change between batches: steps_per_execution must be 1.")
+        encoder_fn = self._make_function(self.encoder_step)  # Keras's wrapping of a step
+        decoder_fn = self._make_function(self.decoder_step)
+        per_epoch = self.PASSES * self.steps_per_pass
 
-        def refresh():
-            self.refresh_old_encoder()
-            return tf.constant(True)
+        def train_function(iterator):
+            step = int(self.optimizer.iterations.numpy())
+            if step % per_epoch == ENCODER_PASSES * self.steps_per_pass:
+                self.refresh_old_encoder()
+            return (encoder_fn if self.encoder_phase(step) else decoder_fn)(iterator)
 
-        tf.cond(
-            in_epoch == ENCODER_PASSES * self.steps_per_pass, refresh, lambda: tf.constant(False)
-        )
-        losses = tf.cond(
-            self.encoder_phase(step),
-            lambda: self._update(x, self.encoder.trainable_weights, self.spec.dropout),
-            lambda: self._update(x, self.decoder.trainable_weights, 0.0),
-        )
-        return self._track(*losses)
+        self.train_function = train_function
+        return train_function
 
     def test_step(self, data):
         x = keras.utils.unpack_x_y_sample_weight(data)[0]
