@@ -177,7 +177,13 @@ def run(name, cfg, seeds, ease=False):
     fit_kw = {
         k: cfg[k]
         for k in (
-            "epochs", "batch_size", "learning_rate", "anneal_cap", "anneal_steps", "l2", "precision"
+            "epochs",
+            "batch_size",
+            "learning_rate",
+            "anneal_cap",
+            "anneal_steps",
+            "l2",
+            "precision",
         )
         if k in cfg
     }
@@ -220,6 +226,8 @@ def run(name, cfg, seeds, ease=False):
             "config": config.to_dict(),
             "dropout": dropout,
         }
+        if kind == "rec_vae":  # runs before this field counted every step (one shared count)
+            rec["adam_counts"] = "each part's own updates"
         if ease:
             e = fit_ease(split)
             et = evaluate(e.score, split.test_in, split.test_out)

@@ -265,7 +265,9 @@ class RecVAETrainer(keras.Model):
         if self.train_function is not None and not force:
             return self.train_function
         if self.steps_per_execution != 1:
-            raise ValueError("RecVAE's phases change between batches: steps_per_execution must be 1.")
+            raise ValueError(
+                "RecVAE's phases change between batches: steps_per_execution must be 1."
+            )
         encoder_fn = self._make_function(self.encoder_step)  # Keras's wrapping of a step
         decoder_fn = self._make_function(self.decoder_step)
         per_epoch = self.PASSES * self.steps_per_pass
