@@ -15,9 +15,9 @@ from vae_core.recsys.fit import FitConfig, Float32Scorer, make_trainer
 from vae_core.recsys.model import (
     RecSpec,
     RecTrainer,
+    SparseEncoder,
     build_recommender,
     multinomial_nll,
-    SparseEncoder,
     normalise_and_drop,
     recommender_from_composite,
     sparse_batch,
