@@ -26,9 +26,9 @@ from vae_core.machine import dtype_policy_restored, resolve_precision
 from vae_core.models import ModelBundle
 from vae_core.recsys.metrics import NDCG_K, RECALL_KS, evaluate
 from vae_core.recsys.model import (
-    HIDDEN,
     LOGITS,
     RecSpec,
+    SparseEncoder,
     normalise_and_drop,
     sparse_batch,
 )
@@ -129,8 +129,8 @@ class Float32Scorer:
         with dtype_policy_restored():
             keras.config.set_dtype_policy("float32")
             self.bundle = build_by_kind(spec)
-        enc, dec = self.bundle.encoder, self.bundle.decoder
-        body = keras.Model(enc.get_layer(HIDDEN).input, enc.outputs)
+        body = SparseEncoder(self.bundle.encoder)
+        dec = self.bundle.decoder
         logits = keras.Model(dec.inputs, dec.get_layer(LOGITS).output)
         is_vae = spec.is_vae
 
