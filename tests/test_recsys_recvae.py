@@ -143,11 +143,11 @@ def test_a_decoder_pass_takes_the_frozen_copys_posterior_from_the_encoder_it_equ
     rng = np.random.default_rng(0)
     batch = sparse_batch(sp.csr_matrix((rng.random((8, 40)) < 0.3).astype("f4")))
     bundle.encoder.get_layer("z_mean").kernel.assign(rng.normal(size=(16, 4)).astype("f4"))
-    shortcut = trainer.compute_losses(batch, 0.0, training=False, fresh=True)
-    stale = trainer.compute_losses(batch, 0.0, training=False)
+    shortcut = trainer.compute_losses(batch, training=False, fresh=True)
+    stale = trainer.compute_losses(batch, training=False)
     assert not np.isclose(float(shortcut[2]), float(stale[2]))  # the copy is last epoch's encoder
     trainer.refresh_old_encoder()
-    computed = trainer.compute_losses(batch, 0.0, training=False)
+    computed = trainer.compute_losses(batch, training=False)
     assert np.allclose([float(t) for t in shortcut], [float(t) for t in computed], rtol=1e-6)
 
 

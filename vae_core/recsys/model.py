@@ -206,14 +206,59 @@ def multinomial_nll(logits, x: tf.SparseTensor):
 
 
 # ---------------------------------------------------------------- training
-class RecTrainer(keras.Model):
-    """Trains a Mult-VAE/DAE bundle on sparse click batches; loss terms tracked separately.
+class ClickTrainer(keras.Model):
+    """What the recommenders' trainers share: the encoder fed sparse clicks (SparseEncoder), the
+    decoder up to its logits (so the loss can fuse the softmax), the input dropout's seed, and the
+    loss terms tracked separately. A trainer adds compute_losses(x, training) -> (total,
+    reconstruction, KL or None, beta) and its train step."""
+
+    PASSES = 1  # passes over the users per epoch
+
+    def __init__(self, bundle: ModelBundle, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.spec: RecSpec = bundle.spec  # type: ignore[assignment]
+        self.encoder, self.decoder = bundle.encoder, bundle.decoder
+        self.encoder_body = SparseEncoder(bundle.encoder)
+        self.decoder_logits = keras.Model(
+            bundle.decoder.inputs, bundle.decoder.get_layer(LOGITS).output, name="decoder_logits"
+        )
+        self.dropout_seed = keras.random.SeedGenerator(seed)
+        self.total_tracker = keras.metrics.Mean(name="loss")
+        self.nll_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
+        self.beta_tracker = keras.metrics.Mean(name="kl_weight")
+
+    @property
+    def metrics(self):
+        extra = [self.kl_tracker, self.beta_tracker] if self.spec.is_vae else []
+        return [self.total_tracker, self.nll_tracker, *extra]
+
+    def _track(self, total, nll, kl, beta):
+        self.total_tracker.update_state(total)
+        self.nll_tracker.update_state(nll)
+        if kl is not None:
+            self.kl_tracker.update_state(kl)
+            self.beta_tracker.update_state(beta)
+        return step_results(self.metrics)  # shaped for several workers
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        skip_symbolic_build(self, iterator, data_batch)
+
+    def test_step(self, data):
+        x = keras.utils.unpack_x_y_sample_weight(data)[0]
+        return self._track(*self.compute_losses(x, training=False))
+
+    def call(self, inputs, training=None):
+        z = self.encoder(inputs, training=training)
+        return self.decoder(z[2] if self.spec.is_vae else z, training=training)
+
+
+class RecTrainer(ClickTrainer):
+    """Trains a Mult-VAE/DAE bundle on sparse click batches.
 
     beta = min(anneal_cap, updates / anneal_steps) is read from the optimizer's step counter, so a
     checkpointed run resumes its annealing where it stopped.
     """
-
-    PASSES = 1  # passes over the users per epoch
 
     def __init__(
         self,
@@ -224,35 +269,17 @@ class RecTrainer(keras.Model):
         seed: int | None = None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.spec: RecSpec = bundle.spec  # type: ignore[assignment]
-        self.encoder, self.decoder = bundle.encoder, bundle.decoder
-        # The encoder from its first Dense on, fed the sparse clicks ...
-        self.encoder_body = SparseEncoder(bundle.encoder)
-        # ... and the decoder up to its logits, so the loss can fuse the softmax.
-        self.decoder_logits = keras.Model(
-            bundle.decoder.inputs, bundle.decoder.get_layer(LOGITS).output, name="decoder_logits"
-        )
+        super().__init__(bundle, seed, **kwargs)
         self.anneal_cap, self.anneal_steps, self.l2 = (
             float(anneal_cap),
             int(anneal_steps),
             float(l2),
         )
-        self.dropout_seed = keras.random.SeedGenerator(seed)
-        self.total_tracker = keras.metrics.Mean(name="loss")
-        self.nll_tracker = keras.metrics.Mean(name="reconstruction_loss")
-        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
-        self.beta_tracker = keras.metrics.Mean(name="kl_weight")
 
     @classmethod
     def from_settings(cls, bundle, *, beta, anneal_steps, l2, seed, steps_per_pass):
         """The run's settings: beta is the KL weight's cap, reached after anneal_steps updates."""
         return cls(bundle, beta, anneal_steps, l2, seed=seed)
-
-    @property
-    def metrics(self):
-        extra = [self.kl_tracker, self.beta_tracker] if self.spec.is_vae else []
-        return [self.total_tracker, self.nll_tracker, *extra]
 
     def kl_weight(self):
         """beta for the next update: linear from 0 to the cap over anneal_steps updates."""
@@ -276,17 +303,6 @@ class RecTrainer(keras.Model):
             total = total + self.l2 * ops.sum([ops.sum(ops.square(w)) for w in kernels])
         return total, nll, kl, beta
 
-    def _track(self, total, nll, kl, beta):
-        self.total_tracker.update_state(total)
-        self.nll_tracker.update_state(nll)
-        if kl is not None:
-            self.kl_tracker.update_state(kl)
-            self.beta_tracker.update_state(beta)
-        return step_results(self.metrics)
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        skip_symbolic_build(self, iterator, data_batch)
-
     def train_step(self, data):
         x = keras.utils.unpack_x_y_sample_weight(data)[0]  # train_on_batch hands (x, None, None)
         with tf.GradientTape() as tape:
@@ -295,11 +311,3 @@ class RecTrainer(keras.Model):
         grads = tape.gradient(share, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights, strict=True))
         return self._track(total, nll, kl, beta)
-
-    def test_step(self, data):
-        x = keras.utils.unpack_x_y_sample_weight(data)[0]
-        return self._track(*self.compute_losses(x, training=False))
-
-    def call(self, inputs, training=None):
-        z = self.encoder(inputs, training=training)
-        return self.decoder(z[2] if self.spec.is_vae else z, training=training)

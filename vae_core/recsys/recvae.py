@@ -31,12 +31,11 @@ from vae_core.models import (
     LOGITS,
     ModelBundle,
     replica_share,
-    skip_symbolic_build,
-    step_results,
 )
 from vae_core.recsys.model import (
     HIDDEN,
     INPUT_DROPOUT,
+    ClickTrainer,
     RecSpec,
     SparseEncoder,
     build_composite,
@@ -145,7 +144,7 @@ def clicks_per_user(x: tf.SparseTensor):
 
 
 # ---------------------------------------------------------------- training
-class RecVAETrainer(keras.Model):
+class RecVAETrainer(ClickTrainer):
     """Trains a RecVAE bundle on sparse click batches, encoder and decoder by turns.
 
     An epoch is PASSES passes over the users (`steps_per_pass` batches each): the first
@@ -163,14 +162,8 @@ class RecVAETrainer(keras.Model):
     def __init__(
         self, bundle: ModelBundle, gamma: float = 0.005, steps_per_pass: int = 1, seed=None, **kw
     ):
-        super().__init__(**kw)
-        self.spec: RecSpec = bundle.spec  # type: ignore[assignment]
-        self.encoder, self.decoder = bundle.encoder, bundle.decoder
+        super().__init__(bundle, seed, **kw)
         self.gamma, self.steps_per_pass = float(gamma), int(steps_per_pass)
-        self.encoder_body = SparseEncoder(bundle.encoder)
-        self.decoder_logits = keras.Model(
-            bundle.decoder.inputs, bundle.decoder.get_layer(LOGITS).output, name="decoder_logits"
-        )
         # The frozen copy: starts as the encoder (the authors' starts as a second random one), then
         # takes its weights after each encoder phase; its weights are in the run's checkpoints.
         self.old_encoder = keras.models.clone_model(bundle.encoder)
@@ -178,22 +171,13 @@ class RecVAETrainer(keras.Model):
         self.old_encoder.set_weights(bundle.encoder.get_weights())
         self.old_encoder.trainable = False
         self.old_body = SparseEncoder(self.old_encoder)
-        self.dropout_seed = keras.random.SeedGenerator(seed)
-        self.total_tracker = keras.metrics.Mean(name="loss")
-        self.nll_tracker = keras.metrics.Mean(name="reconstruction_loss")
-        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
-        self.beta_tracker = keras.metrics.Mean(name="kl_weight")
 
     @classmethod
     def from_settings(cls, bundle, *, beta, anneal_steps, l2, seed, steps_per_pass):
         """The run's settings: beta is the KL weight per click (gamma); no annealing, no l2."""
         return cls(bundle, gamma=beta, steps_per_pass=steps_per_pass, seed=seed)
 
-    @property
-    def metrics(self):
-        return [self.total_tracker, self.nll_tracker, self.kl_tracker, self.beta_tracker]
-
-    def compute_losses(self, x: tf.SparseTensor, dropout: float, training: bool, fresh=False):
+    def compute_losses(self, x: tf.SparseTensor, training: bool, dropout=0.0, fresh=False):
         """(total, reconstruction, KL, beta), each the mean over the batch's users. `fresh`: the
         frozen copy equals the encoder and dropout is off (the decoder passes), so its posterior is
         the encoder's, not computed twice."""
@@ -211,7 +195,7 @@ class RecVAETrainer(keras.Model):
 
     def _update(self, x, weights, dropout: float, fresh=False):
         with tf.GradientTape() as tape:
-            losses = self.compute_losses(x, dropout, training=True, fresh=fresh)
+            losses = self.compute_losses(x, training=True, dropout=dropout, fresh=fresh)
             share = replica_share(losses[0])  # inside the tape, which records it
         grads = tape.gradient(share, weights)
         self.optimizer.apply(grads, weights)
@@ -280,18 +264,3 @@ class RecVAETrainer(keras.Model):
 
         self.train_function = train_function
         return train_function
-
-    def test_step(self, data):
-        x = keras.utils.unpack_x_y_sample_weight(data)[0]
-        return self._track(*self.compute_losses(x, 0.0, training=False))
-
-    def _track(self, total, nll, kl, beta):
-        for tracker, value in zip(self.metrics, (total, nll, kl, beta), strict=True):
-            tracker.update_state(value)
-        return step_results(self.metrics)  # shaped for several workers, as Mult-VAE's
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        skip_symbolic_build(self, iterator, data_batch)
-
-    def call(self, inputs, training=None):
-        return self.decoder(self.encoder(inputs, training=training)[2], training=training)
