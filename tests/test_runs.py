@@ -32,20 +32,10 @@ def root(tmp_path, monkeypatch) -> Path:
     return tmp_path / "home" / "runs"
 
 
-@pytest.fixture
-def fakes():
-    """Stand-in children a test starts; every one still alive is killed at the end."""
-    started: list[subprocess.Popen] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-
-
-def _fake(fakes) -> subprocess.Popen:
-    proc = subprocess.Popen(FAKE_CHILD)
-    fakes.append(proc)
+def _fake(children) -> subprocess.Popen:
+    """A stand-in child leading its own session, as runs starts the real one."""
+    proc = subprocess.Popen(FAKE_CHILD, start_new_session=True)
+    children.append(proc)
     return proc
 
 
@@ -131,8 +121,8 @@ def test_epoch_pngs_are_numbered_by_epoch_not_by_name(tmp_path):
 
 
 # ---------------------------------------------------------------- derived state
-def test_a_running_status_whose_process_is_gone_reads_interrupted(root, fakes):
-    proc = _fake(fakes)
+def test_a_running_status_whose_process_is_gone_reads_interrupted(root, children):
+    proc = _fake(children)
     run_dir = _make_run(root, state="running", pid=proc.pid, epoch=3, epochs=10)
     assert runs.read_status(run_dir)["state"] == "running"
 
@@ -195,8 +185,8 @@ def test_list_runs_survives_damaged_folders(root):
 
 
 # ---------------------------------------------------------------- start / stop rules
-def test_only_one_run_at_a_time_with_a_sentence(root, fakes):
-    proc = _fake(fakes)
+def test_only_one_run_at_a_time_with_a_sentence(root, children):
+    proc = _fake(children)
     busy = _make_run(root, state="running", pid=proc.pid, epoch=2, epochs=10)
     other = _make_run(root)
 
@@ -217,12 +207,12 @@ def test_only_one_run_at_a_time_with_a_sentence(root, fakes):
     assert runs.active_run(root) is None
 
 
-def test_two_simultaneous_starts_give_one_run(root, fakes, monkeypatch):
+def test_two_simultaneous_starts_give_one_run(root, children, monkeypatch):
     real_popen = subprocess.Popen
 
     def fake_popen(args, **kwargs):  # the real spawn path, with a stand-in instead of TensorFlow
         proc = real_popen(FAKE_CHILD, **kwargs)
-        fakes.append(proc)
+        children.append(proc)
         return proc
 
     monkeypatch.setattr(runs.subprocess, "Popen", fake_popen)
@@ -251,8 +241,8 @@ def test_two_simultaneous_starts_give_one_run(root, fakes, monkeypatch):
     assert (started / rundir.LOG_FILE).exists()
 
 
-def test_stop_run_signals_the_child_and_leaves_a_stop_file(root, fakes):
-    proc = _fake(fakes)
+def test_stop_run_signals_the_child_and_leaves_a_stop_file(root, children):
+    proc = _fake(children)
     run_dir = _make_run(root, state="running", pid=proc.pid, epoch=1, epochs=10)
 
     assert runs.stop_run(run_dir) is True

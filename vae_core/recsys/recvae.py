@@ -10,7 +10,8 @@ weight per user and alternating training. Built as the authors' code (ilya-shenb
   log-variance 10 (1/10). The middle part keeps a user's z from drifting between epochs.
 - KL weight per user: beta(x) = gamma x (the user's clicks), the KL estimated at the sampled z.
 - Alternating training: each epoch is three passes updating the encoder only, then the frozen copy
-  takes the encoder's weights, then one pass updating the decoder only (no dropout).
+  takes the encoder's weights, then one pass updating the decoder only (no dropout); each part's
+  Adam steps count only its own updates, as with the authors' two optimizers.
 The composite that is saved is decoder(encoder(x)[2]) as for Mult-VAE: built-in layers and Sampling,
 loadable in safe mode; the frozen copy is training state (in the run's checkpoints) and not saved.
 """
@@ -252,7 +253,9 @@ class RecVAETrainer(ClickTrainer):
             raise ValueError(
                 "RecVAE's phases change between batches: steps_per_execution must be 1."
             )
-        encoder_fn = self._make_function(self.encoder_step)  # Keras's wrapping of a step
+        # Keras's own wrapping of a step (its TensorFlow trainer's, private): tf.function, strategy.run
+        # and the reduction across replicas, as for train_step.
+        encoder_fn = self._make_function(self.encoder_step)
         decoder_fn = self._make_function(self.decoder_step)
         per_epoch = self.PASSES * self.steps_per_pass
 
