@@ -86,6 +86,8 @@ METRIC_WORDS = {
     "kl": ("KL", "prior"),
     "psnr": ("PSNR",),
     "ssim": ("SSIM",),
+    "ndcg@100": ("NDCG",),
+    "recall@20": ("Recall",),
 }
 POLL_S = 1.0  # seconds between looks at the run folder while a run is active
 IDLE_POLL_S = 3.0  # while nothing on view trains: how often to look for a run started elsewhere
@@ -142,6 +144,8 @@ def _metrics_text(metrics) -> str:
         return f"−ELBO {metrics['neg_elbo']:.1f} nats"
     if isinstance(metrics.get("psnr"), int | float):
         return f"PSNR {metrics['psnr']:.1f} dB, SSIM {metrics.get('ssim', 0):.3f}"
+    if isinstance(metrics.get("ndcg@100"), int | float):
+        return f"NDCG@100 {metrics['ndcg@100']:.3f}"
     return ""
 
 
@@ -222,21 +226,42 @@ def _show_result(status: dict, kind: str | None = None, dataset: str | None = No
             "How close its denoised test digits are to the clean ones; higher is better.",
         ),
         "ssim": ("Test SSIM", "", "How alike denoised and clean test digits look; 1 is identical."),
+        "ndcg@100": (
+            "Test NDCG@100",
+            "",
+            "How high the test users' hidden movies come in its top 100; 1 is perfect.",
+        ),
+        "recall@20": (
+            "Test Recall@20",
+            "",
+            "The share of the test users' hidden movies found in its top 20.",
+        ),
     }
     items = [(k, v) for k, v in metrics.items() if k in shown and isinstance(v, int | float)]
     if items:
         for col, (key, value) in zip(st.columns(len(items)), items, strict=True):
             label, unit, help_ = shown[key]
-            text = f"{value:.3f}" if key == "ssim" else f"{value:.1f} {unit}"
+            text = f"{value:.1f} {unit}" if unit else f"{value:.3f}"
             col.metric(label, text, help=f"{help_}\n\n{glossary.tip(*METRIC_WORDS[key])}")
+    neighbours = [
+        f"{label} {metrics[key]:.3f}"
+        for key, label in (("ease_ndcg@100", "EASE"), ("popularity_ndcg@100", "popularity"))
+        if isinstance(metrics.get(key), int | float)
+    ]
+    if neighbours:
+        st.caption(f"NDCG@100 on the same test users: {', '.join(neighbours)}.")
     weak = _weaker_than_shipped(status, kind, dataset)
     if weak:
         st.warning(weak)
-    if status.get("model_name"):
+    name = status.get("model_name")
+    if name:
+        where = shared.pages_for(kind) if kinds.known(kind) else []
         st.success(
-            f"The model **{status['model_name']}** is saved and now in the sidebar's model list: "
-            "explore it on **Round trip**, **Generate** or **Denoise**."
+            f"The model **{name}** is saved and now in the sidebar's model list"
+            + (": explore it on these pages." if where else ".")
         )
+        for page in where:  # each opens with the new model chosen
+            st.page_link(shared.page_file(page), query_params={shared.MODEL_PARAM: name})
     if status.get("note"):
         st.info(status["note"])
 
@@ -324,7 +349,8 @@ def live_view(run_dir: Path) -> None:
     if rows:
         # A DAE has no KL term and its reconstruction is its whole loss: one panel says it all.
         terms = list(info.loss_terms) if info else ["loss"]
-        st.plotly_chart(figures.training_curves(rows, terms), key="tr_curves")
+        unit = "user" if info is not None and info.domain == kinds.ITEMS else "image"
+        st.plotly_chart(figures.training_curves(rows, terms, unit), key="tr_curves")
         if info is not None and info.domain == kinds.ITEMS:
             st.plotly_chart(figures.ranking_curves(rows), key="tr_ranking")
     elif state in ACTIVE_STATES:

@@ -271,6 +271,27 @@ def test_past_runs_table_lists_fabricated_runs_and_survives_a_corrupt_one(runs_r
     assert any("damaged" in e.value for e in at.error)
 
 
+def test_a_finished_recommender_run_shows_its_ranking_and_links_to_recommend(runs_root):
+    metrics = {"ndcg@100": 0.331, "recall@20": 0.284, "recall@50": 0.41, "ease_ndcg@100": 0.358,
+               "popularity_ndcg@100": 0.191}  # fmt: skip
+    _fake_run(runs_root, "20260101-000001-aaaa", kind="rec_vae", dataset="ml-latest-small",
+              status_extra={"test_metrics": metrics, "model_name": "my_recvae"})  # fmt: skip
+    at = _open()
+    assert not at.exception
+    assert any(m.label == "Test NDCG@100" and m.value == "0.331" for m in at.metric)
+    assert any(m.label == "Test Recall@20" and m.value == "0.284" for m in at.metric)
+    assert any("EASE 0.358, popularity 0.191" in c.value for c in at.caption)
+    (saved,) = [s.value for s in at.success]
+    assert "my_recvae" in saved and "Round trip" not in saved and "Generate" not in saved
+    links = at.get("page_link")
+    (to_recommend,) = [link.proto for link in links if "recommend" in link.proto.page]
+    assert to_recommend.query_string == "model=my_recvae"  # it opens with the new model chosen
+    assert all("round_trip" not in link.proto.page for link in links)
+    assert at.dataframe[0].value.iloc[0]["test result"] == "NDCG@100 0.331"
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert chart["layout"]["yaxis"]["title"]["text"] == "nats per user"
+
+
 def test_resume_restarts_a_stopped_run(runs_root, monkeypatch):
     resumed = []
     monkeypatch.setattr(runs, "resume_run", lambda run_dir: resumed.append(Path(run_dir)) or 1)

@@ -573,8 +573,11 @@ def wiring_dot(
     return "\n".join(lines)
 
 
-def training_curves(rows: Sequence[dict], terms: Sequence[str] = tuple(LOSS_TERMS)) -> go.Figure:
-    """loss_curves for several terms side by side (one panel each, own y scale, one shared legend)."""
+def training_curves(
+    rows: Sequence[dict], terms: Sequence[str] = tuple(LOSS_TERMS), unit: str = "image"
+) -> go.Figure:
+    """loss_curves for several terms side by side (one panel each, own y scale, one shared legend);
+    `unit` is what one training example is (an image, a recommender's user)."""
     from plotly.subplots import make_subplots
 
     terms = list(terms) or ["loss"]
@@ -590,7 +593,7 @@ def training_curves(rows: Sequence[dict], terms: Sequence[str] = tuple(LOSS_TERM
             trace.legendgroup = trace.name
             fig.add_trace(trace, row=1, col=col)
         fig.update_xaxes(title_text="epoch", row=1, col=col)
-    fig.update_yaxes(title_text="nats per image", row=1, col=1)
+    fig.update_yaxes(title_text=f"nats per {unit}", row=1, col=1)
     fig.update_layout(
         height=300, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.3)
     )
