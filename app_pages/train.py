@@ -190,14 +190,21 @@ def _weaker_than_shipped(status: dict, kind: str | None, dataset: str | None) ->
     if found is None:
         return None
     reference, theirs, ours = found
-    if kinds.get(kind).headline[0] == "psnr":
+    metric = kinds.get(kind).headline[0]
+    if metric == "psnr":
         scores = f"PSNR {ours:.1f} dB against {theirs:.1f} dB"
+    elif metric == "ndcg@100":
+        scores = f"test NDCG@100 {ours:.3f} against {theirs:.3f}"
     else:
         scores = f"−ELBO {ours:.0f} against {theirs:.0f} nats"
+    if kinds.get(kind).domain == kinds.ITEMS:
+        lacks, more = "rank movies well", "Train it for more epochs"
+    else:
+        lacks, more = "draw clear digits", "Train it for more epochs, or on the full MNIST,"
     return (
         f"This model is much weaker than the shipped **{reference.name}** ({scores}): it has not "
-        "learned enough yet to draw clear digits. Train it for more epochs, or on the full MNIST, "
-        f"before you rely on it; **{reference.name}** is in the sidebar meanwhile."
+        f"learned enough yet to {lacks}. {more} before you rely on it; **{reference.name}** is in "
+        "the sidebar meanwhile."
     )
 
 

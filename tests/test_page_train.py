@@ -415,6 +415,21 @@ def test_a_model_far_weaker_than_the_shipped_one_says_so(tmp_path, monkeypatch):
     assert "much weaker" not in _warning_after(tmp_path / "runs", "20260102-000001-good", 99.0)
 
 
+def test_a_recommender_far_weaker_than_the_shipped_one_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAE_LAB_HOME", str(tmp_path))
+    monkeypatch.setenv("VAE_LAB_OFFLINE", "1")
+
+    def warning(run_id, ndcg):
+        _fake_run(tmp_path / "runs", run_id, kind="rec_vae", dataset="ml-latest-small",
+                  status_extra={"model_name": run_id[-4:], "test_metrics": {"ndcg@100": ndcg}})  # fmt: skip
+        return " ".join(w.value for w in _open().warning)
+
+    weak = warning("20260101-000001-weak", 0.153)
+    assert "much weaker than the shipped **rec_vae_ml_latest_small**" in weak
+    assert "NDCG@100 0.153" in weak and "rank movies" in weak and "MNIST" not in weak
+    assert "much weaker" not in warning("20260102-000001-good", 0.36)
+
+
 def test_a_link_from_the_denoise_page_presets_the_noise(runs_root, monkeypatch):
     monkeypatch.setattr(data, "dataset_available", lambda name: True)  # MNIST's own widgets
     at = open_app("app_pages/train.py", kind="conv_dae", noise="salt_pepper", strength="0.35")

@@ -579,8 +579,9 @@ def _binarized(dataset: str | None) -> bool:
 
 
 # How far below the shipped model of its kind a new model may fall before the page says so:
-# a quarter more nats (a VAE's -ELBO), or 2 dB less PSNR (a denoiser).
-MUCH_WORSE_NATS_RATIO, MUCH_WORSE_DB = 1.25, 2.0
+# a quarter more nats (a VAE's -ELBO), 2 dB less PSNR (a denoiser), or a quarter lower NDCG@100 (a
+# recommender, whose shipped one is scored on its own split: near enough for a warning).
+MUCH_WORSE_NATS_RATIO, MUCH_WORSE_DB, MUCH_WORSE_RANKING_RATIO = 1.25, 2.0, 0.75
 
 
 def much_worse_than_shipped(
@@ -594,7 +595,12 @@ def much_worse_than_shipped(
     if reference is None:
         return None
     theirs = reference.meta["test_metrics"][metric]
-    worse = ours < theirs - MUCH_WORSE_DB if higher else ours > theirs * MUCH_WORSE_NATS_RATIO
+    if metric == "psnr":
+        worse = ours < theirs - MUCH_WORSE_DB
+    elif higher:  # a ranking score (NDCG@100): a quarter below the shipped one's
+        worse = ours < theirs * MUCH_WORSE_RANKING_RATIO
+    else:
+        worse = ours > theirs * MUCH_WORSE_NATS_RATIO
     return (reference, float(theirs), float(ours)) if worse else None
 
 
