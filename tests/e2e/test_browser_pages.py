@@ -42,6 +42,15 @@ def test_every_page_opens_and_shows_its_parts(server, page, path):
     assert not page.js_errors, page.js_errors
 
 
+def test_the_home_pages_own_name_opens_it_with_the_link_kept(server, page):
+    # Streamlit serves the default page at the root only: /round_trip was "Page not found".
+    ui.open_page(page, server, "round_trip", "Round trip", model=MODEL)  # asserts no such dialog
+    assert "/round_trip" not in page.url and f"model={MODEL}" in page.url
+    assert ui.active_model(page) == MODEL
+    assert ui.sidebar(page).inner_text().count("Round trip") == 1  # the nav lists it once
+    assert not page.js_errors, page.js_errors
+
+
 # Every option of the sidebar's model list, and each ancestor that would clip it: a box of its own
 # (scrolling inside the sidebar) that is too short for what it holds. The sidebar's own scrolling
 # is fine: a person scrolls the sidebar.
