@@ -140,12 +140,10 @@ def _rows(run_dir: Path, status: dict) -> list[dict]:
 
 def _metrics_text(metrics) -> str:
     metrics = metrics if isinstance(metrics, dict) else {}
-    if isinstance(metrics.get("neg_elbo"), int | float):
-        return f"−ELBO {metrics['neg_elbo']:.1f} nats"
-    if isinstance(metrics.get("psnr"), int | float):
-        return f"PSNR {metrics['psnr']:.1f} dB, SSIM {metrics.get('ssim', 0):.3f}"
-    if isinstance(metrics.get("ndcg@100"), int | float):
-        return f"NDCG@100 {metrics['ndcg@100']:.3f}"
+    for metric in ("neg_elbo", "psnr", "ndcg@100"):  # a VAE's headline, a DAE's, a recommender's
+        if isinstance(metrics.get(metric), int | float):
+            text = kinds.METRIC_TEXT[metric].format(metrics[metric])
+            return text + (f", SSIM {metrics.get('ssim', 0):.3f}" if metric == "psnr" else "")
     return ""
 
 
@@ -356,9 +354,10 @@ def live_view(run_dir: Path) -> None:
     if rows:
         # A DAE has no KL term and its reconstruction is its whole loss: one panel says it all.
         terms = list(info.loss_terms) if info else ["loss"]
-        unit = "user" if info is not None and info.domain == kinds.ITEMS else "image"
+        items = info is not None and info.domain == kinds.ITEMS
+        unit = "user" if items else "image"
         st.plotly_chart(figures.training_curves(rows, terms, unit), key="tr_curves")
-        if info is not None and info.domain == kinds.ITEMS:
+        if items:
             st.plotly_chart(figures.ranking_curves(rows), key="tr_ranking")
     elif state in ACTIVE_STATES:
         st.caption("The loss curves appear after the first few batches.")

@@ -106,16 +106,24 @@ def shoot(page, name: str) -> None:
     print(f"docs/{name}.png")
 
 
+def opened_at_top(page, url: str, heading: str, expander: str, chart: str, name: str) -> None:
+    """A page with one of its expanders opened and its first `chart` (a data-testid) drawn,
+    shot from the top."""
+    main = page.locator('[data-testid="stMain"]')
+    open_page(page, url, heading)
+    main.get_by_text(expander).first.click()
+    settle(page)
+    main.locator(f'[data-testid="{chart}"]').first.wait_for()
+    main.evaluate("m => m.scrollTo(0, 0)")
+    shoot(page, name)
+
+
 def take(page, base: str) -> None:
     main = page.locator('[data-testid="stMain"]')
 
     # Round trip: the three Keras models and how they are wired, at the top of the page.
-    open_page(page, f"{base}/?model=mlp_vae_2d", "Round trip")
-    main.get_by_text("How the three models are wired").first.click()
-    settle(page)
-    main.locator('[data-testid="stGraphVizChart"]').first.wait_for()
-    main.evaluate("m => m.scrollTo(0, 0)")
-    shoot(page, "round_trip")
+    opened_at_top(page, f"{base}/?model=mlp_vae_2d", "Round trip",
+                  "How the three models are wired", "stGraphVizChart", "round_trip")  # fmt: skip
 
     # Round trip, Draw: a 0 on the pad, its round trip and its star on the latent map.
     open_page(page, f"{base}/?model=mlp_vae_2d", "Round trip")
@@ -137,12 +145,8 @@ def take(page, base: str) -> None:
     shoot(page, "round_trip_draw")
 
     # Generate: the prior's digits and, opened, where the encoder puts the test digits.
-    open_page(page, f"{base}/generate?model=mlp_vae_2d", "Generate")
-    main.get_by_text("Why draws from N(0, I) can miss").first.click()
-    settle(page)
-    main.locator('[data-testid="stPlotlyChart"]').first.wait_for()
-    main.evaluate("m => m.scrollTo(0, 0)")
-    shoot(page, "generate")
+    opened_at_top(page, f"{base}/generate?model=mlp_vae_2d", "Generate",
+                  "Why draws from N(0, I) can miss", "stPlotlyChart", "generate")  # fmt: skip
 
     # Recommend: four picks, the z = z_mean list beside the 20 lists from sampled z.
     open_page(page, f"{base}/recommend?picks={PICKS}&z=sample", "Your movies")

@@ -164,7 +164,10 @@ class RecVAETrainer(ClickTrainer):
         self, bundle: ModelBundle, gamma: float = 0.005, steps_per_pass: int = 1, seed=None, **kw
     ):
         super().__init__(bundle, seed, **kw)
-        self.gamma, self.steps_per_pass = float(gamma), int(steps_per_pass)
+        self.gamma = float(gamma)
+        # An epoch's steps, and how many of them (the first) update the encoder.
+        self.epoch_steps = self.PASSES * int(steps_per_pass)
+        self.encoder_steps = ENCODER_PASSES * int(steps_per_pass)
         # The frozen copy: starts as the encoder (the authors' starts as a second random one), then
         # takes its weights after each encoder phase; its weights are in the run's checkpoints.
         self.old_encoder = keras.models.clone_model(bundle.encoder)
@@ -229,20 +232,19 @@ class RecVAETrainer(ClickTrainer):
         authors keep one Adam per part, whose bias correction counts only that part's steps;
         counting every step would give the decoder up to ~1.6x larger steps on the small set."""
         decoder = {self.optimizer._get_variable_index(w) for w in self.decoder.trainable_weights}
-        per_epoch = self.PASSES * self.steps_per_pass
-        encoder_steps = ENCODER_PASSES * self.steps_per_pass
-        step = self.optimizer.iterations
-        epochs, into = step // per_epoch, step % per_epoch
+        step, encoder_steps = self.optimizer.iterations, self.encoder_steps
+        epochs, into = step // self.epoch_steps, step % self.epoch_steps
         if index in decoder:
-            done = epochs * (per_epoch - encoder_steps) + ops.maximum(into - encoder_steps, 0)
+            done = epochs * (self.epoch_steps - encoder_steps) + ops.maximum(
+                into - encoder_steps, 0
+            )
         else:
             done = epochs * encoder_steps + ops.minimum(into, encoder_steps)
         return done + 1
 
     def encoder_phase(self, step: int) -> bool:
         """True while `step` (0-based, counted over the run) is in an epoch's encoder passes."""
-        per_epoch = self.PASSES * self.steps_per_pass
-        return step % per_epoch < ENCODER_PASSES * self.steps_per_pass
+        return step % self.epoch_steps < self.encoder_steps
 
     def make_train_function(self, force=False):
         """fit's step: the encoder's or the decoder's compiled step, by the step counter (read once
@@ -257,11 +259,10 @@ class RecVAETrainer(ClickTrainer):
         # and the reduction across replicas, as for train_step.
         encoder_fn = self._make_function(self.encoder_step)
         decoder_fn = self._make_function(self.decoder_step)
-        per_epoch = self.PASSES * self.steps_per_pass
 
         def train_function(iterator):
             step = int(self.optimizer.iterations.numpy())
-            if step % per_epoch == ENCODER_PASSES * self.steps_per_pass:
+            if step % self.epoch_steps == self.encoder_steps:
                 self.refresh_old_encoder()
             return (encoder_fn if self.encoder_phase(step) else decoder_fn)(iterator)
 
