@@ -7,17 +7,21 @@ benchmarks/recvae_settings.jsonl). Not part of `python -m benchmarks.run` (~1 mi
 Usage: python -m benchmarks.recsys_settings SEEDS [--ease] NAME JSON [NAME JSON ...]
 e.g.   python -m benchmarks.recsys_settings 98765,1 drop_0.3 '{"dropout": 0.3}'
 JSON keys: FitConfig fields (RecVAE's gamma is anneal_cap), kind, dropout, hidden, latent_dim, seed_offset, and the training-only techniques below
-(weight_decay, ema, cosine, free_bits, beta_by_clicks, target_keep_w).
+(weight_decay, ema, cosine, free_bits, beta_by_clicks, target_keep_w); for RecVAE, two details of
+the authors' PyTorch code our Keras one does otherwise: torch_init, random_old (authors_start).
 """
 
 import json
+import math
 import pickle
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from vae_core.machine import dtype_policy_restored
@@ -118,6 +122,47 @@ class FreeBitsTrainer(RecTrainer):
         return total, nll, kl_true, beta
 
 
+def torch_reinit(model: keras.Model, rng: np.random.Generator) -> None:
+    """PyTorch's nn.Linear default: kernel and bias each U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            bound = 1.0 / math.sqrt(layer.kernel.shape[0])
+            for w in (layer.kernel, layer.bias):
+                w.assign(rng.uniform(-bound, bound, w.shape).astype("float32"))
+
+
+@contextmanager
+def authors_start(torch_init=False, random_old=False):
+    """RecVAE started as the authors' PyTorch code starts it, where ours differs: `torch_init`, the
+    Dense layers initialised as nn.Linear is (Keras: Glorot kernels, zero biases); `random_old`,
+    the frozen copy a second random encoder until the first refresh (ours: a copy of the encoder)."""
+    from vae_core.recsys import recvae
+
+    build, init = recvae.build_rec_vae, recvae.RecVAETrainer.__init__
+
+    def built(spec, seed=None):
+        bundle = build(spec, seed=seed)
+        if torch_init:
+            rng = np.random.default_rng(seed)
+            torch_reinit(bundle.encoder, rng)
+            torch_reinit(bundle.decoder, rng)
+        return bundle
+
+    def started(self, bundle, *args, **kw):
+        init(self, bundle, *args, **kw)
+        if random_old:
+            second = recvae.build_encoder(bundle.spec, seed=12345)
+            if torch_init:
+                torch_reinit(second, np.random.default_rng(12345))
+            self.old_encoder.set_weights(second.get_weights())
+
+    recvae.build_rec_vae, recvae.RecVAETrainer.__init__ = built, started
+    try:
+        yield
+    finally:
+        recvae.build_rec_vae, recvae.RecVAETrainer.__init__ = build, init
+
+
 def fit_custom(
     split,
     spec,
@@ -207,7 +252,9 @@ def run(name, cfg, seeds, ease=False):
             best_epoch, val, test, rows = fit_custom(split, spec, config, **tech)
         else:
             keras.utils.set_random_seed(seed)
-            r = fit_recommender(split, spec, config)
+            start = {k: cfg[k] for k in ("torch_init", "random_old") if k in cfg}
+            with authors_start(**start):
+                r = fit_recommender(split, spec, config)
             best_epoch, val, test, rows = r.best_epoch, r.val_metrics, r.test_metrics, r.history
         rec = {
             "name": name,
