@@ -8,7 +8,10 @@ movie id of each of the model's items, in column order. Its metadata holds the o
 ("mult_vae_recall@20", ...), so the page's score table shows both VAEs, EASE and popularity side by
 side. The folder's 20 MB budget holds one recommender; to keep it small, the items are the movies
 at least MIN_ITEM_USERS training users liked (1,807 of 5,723; they hold 87% of the test users'
-held-out likes), not the paper's every movie any training user liked.
+held-out likes), not the paper's every movie any training user liked. Both VAEs keep the papers'
+sizes (600 hidden, 200 latent; the RecVAE is 6.4 MB): at 256 and 128 (2.2 MB, the folder 14.8 MB)
+the RecVAE tied a Mult-VAE of that size on this split (NDCG@100 0.375 against 0.375 over 50 epochs,
+0.371 against 0.375 over 80), where at full size it leads 0.387 to 0.367.
 Usage: python scripts/train_rec_vae_small.py
 """
 
