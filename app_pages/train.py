@@ -138,13 +138,12 @@ def _rows(run_dir: Path, status: dict) -> list[dict]:
     return rows
 
 
-def _metrics_text(metrics) -> str:
+def _metrics_text(kind: str | None, metrics) -> str:
+    """A run's test result as its kind's registry headline says it; a denoiser's SSIM beside."""
     metrics = metrics if isinstance(metrics, dict) else {}
-    for metric in ("neg_elbo", "psnr", "ndcg@100"):  # a VAE's headline, a DAE's, a recommender's
-        if isinstance(metrics.get(metric), int | float):
-            text = kinds.METRIC_TEXT[metric].format(metrics[metric])
-            return text + (f", SSIM {metrics.get('ssim', 0):.3f}" if metric == "psnr" else "")
-    return ""
+    text = kinds.headline_text(kind, metrics) or ""
+    ssim = metrics.get("ssim")
+    return text + (f", SSIM {ssim:.3f}" if text and isinstance(ssim, int | float) else "")
 
 
 def _progress_line(epochs: int, last: dict | None, phase: str | None) -> tuple[float, str]:
@@ -718,7 +717,7 @@ def history(viewed: str | None) -> None:
                 "data": DATASET_SHORT.get(tspec.get("dataset"), tspec.get("dataset") or "?"),
                 "state": STATE_LABELS.get(info.state, info.state),
                 "epochs done": f"{done} of {tspec.get('epochs', '?')}",
-                "test result": _metrics_text(info.test_metrics),
+                "test result": _metrics_text(kind_, info.test_metrics),
                 "model name": info.status.get("model_name") or "",
                 "problem": info.error or "",
             }

@@ -214,6 +214,18 @@ def test_a_second_start_says_one_run_at_a_time(busy_run, runs_root):
     assert [r.path.name for r in runs.list_runs(runs_root)] == [busy_run.name]  # no orphan folder
 
 
+def test_the_runs_table_gives_a_denoisers_result_as_its_kind_states_it(runs_root):
+    _fake_run(
+        runs_root,
+        "20260104-000001-dddd",
+        kind="conv_dae",
+        status_extra={"test_metrics": {"psnr": 24.13, "ssim": 0.8731, "mse": 0.004}},
+    )
+    at = _open()
+    assert not at.exception
+    assert at.dataframe[0].value.iloc[0]["test result"] == "PSNR 24.1 dB, SSIM 0.873"
+
+
 def test_past_runs_table_lists_fabricated_runs_and_survives_a_corrupt_one(runs_root):
     _fake_run(
         runs_root,
