@@ -22,13 +22,31 @@ from pathlib import Path
 from benchmarks.common import REPO, Recorder, log, median
 from benchmarks.load import SHIPPED_MLP, _tree_cpu_s
 
-# (name, page path, heading, what one click is)
+# (name, page path, heading, what one click is, the model: a shipped one by name, or DEFAULT_VIEW)
+DEFAULT_VIEW = None  # no ?model=: what the page opens on for a visitor who has chosen nothing
 INTERACTIONS = (
-    ("generate: New seed", "generate", "Generate", ("button", "New seed")),
-    ("generate: grid size +1", "generate", "Generate", ("slider", "Grid size")),
-    ("generate: walk steps +1", "generate", "Generate", ("slider", "Steps")),
-    ("round trip: Shuffle", "", "Round trip", ("button", "Shuffle")),
-    ("round trip: K +1", "", "Round trip", ("slider", "Samples of z per digit (K)")),
+    ("generate: New seed", "generate", "Generate", ("button", "New seed"), SHIPPED_MLP),
+    ("generate: grid size +1", "generate", "Generate", ("slider", "Grid size"), SHIPPED_MLP),
+    ("generate: walk steps +1", "generate", "Generate", ("slider", "Steps"), SHIPPED_MLP),
+    ("round trip: Shuffle", "", "Round trip", ("button", "Shuffle"), SHIPPED_MLP),
+    ("round trip: K +1", "", "Round trip", ("slider", "Samples of z per digit (K)"), SHIPPED_MLP),
+    # A room's first view: since issue 18 the pages open on conv_vae_32d (AGAINST's opened on
+    # mlp_vae_2d), so these rows compare what a visitor who chooses nothing pays, then and now.
+    (
+        "default view: generate, New seed",
+        "generate",
+        "Generate",
+        ("button", "New seed"),
+        DEFAULT_VIEW,
+    ),
+    ("default view: round trip, Shuffle", "", "Round trip", ("button", "Shuffle"), DEFAULT_VIEW),
+    (
+        "default view: round trip, K +1",
+        "",
+        "Round trip",
+        ("slider", "Samples of z per digit (K)"),
+        DEFAULT_VIEW,
+    ),
 )
 # The full run compares with the revision before issue 21's second round of savings (compiled
 # model calls, Streamlit's per-run Keras clearing undone, pictures sent as PNGs).
@@ -45,12 +63,12 @@ def _click(page, ui, what: tuple[str, str]) -> None:
 
 
 def _measure(server, browser, ui, interaction, clicks: int) -> dict:
-    name, path, heading, what = interaction
+    name, path, heading, what, model = interaction
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(180_000)
     try:
-        ui.open_page(page, server, path, heading, model=SHIPPED_MLP)
+        ui.open_page(page, server, path, heading, **({} if model is None else {"model": model}))
         _click(page, ui, what)  # warm-up: caches, first fragment run
         pid = server.proc.pid
         cpu0, times = _tree_cpu_s(pid), []
@@ -121,7 +139,9 @@ def markdown(records: list[dict]) -> str:
     out = ["## What a click costs the server\n"]
     out.append(
         "`python -m benchmarks.click_cost` (`--against REV` for a side-by-side run): one Chromium "
-        "session per interaction on `streamlit run app.py` with the shipped 2-D model; CPU-seconds "
+        "session per interaction on `streamlit run app.py` with the shipped 2-D model (the "
+        "*default view* rows: with the model a page opens on when none is chosen, conv_vae_32d "
+        "now, mlp_vae_2d before issue 18); CPU-seconds "
         "of the server's process tree per click (user + system, /proc), and the click's median "
         "time until the page is idle again. On Generate the prior draws, the map, the dials and "
         "the walk are `st.fragment`s, so a click there reruns only its own part. On Round trip a "
