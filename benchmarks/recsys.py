@@ -487,16 +487,22 @@ def _page_table(w) -> None:
     w("")
 
 
+def _runs_by_name(log: Path) -> dict[str, list[dict]]:
+    """A settings search's JSON lines, grouped by configuration name (one run per split)."""
+    rows: dict[str, list[dict]] = {}
+    if log.is_file():
+        for line in log.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                rows.setdefault(r["name"], []).append(r)
+    return rows
+
+
 def _recvae_quality(w, rq: dict, s: dict, mult_wins: int, chosen_val: float) -> None:
     """RecVAE against EASE: the goal, the settings chosen on validation, what was tried."""
     cfg, n = rq["config"], len(rq["seeds"])
     rv, ease = s["rec_vae"]["ndcg@100"]["mean"], s["ease"]["ndcg@100"]["mean"]
-    rows: dict[str, list[dict]] = {}
-    if RECVAE_SETTINGS_LOG.is_file():
-        for line in RECVAE_SETTINGS_LOG.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                rows.setdefault(r["name"], []).append(r)
+    rows = _runs_by_name(RECVAE_SETTINGS_LOG)
     # Settings run on every split with the code as it is now (each part's Adam counting its own).
     now = {name: float(np.mean([r["val_ndcg@100"] for r in runs])) for name, runs in rows.items()
            if len(runs) == n and runs[0].get("adam_counts")}  # fmt: skip
@@ -556,11 +562,7 @@ def _settings_tried(w) -> None:
     """The search for Mult-VAE settings that reach EASE: a row per configuration, as logged."""
     if not SETTINGS_LOG.is_file():
         return
-    rows: dict[str, list[dict]] = {}
-    for line in SETTINGS_LOG.read_text().splitlines():
-        if line.strip():
-            r = json.loads(line)
-            rows.setdefault(r["name"], []).append(r)
+    rows = _runs_by_name(SETTINGS_LOG)
     w("\n**Training settings tried** (`python -m benchmarks.recsys_settings`; the paper's architecture "
       "and split unchanged, everything not named as in `SMALL_SET`; chosen by mean validation "
       "NDCG@100 at each run's best epoch, test shown for reference; EASE on the same splits where "
