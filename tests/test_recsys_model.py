@@ -210,3 +210,40 @@ def test_float16_storage_halves_the_file_and_loads_back_as_float32(tmp_path):
     ours = np.asarray(back.composite(x, training=False))
     assert ours.dtype == np.float32
     assert np.allclose(ours, np.asarray(vae.composite(x, training=False)), rtol=1e-2, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["mult_vae", "rec_vae"])
+def test_int8_storage_keeps_each_kernel_within_half_a_step_and_loads_back_as_float32(
+    tmp_path, kind
+):
+    """How the shipped recommender is kept: Dense kernels in int8 (one scale per column), compressed."""
+    from vae_core import kinds
+    from vae_core.machine import float32_bundle, stored_as
+    from vae_core.recsys.task import load
+    from vae_core.store import compressed_keras
+
+    keras.utils.set_random_seed(0)
+    vae = kinds.build(RecSpec(kind=kind, n_items=2000, hidden=64, latent_dim=8))
+    rng = np.random.default_rng(0)  # biases and layer norms away from their zeros and ones too
+    vae.composite.set_weights([rng.normal(0, 0.1, w.shape) for w in vae.composite.get_weights()])
+    half, kept = tmp_path / "half.keras", tmp_path / "int8.keras"
+    stored_as(vae, "float16").composite.save(half)
+    kept.write_bytes(compressed_keras(stored_as(vae, "int8").composite))
+    assert kept.stat().st_size < 0.75 * half.stat().st_size  # the shipped one: half
+    loaded = keras.saving.load_model(kept, safe_mode=True, compile=False)
+    dense = [la for la in loaded.get_layer("decoder").layers if isinstance(la, keras.layers.Dense)]
+    assert dense and all(la.quantization_mode == "int8" for la in dense)
+    back = float32_bundle(load(loaded, None, {}))
+    assert all(w.dtype == "float32" for w in back.composite.weights)
+    assert back.spec.kind == kind and back.spec.n_items == 2000
+    for variable, original in zip(back.composite.weights, vae.composite.weights, strict=True):
+        ours, theirs = np.asarray(variable), np.asarray(original)
+        if original.path.endswith("kernel"):
+            step = np.abs(theirs).max(axis=0) / 127  # per output column
+            assert np.all(np.abs(ours - theirs) <= step / 2 + 1e-6)
+            assert not np.array_equal(ours, theirs)  # it was rounded, not kept
+        else:
+            assert np.array_equal(ours, theirs)  # biases and layer norms stay as they were
+    x = (np.random.default_rng(0).random((4, 2000)) < 0.02).astype(np.float32)
+    ours = np.asarray(back.composite(x, training=False))
+    assert np.allclose(ours, np.asarray(vae.composite(x, training=False)), rtol=0.05, atol=1e-3)

@@ -125,6 +125,29 @@ def test_save_list_load_keeps_outputs_and_metadata(store, bundles, kind):
     _assert_same_model(bundle, loaded)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_compressed_file_loads_as_the_same_model(tmp_path, bundles, kind):
+    """How the shipped models are written (store_mod.compressed_keras): compressed, nothing lost."""
+    import h5py
+
+    bundle = bundles[kind]
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "tiny.keras").write_bytes(store_mod.compressed_keras(bundle.composite))
+    (shipped / "tiny.json").write_text(json.dumps({**META, "spec": bundle.spec.to_dict()}))
+    plain = _keras_bytes(bundle.composite, tmp_path)
+    with zipfile.ZipFile(shipped / "tiny.keras") as zf:
+        assert zf.namelist() == zipfile.ZipFile(io.BytesIO(plain)).namelist()
+        raw = zf.read("model.weights.h5")
+    with h5py.File(io.BytesIO(raw), "r") as weights:
+        arrays = []
+        weights.visititems(lambda _, item: arrays.append(item) if hasattr(item, "dtype") else None)
+        assert any(a.size >= 1024 for a in arrays)
+        assert all(a.compression == "gzip" and a.shuffle for a in arrays if a.size >= 1024)
+    loaded = Store(tmp_path / "store", shipped_root=shipped).load("tiny")
+    _assert_same_model(bundle, loaded)
+
+
 def test_label_reads_like_a_sentence(store, bundles):
     store.save("mlp_vae_2d", bundles["mlp_vae"], META)
     assert (

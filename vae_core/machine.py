@@ -287,26 +287,56 @@ def dtype_policy_restored() -> Iterator[None]:
         keras.config.set_dtype_policy(previous)
 
 
-def stored_as(bundle: ModelBundle, dtype: str) -> ModelBundle:
-    """A copy of `bundle` built under the `dtype` policy, its weights cast to it.
+# Weight-only int8 (Keras's own quantization, activations left in float32): a Dense kernel is kept as
+# int8 with one float scale per output column, a quarter of its float32 bytes.
+INT8_KEPT = keras.quantizers.Int8QuantizationConfig(activation_quantizer=None)
 
-    "float16" is how the shipped models are kept (half the bytes of the repository's 20 MB budget);
-    "float32" is how every model is used: the pages feed float32 numpy and expect float32 out.
+
+def _leaf_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers that hold the variables, in build order (nested encoder and decoder unrolled)."""
+    every = model._flatten_layers(include_self=False, recursive=True)
+    return [la for la in every if not list(la._flatten_layers(include_self=False, recursive=False))]
+
+
+def _is_dense(layer: keras.layers.Layer) -> bool:
+    return isinstance(layer, keras.layers.Dense)
+
+
+def _numbers(layer: keras.layers.Layer) -> list[np.ndarray]:
+    """A layer's weights as plain numbers: an int8-kept Dense gives its kernel over its scale."""
+    if getattr(layer, "quantization_mode", None) == "int8":
+        kernel, scale = (keras.ops.convert_to_numpy(v) for v in (layer._kernel, layer.kernel_scale))
+        bias = [keras.ops.convert_to_numpy(layer.bias)] if layer.use_bias else []
+        return [kernel.astype("float32") / scale.astype("float32"), *bias]
+    return [np.asarray(w) for w in layer.get_weights()]
+
+
+def stored_as(bundle: ModelBundle, dtype: str) -> ModelBundle:
+    """A copy of `bundle` in `dtype`: built under that policy, its weights cast to it.
+
+    How the shipped models are kept (the repository's 15 MB budget): "float16" for the digit models
+    (half the bytes); "int8" for the recommender, whose Dense kernels are nearly all its bytes (a
+    quarter). "float32" is how every model is used: the pages feed float32 numpy and expect float32.
     """
     with dtype_policy_restored():
-        keras.config.set_dtype_policy(dtype)
+        keras.config.set_dtype_policy("float32" if dtype == "int8" else dtype)
         fresh = kinds.build(bundle.spec)
-    weights = [np.asarray(w) for w in bundle.composite.get_weights()]
-    fresh.composite.set_weights(
-        [w.astype(dtype) if np.issubdtype(w.dtype, np.floating) else w for w in weights]
-    )
+    cast = "float32" if dtype == "int8" else dtype
+    for source, target in zip(
+        _leaf_layers(bundle.composite), _leaf_layers(fresh.composite), strict=True
+    ):
+        target.set_weights(
+            [w.astype(cast) if np.issubdtype(w.dtype, np.floating) else w for w in _numbers(source)]
+        )
+    if dtype == "int8":
+        fresh.composite.quantize("int8", config=INT8_KEPT, filters=_is_dense)
     fresh.meta = dict(bundle.meta)
     return fresh
 
 
 def float32_bundle(bundle: ModelBundle) -> ModelBundle:
-    """A float32 copy of a bundle trained under a mixed policy or stored in float16 (the same one
-    when it is float32 already). The trained variables of a mixed policy are float32 masters; a
+    """A float32 copy of a bundle trained under a mixed policy or kept in float16 or int8 (the same
+    one when it is float32 already). The trained variables of a mixed policy are float32 masters; a
     saved mixed_bfloat16 layer policy would still hand back bfloat16."""
     layers_ = bundle.composite._flatten_layers(include_self=True, recursive=True)
     weights = bundle.composite.weights

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import os
 import re
 import secrets
 import shutil
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import h5py
 import keras
 
 from vae_core import kinds, machine, models, paths, training_now
@@ -163,6 +166,42 @@ def _check_model_file(path: Path) -> None:
         ) from err
     if "config.json" not in names or not names & {"model.weights.h5", "model.weights.npz"}:
         raise StoreError("Its model file is incomplete, so it cannot be used.")
+
+
+def _copy_compressed(source: h5py.Group, target: h5py.Group) -> None:
+    for key, value in source.attrs.items():
+        target.attrs[key] = value
+    for name, item in source.items():
+        if isinstance(item, h5py.Group):
+            _copy_compressed(item, target.create_group(name))
+            continue
+        data = item[()]
+        packed = dict(chunks=data.shape, shuffle=True, compression="gzip", compression_opts=9)
+        copy = target.create_dataset(name, data=data, **(packed if data.size >= 1024 else {}))
+        for key, value in item.attrs.items():
+            copy.attrs[key] = value
+
+
+def compressed_keras(composite: keras.Model) -> bytes:
+    """The bytes of `composite` as a `.keras` file whose weights are compressed without loss: each
+    array one HDF5 chunk through the shuffle and gzip filters, which h5py undoes on reading. How the
+    shipped models are written (their 15 MB budget); Keras loads such a file as any other."""
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = Path(tmp) / f"model{MODEL_SUFFIX}"
+        composite.save(plain)
+        with zipfile.ZipFile(plain) as zin:
+            weights = io.BytesIO()
+            with (
+                h5py.File(io.BytesIO(zin.read("model.weights.h5")), "r") as source,
+                h5py.File(weights, "w") as target,
+            ):
+                _copy_compressed(source, target)
+            out = io.BytesIO()
+            with zipfile.ZipFile(out, "w") as zout:  # the same members, stored as Keras does
+                for info in zin.infolist():
+                    is_weights = info.filename == "model.weights.h5"
+                    zout.writestr(info, weights.getvalue() if is_weights else zin.read(info))
+    return out.getvalue()
 
 
 # ---------------------------------------------------------------- entries

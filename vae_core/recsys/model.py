@@ -119,14 +119,15 @@ def build_recommender(spec: RecSpec, seed: int | None = None) -> ModelBundle:
 def recommender_from_composite(composite: keras.Model, meta: dict | None = None) -> ModelBundle:
     """Split a loaded composite back into its encoder and decoder, and recover its RecSpec.
 
-    As stored: a file kept in float16 stays float16 (the store's load hands out float32 copies).
+    As stored: a file kept in float16 or int8 stays so (the store's load hands out float32 copies).
     """
     encoder, decoder = composite.get_layer("encoder"), composite.get_layer("decoder")
     names = {layer.name for layer in encoder.layers}
     is_vae = "z_mean" in names
+    is_rec_vae = "encoder_norm_1" in names  # RecVAE's layer-normalised dense encoder (recvae.py)
     sampling = [layer for layer in encoder.layers if isinstance(layer, Sampling)]
     spec = RecSpec(
-        kind="mult_vae" if is_vae else "mult_dae",
+        kind="rec_vae" if is_rec_vae else "mult_vae" if is_vae else "mult_dae",
         n_items=int(encoder.inputs[0].shape[-1]),
         hidden=int(encoder.get_layer(HIDDEN).units) if is_vae else RecSpec.hidden,
         latent_dim=int(decoder.inputs[0].shape[-1]),
