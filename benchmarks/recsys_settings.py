@@ -8,7 +8,8 @@ Usage: python -m benchmarks.recsys_settings SEEDS [--ease] NAME JSON [NAME JSON 
 e.g.   python -m benchmarks.recsys_settings 98765,1 drop_0.3 '{"dropout": 0.3}'
 JSON keys: FitConfig fields (RecVAE's gamma is anneal_cap), kind, dropout, hidden, latent_dim, seed_offset, and the training-only techniques below
 (weight_decay, ema, cosine, free_bits, beta_by_clicks, target_keep_w); for RecVAE, two details of
-the authors' PyTorch code our Keras one does otherwise: torch_init, random_old (authors_start).
+the authors' PyTorch code our Keras one does otherwise: torch_init, random_old (authors_start);
+and their n_enc_epochs, encoder_passes.
 """
 
 import json
@@ -163,6 +164,21 @@ def authors_start(torch_init=False, random_old=False):
         recvae.build_rec_vae, recvae.RecVAETrainer.__init__ = build, init
 
 
+@contextmanager
+def encoder_passes(n=None):
+    """RecVAE with `n` encoder passes per epoch before its decoder pass (the authors' n_enc_epochs,
+    3 in their code and ours: vae_core.recsys.recvae.ENCODER_PASSES)."""
+    from vae_core.recsys import recvae
+
+    kept = recvae.ENCODER_PASSES, recvae.RecVAETrainer.PASSES
+    if n is not None:
+        recvae.ENCODER_PASSES, recvae.RecVAETrainer.PASSES = n, n + recvae.DECODER_PASSES
+    try:
+        yield
+    finally:
+        recvae.ENCODER_PASSES, recvae.RecVAETrainer.PASSES = kept
+
+
 def fit_custom(
     split,
     spec,
@@ -253,7 +269,7 @@ def run(name, cfg, seeds, ease=False):
         else:
             keras.utils.set_random_seed(seed)
             start = {k: cfg[k] for k in ("torch_init", "random_old") if k in cfg}
-            with authors_start(**start):
+            with authors_start(**start), encoder_passes(cfg.get("encoder_passes")):
                 r = fit_recommender(split, spec, config)
             best_epoch, val, test, rows = r.best_epoch, r.val_metrics, r.test_metrics, r.history
         rec = {

@@ -95,6 +95,24 @@ def test_the_published_report_renders_again_from_its_records():
     assert names and all(f"| {name} |" in text for name in names)
 
 
+def test_a_lead_on_validation_inside_the_reseed_noise_keeps_the_chosen_settings():
+    """RecVAE's verdict on a setting ahead on validation: noise when a reseed of the chosen settings,
+    paired split by split, moves their mean by as much (two standard errors)."""
+    from benchmarks.recsys import _is_reseed, _reseed_band
+
+    chosen_cfg = {"epochs": 50, "batch_size": 100, "learning_rate": 5e-4, "anneal_cap": 0.01}
+    assert _is_reseed({"kind": "rec_vae", "epochs": 50, "seed_offset": 100}, chosen_cfg)
+    assert not _is_reseed({"kind": "rec_vae", "epochs": 50}, chosen_cfg)
+    assert not _is_reseed({"kind": "rec_vae", "epochs": 80, "seed_offset": 100}, chosen_cfg)
+    chosen = {1: 0.30, 2: 0.32, 3: 0.34, 4: 0.36}
+    gaps = [0.01, -0.01, 0.02, 0.0]
+    pairs = zip(chosen.items(), gaps, strict=True)
+    reseeds = [{"seed": k, "val_ndcg@100": v + g} for (k, v), g in pairs]
+    sd = (sum((g - 0.005) ** 2 for g in gaps) / 3) ** 0.5  # the gaps' mean is 0.005
+    assert abs(_reseed_band(reseeds, chosen) - 2 * sd / 4**0.5) < 1e-12
+    assert _reseed_band(reseeds[:2], chosen) is None  # two splits say nothing about the spread
+
+
 def test_the_pictures_section_renders_its_goals_and_the_prior_search():
     """What the digit models draw: one row per model, its goals met or the gap named."""
     from benchmarks import pictures, report
