@@ -471,7 +471,8 @@ def _page_table(w) -> None:
     if not found:
         return
     name, rows = found
-    kept = json.loads((REPO / "vae_core" / "pretrained" / f"{name}.json").read_text())["stored_as"]
+    meta = json.loads((REPO / "vae_core" / "pretrained" / f"{name}.json").read_text())
+    kept = meta.get("stored_as", "float32")
     w(f"\n{PAGE_TABLE}\n")
     w(f"The shipped `{name}` (`vae_core/pretrained/`), on its own split (the paper's seed, movies at "
       "least 5 training users liked), every method scored on the same test users; these are the "

@@ -46,7 +46,7 @@ from vae_core.store import compressed_keras  # noqa: E402
 
 OUT_DIR = Path(__file__).resolve().parents[1] / "vae_core" / "pretrained"
 MIN_ITEM_USERS = 5  # as the shipped Mult-VAE: the file stays small
-KEPT_AS = "int8"  # Dense kernels in int8: NDCG@100 within 0.001 of float16, half the bytes
+KEPT_AS = "int8"  # Dense kernels in int8: half float16's bytes, NDCG@100 0.385 against 0.387
 SEED = PAPER_SEED
 CONFIGS = {"rec_vae": REC_VAE_SMALL_SET, "mult_vae": SMALL_SET}
 DESCRIBED = {

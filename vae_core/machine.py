@@ -293,7 +293,8 @@ INT8_KEPT = keras.quantizers.Int8QuantizationConfig(activation_quantizer=None)
 
 
 def _leaf_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    """The layers that hold the variables, in build order (nested encoder and decoder unrolled)."""
+    """The layers with no layers inside, in Keras's own order (the nested encoder and decoder
+    unrolled): every variable of a VAE Lab model is in one of them, which stored_as checks."""
     every = model._flatten_layers(include_self=False, recursive=True)
     return [la for la in every if not list(la._flatten_layers(include_self=False, recursive=False))]
 
@@ -312,7 +313,8 @@ def _numbers(layer: keras.layers.Layer) -> list[np.ndarray]:
 
 
 def stored_as(bundle: ModelBundle, dtype: str) -> ModelBundle:
-    """A copy of `bundle` in `dtype`: built under that policy, its weights cast to it.
+    """A copy of `bundle` in `dtype`: built under that policy and its weights cast to it, or for
+    "int8" built in float32 and its Dense kernels quantized.
 
     How the shipped models are kept (the repository's 15 MB budget): "float16" for the digit models
     (half the bytes); "int8" for the recommender, whose Dense kernels are nearly all its bytes (a
@@ -322,9 +324,10 @@ def stored_as(bundle: ModelBundle, dtype: str) -> ModelBundle:
         keras.config.set_dtype_policy("float32" if dtype == "int8" else dtype)
         fresh = kinds.build(bundle.spec)
     cast = "float32" if dtype == "int8" else dtype
-    for source, target in zip(
-        _leaf_layers(bundle.composite), _leaf_layers(fresh.composite), strict=True
-    ):
+    targets = _leaf_layers(fresh.composite)
+    if sum(len(la.weights) for la in targets) != len(fresh.composite.weights):
+        raise ValueError(f"A {bundle.spec.kind} holds weights outside its innermost layers.")
+    for source, target in zip(_leaf_layers(bundle.composite), targets, strict=True):
         target.set_weights(
             [w.astype(cast) if np.issubdtype(w.dtype, np.floating) else w for w in _numbers(source)]
         )

@@ -359,7 +359,7 @@ class Store:
         spec = ModelSpec.from_dict(entry.meta["spec"]) if "spec" in entry.meta else None
         loader = kinds.get(spec.kind).load if spec else "vae_core.models:bundle_from_composite"
         try:
-            # Kept in float16 (the shipped models) or a mixed policy: used in float32 all the same.
+            # Kept in float16 or int8 (the shipped models) or a mixed policy: used in float32.
             return machine.float32_bundle(kinds.resolve(loader)(composite, spec, entry.meta))
         except (ValueError, UserError) as err:
             raise StoreError(
