@@ -21,6 +21,7 @@ from vae_core.errors import UserError
 from vae_core.models import ModelBundle
 from vae_core.recsys import movielens as ml
 from vae_core.recsys import recommend as rec
+from vae_core.recsys.metrics import scored_users
 from vae_core.recsys.recommend import SampledLists
 from vae_core.recsys.split import Split
 from vae_core.recsys.task import split_of
@@ -514,6 +515,5 @@ if catalogue is not None:
 
 # ---- 4. the scores
 st.header("How good is this model?")
-# Scored users: those with a hidden movie among the model's (as vae_core.recsys.metrics counts them).
-scored = int((catalogue.split.test_out.getnnz(axis=1) > 0).sum()) if catalogue is not None else None
-_scores_section(entry, scored)
+# The users the scores average over: those with a hidden movie among the model's.
+_scores_section(entry, scored_users(catalogue.split.test_out) if catalogue is not None else None)

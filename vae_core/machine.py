@@ -320,10 +320,10 @@ def stored_as(bundle: ModelBundle, dtype: str) -> ModelBundle:
     (half the bytes); "int8" for the recommender, whose Dense kernels are nearly all its bytes (a
     quarter). "float32" is how every model is used: the pages feed float32 numpy and expect float32.
     """
+    cast = "float32" if dtype == "int8" else dtype  # int8: quantized after the copy
     with dtype_policy_restored():
-        keras.config.set_dtype_policy("float32" if dtype == "int8" else dtype)
+        keras.config.set_dtype_policy(cast)
         fresh = kinds.build(bundle.spec)
-    cast = "float32" if dtype == "int8" else dtype
     targets = _leaf_layers(fresh.composite)
     if sum(len(la.weights) for la in targets) != len(fresh.composite.weights):
         raise ValueError(f"A {bundle.spec.kind} holds weights outside its innermost layers.")

@@ -169,8 +169,7 @@ def _check_model_file(path: Path) -> None:
 
 
 def _copy_compressed(source: h5py.Group, target: h5py.Group) -> None:
-    for key, value in source.attrs.items():
-        target.attrs[key] = value
+    target.attrs.update(source.attrs)
     for name, item in source.items():
         if isinstance(item, h5py.Group):
             _copy_compressed(item, target.create_group(name))
@@ -178,8 +177,7 @@ def _copy_compressed(source: h5py.Group, target: h5py.Group) -> None:
         data = item[()]
         packed = dict(chunks=data.shape, shuffle=True, compression="gzip", compression_opts=9)
         copy = target.create_dataset(name, data=data, **(packed if data.size >= 1024 else {}))
-        for key, value in item.attrs.items():
-            copy.attrs[key] = value
+        copy.attrs.update(item.attrs)
 
 
 def compressed_keras(composite: keras.Model) -> bytes:

@@ -56,6 +56,11 @@ def recall_at_k(scores: np.ndarray, held_out: sp.csr_matrix, k: int) -> np.ndarr
         return np.where(n_held > 0, hits / np.minimum(k, n_held), np.nan)
 
 
+def scored_users(held_out: sp.csr_matrix) -> int:
+    """How many users the means run over: those with at least one held-out click."""
+    return int((held_out.getnnz(axis=1) > 0).sum())
+
+
 def evaluate(
     score: ScoreFn,
     fold_in: sp.csr_matrix,
@@ -80,5 +85,5 @@ def evaluate(
     for name, parts in per_user.items():
         values = np.concatenate(parts)
         out[name] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
-    out["users"] = int((held_out.getnnz(axis=1) > 0).sum())
+    out["users"] = scored_users(held_out)
     return out
